@@ -1,0 +1,245 @@
+//! Device-bound sessions: opaque tokens stored as hashes, the hot-path token
+//! check through the cache, refresh rotation with reuse detection, logout,
+//! devices and the account's own audit log.
+use vestnik_core::limits::AUDIT_PAGE_MAX;
+use vestnik_core::{ids, token};
+use vestnik_proto::{Account, AuditEntry, AuditPage, DeviceInfo, DeviceList, RefreshRequest, SessionTokens};
+use vestnik_store::{NewSession, NextTokens, RotateOutcome, SessionAuth};
+
+use crate::{AuthError, AuthService, RequestMeta};
+
+const ACCESS_PREFIX: &str = "vsa_";
+const REFRESH_PREFIX: &str = "vsr_";
+const CACHE_TTL_MAX_MS: i64 = 60_000;
+
+fn cache_key(access_hash: &str) -> String {
+    format!("at:{access_hash}")
+}
+
+/// `session|user|device|expires|admin`: ids are hex, so `|` cannot appear.
+fn encode(a: &SessionAuth) -> String {
+    format!("{}|{}|{}|{}|{}", a.session_id, a.user_id, a.device_id, a.access_expires_at, u8::from(a.is_admin))
+}
+
+fn decode(s: &str) -> Option<SessionAuth> {
+    let mut it = s.split('|');
+    Some(SessionAuth {
+        session_id: it.next()?.to_owned(),
+        user_id: it.next()?.to_owned(),
+        device_id: it.next()?.to_owned(),
+        access_expires_at: it.next()?.parse().ok()?,
+        is_admin: it.next()? == "1",
+    })
+}
+
+impl AuthService {
+    pub(crate) fn new_session(&self, user_id: &str, device_id: &str, now: i64) -> (NewSession, SessionTokens) {
+        let access = format!("{ACCESS_PREFIX}{}", token::new_token());
+        let refresh = format!("{REFRESH_PREFIX}{}", token::new_token());
+        let s = &self.settings;
+        let session = NewSession {
+            id: ids::new_id(),
+            user_id: user_id.to_owned(),
+            device_id: device_id.to_owned(),
+            access_hash: token::hash_token(&access),
+            access_expires_at: now + s.access_ttl_secs * 1000,
+            refresh_hash: token::hash_token(&refresh),
+            refresh_expires_at: now + s.refresh_ttl_secs * 1000,
+            created_at: now,
+        };
+        let tokens = SessionTokens {
+            user_id: user_id.to_owned(),
+            device_id: device_id.to_owned(),
+            token_type: "Bearer".into(),
+            access_token: access,
+            access_expires_in: s.access_ttl_secs,
+            refresh_token: refresh,
+            refresh_expires_in: s.refresh_ttl_secs,
+        };
+        (session, tokens)
+    }
+
+    /// The hot path: one cache lookup; the database only on a miss. Revocation
+    /// deletes cache entries, so a cached grant is never staler than the store.
+    pub async fn authenticate(&self, access_token: &str) -> Result<SessionAuth, AuthError> {
+        if !access_token.starts_with(ACCESS_PREFIX) || access_token.len() > 128 {
+            return Err(AuthError::Unauthenticated);
+        }
+        let hash = token::hash_token(access_token);
+        let now = self.clock.now_ms();
+        if let Some(auth) = self.kv.get(&cache_key(&hash)).await?.as_deref().and_then(decode) {
+            return if auth.access_expires_at > now { Ok(auth) } else { Err(AuthError::Unauthenticated) };
+        }
+        let auth = self.store.session_by_access(&hash, now).await?.ok_or(AuthError::Unauthenticated)?;
+        // Capped so that a change made by another process without a shared
+        // cache (the `vestnik admin` CLI next to an embedded server) takes
+        // effect within a minute; with Redis, revocation clears it at once.
+        let ttl = (auth.access_expires_at - now).clamp(1, CACHE_TTL_MAX_MS) as u64;
+        self.kv.set(&cache_key(&hash), &encode(&auth), ttl).await?;
+        Ok(auth)
+    }
+
+    async fn forget(&self, access_hashes: Vec<String>) -> Result<(), AuthError> {
+        if !access_hashes.is_empty() {
+            let keys: Vec<String> = access_hashes.iter().map(|h| cache_key(h)).collect();
+            self.kv.del(&keys).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn refresh(&self, meta: &RequestMeta, req: &RefreshRequest) -> Result<SessionTokens, AuthError> {
+        if !req.refresh_token.starts_with(REFRESH_PREFIX) || req.refresh_token.len() > 128 {
+            return Err(AuthError::Unauthenticated);
+        }
+        let now = self.clock.now_ms();
+        let old = token::hash_token(&req.refresh_token);
+        let access = format!("{ACCESS_PREFIX}{}", token::new_token());
+        let refresh = format!("{REFRESH_PREFIX}{}", token::new_token());
+        let next = NextTokens {
+            access_hash: token::hash_token(&access),
+            access_expires_at: now + self.settings.access_ttl_secs * 1000,
+            refresh_hash: token::hash_token(&refresh),
+            refresh_expires_at: now + self.settings.refresh_ttl_secs * 1000,
+        };
+        match self.store.rotate_refresh(&old, &next, now).await? {
+            RotateOutcome::Rotated { session, old_access_hash } => {
+                self.forget(vec![old_access_hash]).await?;
+                Ok(SessionTokens {
+                    user_id: session.user_id,
+                    device_id: session.device_id,
+                    token_type: "Bearer".into(),
+                    access_token: access,
+                    access_expires_in: self.settings.access_ttl_secs,
+                    refresh_token: refresh,
+                    refresh_expires_in: self.settings.refresh_ttl_secs,
+                })
+            }
+            RotateOutcome::Reused { user_id, device_id } => {
+                // Someone else holds a copy of this device's refresh token: end
+                // the whole family (the device and every token it has).
+                let hashes = self.store.revoke_devices(&user_id, Some(std::slice::from_ref(&device_id)), now).await?;
+                self.forget(hashes).await?;
+                self.audit(meta, Some(&user_id), Some(&device_id), "refresh_reuse", None).await;
+                Err(AuthError::RefreshReused)
+            }
+            RotateOutcome::Expired | RotateOutcome::Unknown => Err(AuthError::Unauthenticated),
+        }
+    }
+
+    /// Ends this device: its session, and its keys leave the directory.
+    pub async fn logout(&self, meta: &RequestMeta, auth: &SessionAuth) -> Result<(), AuthError> {
+        let hashes = self
+            .store
+            .revoke_devices(&auth.user_id, Some(std::slice::from_ref(&auth.device_id)), self.clock.now_ms())
+            .await?;
+        self.forget(hashes).await?;
+        self.audit(meta, Some(&auth.user_id), Some(&auth.device_id), "logout", None).await;
+        Ok(())
+    }
+
+    pub async fn logout_all(&self, meta: &RequestMeta, auth: &SessionAuth) -> Result<(), AuthError> {
+        let hashes = self.store.revoke_devices(&auth.user_id, None, self.clock.now_ms()).await?;
+        self.forget(hashes).await?;
+        self.audit(meta, Some(&auth.user_id), Some(&auth.device_id), "logout_all", None).await;
+        Ok(())
+    }
+
+    pub async fn revoke_device(&self, meta: &RequestMeta, auth: &SessionAuth, device_id: &str) -> Result<(), AuthError> {
+        if !ids::is_valid_id(device_id) {
+            return Err(AuthError::DeviceNotFound);
+        }
+        let devices = self.store.list_devices(&auth.user_id).await?;
+        if !devices.iter().any(|d| d.id == device_id) {
+            return Err(AuthError::DeviceNotFound);
+        }
+        let hashes = self
+            .store
+            .revoke_devices(&auth.user_id, Some(&[device_id.to_owned()]), self.clock.now_ms())
+            .await?;
+        self.forget(hashes).await?;
+        let detail = format!(r#"{{"revoked_device":"{device_id}"}}"#);
+        self.audit(meta, Some(&auth.user_id), Some(&auth.device_id), "device_revoked", Some(detail)).await;
+        Ok(())
+    }
+
+    pub async fn list_devices(&self, auth: &SessionAuth) -> Result<DeviceList, AuthError> {
+        let devices = self.store.list_devices(&auth.user_id).await?;
+        Ok(DeviceList {
+            devices: devices
+                .into_iter()
+                .map(|d| DeviceInfo {
+                    current: d.id == auth.device_id,
+                    id: d.id,
+                    name: d.name,
+                    platform: d.platform,
+                    identity_key: d.identity_key,
+                    signing_key: d.signing_key,
+                    created_at: d.created_at,
+                })
+                .collect(),
+        })
+    }
+
+    pub async fn account(&self, auth: &SessionAuth) -> Result<Account, AuthError> {
+        let u = self.store.user_by_id(&auth.user_id).await?.ok_or(AuthError::Unauthenticated)?;
+        Ok(Account {
+            recovery_codes_left: self.store.unused_recovery_codes(&u.id).await?,
+            totp_enabled: u.totp_enabled(),
+            user_id: u.id,
+            email: u.email,
+            is_admin: u.is_admin,
+            created_at: u.created_at,
+        })
+    }
+
+    pub async fn audit_page(&self, auth: &SessionAuth, before: Option<i64>, limit: Option<i64>) -> Result<AuditPage, AuthError> {
+        let limit = limit.unwrap_or(50).clamp(1, AUDIT_PAGE_MAX);
+        let rows = self.store.list_audit(&auth.user_id, before, limit).await?;
+        let next_before = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id)).flatten();
+        Ok(AuditPage {
+            events: rows
+                .into_iter()
+                .map(|r| AuditEntry {
+                    id: r.id,
+                    event: r.event,
+                    device_id: r.device_id,
+                    ip: r.ip,
+                    user_agent: r.user_agent,
+                    request_id: r.request_id,
+                    detail: r.detail,
+                    created_at: r.created_at,
+                })
+                .collect(),
+            next_before,
+        })
+    }
+
+    /// Operator action: disable an account and end every session it has.
+    pub async fn disable_user(&self, email: &str) -> Result<bool, AuthError> {
+        let Some(u) = self.store.user_by_email(email).await? else { return Ok(false) };
+        let now = self.clock.now_ms();
+        self.store.set_user_status(&u.id, vestnik_store::UserStatus::Disabled, now).await?;
+        let hashes = self.store.revoke_devices(&u.id, None, now).await?;
+        self.forget(hashes).await?;
+        self.audit(&RequestMeta::default(), Some(&u.id), None, "account_disabled", None).await;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_grants_round_trip() {
+        let a = SessionAuth {
+            session_id: "s".repeat(32),
+            user_id: "u".repeat(32),
+            device_id: "d".repeat(32),
+            access_expires_at: 123,
+            is_admin: true,
+        };
+        assert_eq!(decode(&encode(&a)), Some(a));
+        assert_eq!(decode("a|b"), None);
+    }
+}

@@ -1,0 +1,116 @@
+//! Ephemeral state that several server nodes may need to share: a TTL key-value
+//! store and a token bucket rate limiter.
+//!
+//! Every trait has an in-process implementation (one node, no dependencies) and a
+//! Redis implementation (several nodes behind one Redis). Callers hold the traits
+//! as `Arc<dyn Kv>` / `Arc<dyn RateLimiter>` and never learn which one they got.
+
+mod memory;
+mod redis_impl;
+mod sharded;
+
+pub use memory::{MemoryKv, MemoryRateLimiter};
+pub use redis_impl::{connect_redis, RedisKv, RedisRateLimiter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("redis: {0}")]
+    Redis(String),
+    /// The stored value cannot be used for the operation (e.g. `incr` on a
+    /// non-integer or an increment that would overflow).
+    #[error("invalid value at key {key:?}: {reason}")]
+    InvalidValue { key: String, reason: String },
+}
+
+impl From<redis::RedisError> for BusError {
+    fn from(e: redis::RedisError) -> Self {
+        BusError::Redis(e.to_string())
+    }
+}
+
+/// Ephemeral key-value store with TTLs (token cache, counters, single-use markers).
+///
+/// Every entry has a TTL so nothing outlives its purpose; a `ttl_ms` of 0 is
+/// treated as 1 ms (Redis rejects a zero expiry).
+#[async_trait::async_trait]
+pub trait Kv: Send + Sync + 'static {
+    async fn get(&self, key: &str) -> Result<Option<String>, BusError>;
+    async fn set(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), BusError>;
+    /// Sets only if absent; true when this call set it (single-use markers).
+    async fn set_nx(&self, key: &str, value: &str, ttl_ms: u64) -> Result<bool, BusError>;
+    async fn del(&self, keys: &[String]) -> Result<(), BusError>;
+    /// Atomically increments and returns the new value; the TTL is set when the key is created (fixed window counters).
+    async fn incr(&self, key: &str, ttl_ms: u64) -> Result<i64, BusError>;
+    /// Health check for /readyz.
+    async fn ping(&self) -> Result<(), BusError>;
+}
+
+/// `capacity` tokens refilled evenly over `per_secs` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub capacity: u32,
+    pub per_secs: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    Limited { retry_after_ms: u64 },
+}
+
+/// Token bucket rate limiter.
+#[async_trait::async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Takes one token from bucket `key` (e.g. "ip:1.2.3.4:auth"); full bucket at start.
+    async fn check(&self, key: &str, rate: Rate) -> Result<Decision, BusError>;
+}
+
+/// Both implementations use the same integer model so they agree exactly.
+///
+/// Amounts are counted in "units" of `1 / (per_secs * 1000)` token, which makes
+/// the refill an integral `capacity` units per millisecond even for rates such as
+/// 3 per second, so no floating point drift accumulates in a stored bucket.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BucketModel {
+    /// Units in a full bucket.
+    pub(crate) full: u128,
+    /// Units in one token.
+    pub(crate) cost: u128,
+    /// Units refilled per millisecond.
+    pub(crate) refill_per_ms: u128,
+}
+
+impl BucketModel {
+    /// `Err` carries the decision for degenerate rates, which need no state.
+    pub(crate) fn new(rate: Rate) -> Result<Self, Decision> {
+        if rate.capacity == 0 {
+            // A bucket that can never hold a token: always limited. Advise the
+            // window length so a client does not spin.
+            return Err(Decision::Limited {
+                retry_after_ms: u64::from(rate.per_secs.max(1)) * 1000,
+            });
+        }
+        if rate.per_secs == 0 {
+            // Instant refill: the bucket can never run dry.
+            return Err(Decision::Allowed);
+        }
+        let cost = u128::from(rate.per_secs) * 1000;
+        Ok(Self {
+            full: cost * u128::from(rate.capacity),
+            cost,
+            refill_per_ms: u128::from(rate.capacity),
+        })
+    }
+
+    /// Milliseconds until `level` reaches `target` units (0 if already there).
+    pub(crate) fn ms_until(&self, level: u128, target: u128) -> u64 {
+        let missing = target.saturating_sub(level);
+        u64::try_from(missing.div_ceil(self.refill_per_ms)).unwrap_or(u64::MAX)
+    }
+}
+
+/// Redis rejects a zero expiry and the memory store would treat it as already
+/// expired; one millisecond keeps both consistent.
+pub(crate) fn effective_ttl(ttl_ms: u64) -> u64 {
+    ttl_ms.max(1)
+}

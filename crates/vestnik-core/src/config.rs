@@ -1,0 +1,260 @@
+//! Server configuration: a file, `VESTNIK_*` environment variables and flags are
+//! merged by the binary into this struct, then [`Config::validate`] names the
+//! first bad key.
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MailKind {
+    /// Each mail is one `.eml` file under `<data_dir>/mail/`.
+    #[default]
+    File,
+    Smtp,
+    Mailersend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server binds. default: 127.0.0.1:8080
+    pub listen: String,
+    /// Directory for the SQLite file, blobs, mail files and the server key. default: ./data
+    pub data_dir: PathBuf,
+    /// `postgres://…` for PostgreSQL, `sqlite://…` or empty for `<data_dir>/vestnik.db`.
+    pub database_url: Option<String>,
+    /// `redis://…`; empty keeps caches, rate limits and events in-process.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so several deployments (or tests) share a Redis. default: vestnik
+    pub redis_prefix: String,
+    /// The URL clients reach this server at. default: http://<listen>
+    pub public_url: Option<String>,
+    /// `file`, `smtp` or `mailersend`. default: file
+    pub mail: MailKind,
+    /// Sender of every mail. default: Vestnik <no-reply@localhost>
+    pub mail_from: String,
+    /// `smtp://host:port` (plain), `smtps://…` (TLS) or `smtp+starttls://…`; user:pass in the URL.
+    pub smtp_url: Option<String>,
+    /// MailerSend API token.
+    pub mailersend_api_key: Option<String>,
+    /// MailerSend endpoint. default: https://api.mailersend.com/v1/email
+    pub mailersend_url: String,
+    /// 32 bytes, base64: encrypts TOTP secrets and signs challenges. Every node of
+    /// a deployment needs the same key. default: generated into `<data_dir>/server.key`
+    pub server_key: Option<String>,
+    /// `json` or `text`. default: json unless stderr is a terminal
+    pub log_format: Option<LogFormat>,
+    /// tracing filter. default: info
+    pub log_level: String,
+    /// Access token lifetime. default: 900
+    pub access_token_ttl_secs: i64,
+    /// Refresh token lifetime. default: 2592000 (30 days)
+    pub refresh_token_ttl_secs: i64,
+    /// Leading zero bits a proof of work must have. default: 18 (~0.1 s in a browser)
+    pub pow_difficulty: u32,
+    /// Requests per minute per IP, all endpoints. default: 6000
+    pub rate_ip_per_minute: u32,
+    /// Auth attempts (register, verify, login, refresh) per minute per IP. default: 60
+    pub rate_auth_ip_per_minute: u32,
+    /// Auth attempts per hour per e-mail address. default: 30
+    pub rate_auth_email_per_hour: u32,
+    /// Take the client address from the last `X-Forwarded-For` hop (behind a proxy). default: false
+    pub trust_forwarded_for: bool,
+    /// Origins allowed by CORS (exact match). default: none
+    pub cors_origins: Vec<String>,
+    /// Connections in the database pool. default: 16
+    pub db_pool_size: u32,
+}
+
+impl std::fmt::Debug for Config {
+    // Hand-written so secrets never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("mail", &self.mail)
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
+            .field("mailersend_api_key", &redact(&self.mailersend_api_key))
+            .field("server_key", &redact(&self.server_key))
+            .finish_non_exhaustive()
+    }
+}
+
+/// `scheme://user:pass@host` → `scheme://***@host`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            redis_url: None,
+            redis_prefix: "vestnik".into(),
+            public_url: None,
+            mail: MailKind::File,
+            mail_from: "Vestnik <no-reply@localhost>".into(),
+            smtp_url: None,
+            mailersend_api_key: None,
+            mailersend_url: "https://api.mailersend.com/v1/email".into(),
+            server_key: None,
+            log_format: None,
+            log_level: "info".into(),
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            pow_difficulty: 18,
+            rate_ip_per_minute: 6000,
+            rate_auth_ip_per_minute: 60,
+            rate_auth_email_per_hour: 30,
+            trust_forwarded_for: false,
+            cors_origins: Vec::new(),
+            db_pool_size: 16,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid config key `{key}`: {reason}")]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub reason: String,
+}
+
+fn bad(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { key, reason: reason.into() }
+}
+
+impl Config {
+    /// Checks every value and names the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| bad("listen", format!("expected host:port like 127.0.0.1:8080, got {:?} ({e})", self.listen)))?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(bad("data_dir", "must not be empty"));
+        }
+        if let Some(url) = self.database_url.as_deref().filter(|u| !u.is_empty()) {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:")) {
+                return Err(bad("database_url", format!("expected postgres://… or sqlite:…, got {}", redact_url(url))));
+            }
+        }
+        if let Some(url) = self.redis_url.as_deref().filter(|u| !u.is_empty()) {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(bad("redis_url", format!("expected redis://…, got {}", redact_url(url))));
+            }
+        }
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
+            return Err(bad("redis_prefix", "expected a non-empty word"));
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(bad("public_url", format!("expected http(s)://…, got {url:?}")));
+            }
+        }
+        match self.mail {
+            MailKind::Smtp => match self.smtp_url.as_deref() {
+                Some(u) if u.starts_with("smtp://") || u.starts_with("smtps://") || u.starts_with("smtp+starttls://") => {}
+                _ => return Err(bad("smtp_url", "mail = \"smtp\" needs smtp_url = \"smtp://host:port\"")),
+            },
+            MailKind::Mailersend => {
+                if self.mailersend_api_key.as_deref().unwrap_or("").is_empty() {
+                    return Err(bad("mailersend_api_key", "mail = \"mailersend\" needs an API key"));
+                }
+                if !self.mailersend_url.starts_with("http") {
+                    return Err(bad("mailersend_url", "expected an http(s) URL"));
+                }
+            }
+            MailKind::File => {}
+        }
+        if !self.mail_from.contains('@') {
+            return Err(bad("mail_from", format!("expected \"Name <addr@host>\", got {:?}", self.mail_from)));
+        }
+        if let Some(k) = &self.server_key {
+            use base64::Engine;
+            let ok = base64::engine::general_purpose::STANDARD
+                .decode(k.trim())
+                .map(|b| b.len() == 32)
+                .unwrap_or(false);
+            if !ok {
+                return Err(bad("server_key", "expected 32 bytes in base64 (openssl rand -base64 32)"));
+            }
+        }
+        if !(60..=86_400).contains(&self.access_token_ttl_secs) {
+            return Err(bad("access_token_ttl_secs", "expected 60..=86400"));
+        }
+        if !(3600..=365 * 86_400).contains(&self.refresh_token_ttl_secs) {
+            return Err(bad("refresh_token_ttl_secs", "expected 3600..=31536000"));
+        }
+        if self.pow_difficulty > 30 {
+            return Err(bad("pow_difficulty", format!("expected 0..=30 bits, got {}", self.pow_difficulty)));
+        }
+        for (key, v) in [
+            ("rate_ip_per_minute", self.rate_ip_per_minute),
+            ("rate_auth_ip_per_minute", self.rate_auth_ip_per_minute),
+            ("rate_auth_email_per_hour", self.rate_auth_email_per_hour),
+        ] {
+            if v == 0 {
+                return Err(bad(key, "expected a positive number"));
+            }
+        }
+        for o in &self.cors_origins {
+            if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
+                return Err(bad("cors_origins", format!("expected origins like https://chat.example.org, got {o:?}")));
+            }
+        }
+        if !(1..=1000).contains(&self.db_pool_size) {
+            return Err(bad("db_pool_size", "expected 1..=1000"));
+        }
+        Ok(())
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.as_deref().is_some_and(|u| u.starts_with("postgres"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let c = Config { listen: "nope".into(), ..Config::default() };
+        assert_eq!(c.validate().map_err(|e| e.key), Err("listen"));
+        let c = Config { mail: MailKind::Smtp, ..Config::default() };
+        assert_eq!(c.validate().map_err(|e| e.key), Err("smtp_url"));
+        let c = Config { server_key: Some("short".into()), ..Config::default() };
+        assert_eq!(c.validate().map_err(|e| e.key), Err("server_key"));
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let c = Config {
+            server_key: Some("c2VjcmV0".into()),
+            database_url: Some("postgres://u:hunter2@db/x".into()),
+            ..Config::default()
+        };
+        let s = format!("{c:?}");
+        assert!(!s.contains("hunter2") && !s.contains("c2VjcmV0"), "{s}");
+    }
+}

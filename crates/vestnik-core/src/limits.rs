@@ -1,0 +1,50 @@
+//! Every fixed limit in one place, each with the reason it has the value it has.
+//! Limits an operator may want to tune live in [`crate::Config`] instead.
+
+/// Largest JSON request body. Key uploads are the biggest auth bodies
+/// (100 one-time keys of ~100 bytes each), so 64 KiB leaves ample room.
+pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
+/// How long a request may take before the server answers 408/503.
+pub const REQUEST_TIMEOUT_SECS: u64 = 30;
+
+/// E-mail verification codes: 6 digits, 15 minutes, 5 wrong tries burn the code.
+pub const EMAIL_CODE_DIGITS: u32 = 6;
+pub const EMAIL_CODE_TTL_SECS: i64 = 15 * 60;
+pub const EMAIL_CODE_MAX_ATTEMPTS: i64 = 5;
+/// A new code for the same address is sent at most once a minute.
+pub const EMAIL_CODE_RESEND_SECS: i64 = 60;
+
+/// NIST SP 800-63B: at least 8 characters; allow long passphrases but cap the
+/// work an attacker can make argon2 do per request.
+pub const PASSWORD_MIN_CHARS: usize = 8;
+pub const PASSWORD_MAX_CHARS: usize = 128;
+
+/// Device descriptions.
+pub const DEVICE_NAME_MAX_CHARS: usize = 64;
+pub const DEVICE_PLATFORM_MAX_CHARS: usize = 32;
+/// A user may have this many active devices; more is a sign of abuse.
+pub const MAX_DEVICES_PER_USER: i64 = 20;
+/// One-time keys per upload and held on the server per device.
+pub const MAX_ONE_TIME_KEYS_PER_UPLOAD: usize = 100;
+pub const MAX_ONE_TIME_KEYS_PER_DEVICE: i64 = 500;
+/// Key ids are client-chosen labels.
+pub const KEY_ID_MAX_CHARS: usize = 64;
+
+/// TOTP: RFC 6238 defaults (SHA-1, 6 digits, 30 s) that every authenticator app
+/// supports; one step of clock drift accepted either way.
+pub const TOTP_DIGITS: usize = 6;
+pub const TOTP_STEP_SECS: u64 = 30;
+pub const TOTP_SKEW_STEPS: i64 = 1;
+/// A 2FA setup that is not confirmed within this time must be started again.
+pub const TOTP_SETUP_TTL_SECS: i64 = 15 * 60;
+pub const RECOVERY_CODES: usize = 10;
+
+/// Proof-of-work challenges are valid this long.
+pub const POW_CHALLENGE_TTL_SECS: i64 = 5 * 60;
+/// Failed logins/verifications per account or IP within the window before a
+/// proof of work is demanded.
+pub const POW_FAILURE_THRESHOLD: i64 = 5;
+pub const POW_FAILURE_WINDOW_SECS: i64 = 15 * 60;
+
+/// Audit events returned per page.
+pub const AUDIT_PAGE_MAX: i64 = 200;

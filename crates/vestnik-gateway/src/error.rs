@@ -1,0 +1,105 @@
+//! The one JSON error shape and the one mapping from service errors to HTTP.
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use vestnik_auth::AuthError;
+use vestnik_proto::{ErrorBody, ErrorDetail, PowChallenge};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after_secs: Option<u64>,
+    pub pow: Option<PowChallenge>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), retry_after_secs: None, pow: None }
+    }
+
+    pub fn rate_limited(retry_after_ms: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; retry later");
+        e.retry_after_secs = Some(retry_after_ms.div_ceil(1000).max(1));
+        e
+    }
+
+    pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
+        // The detail goes to the log (with the request id from the span), never to the client.
+        tracing::error!(error = %err, context, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; it has been logged")
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        use StatusCode as S;
+        let msg = e.to_string();
+        match e {
+            AuthError::InvalidEmail(_) => Self::new(S::BAD_REQUEST, "invalid_email", msg),
+            AuthError::WeakPassword(_) => Self::new(S::BAD_REQUEST, "weak_password", msg),
+            AuthError::InvalidDevice(_) => Self::new(S::BAD_REQUEST, "invalid_device", msg),
+            AuthError::InvalidCode => Self::new(S::BAD_REQUEST, "invalid_code", msg),
+            AuthError::CodeBurned => Self::new(S::BAD_REQUEST, "code_burned", msg),
+            AuthError::ResendTooSoon { retry_after_ms } => {
+                let mut e = Self::rate_limited(retry_after_ms);
+                e.code = "resend_too_soon";
+                e.message = msg;
+                e
+            }
+            AuthError::BadCredentials => Self::new(S::UNAUTHORIZED, "invalid_credentials", msg),
+            AuthError::TotpRequired => Self::new(S::UNAUTHORIZED, "totp_required", msg),
+            AuthError::InvalidTotp => Self::new(S::UNAUTHORIZED, "invalid_totp", msg),
+            AuthError::TotpAlreadyEnabled => Self::new(S::CONFLICT, "totp_already_enabled", msg),
+            AuthError::TotpNotEnabled => Self::new(S::CONFLICT, "totp_not_enabled", msg),
+            AuthError::NoTotpSetup => Self::new(S::CONFLICT, "no_totp_setup", msg),
+            AuthError::Unauthenticated => Self::new(S::UNAUTHORIZED, "unauthorized", msg),
+            AuthError::RefreshReused => Self::new(S::UNAUTHORIZED, "refresh_token_reused", msg),
+            AuthError::AccountDisabled => Self::new(S::FORBIDDEN, "account_disabled", msg),
+            AuthError::TooManyDevices { .. } => Self::new(S::CONFLICT, "too_many_devices", msg),
+            AuthError::DeviceNotFound => Self::new(S::NOT_FOUND, "device_not_found", msg),
+            AuthError::RateLimited { retry_after_ms } => Self::rate_limited(retry_after_ms),
+            AuthError::PowRequired(c) => {
+                let mut e = Self::new(S::FORBIDDEN, "proof_of_work_required", msg);
+                e.pow = Some(c);
+                e
+            }
+            AuthError::InvalidPow(c) => {
+                let mut e = Self::new(S::FORBIDDEN, "invalid_proof_of_work", msg);
+                e.pow = Some(c);
+                e
+            }
+            AuthError::Mail(err) => {
+                tracing::error!(error = %err, "mail delivery failed");
+                Self::new(S::SERVICE_UNAVAILABLE, "mail_unavailable", "the mail could not be sent; try again later")
+            }
+            AuthError::Store(err) => Self::internal("store", err),
+            AuthError::Bus(err) => Self::internal("bus", err),
+            AuthError::Internal(err) => Self::internal("auth", err),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                retry_after_secs: self.retry_after_secs,
+                pow: self.pow,
+            },
+        };
+        let mut res = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        res
+    }
+}

@@ -1,0 +1,66 @@
+//! The HTTP edge: routing, authentication of bearer tokens, rate limits,
+//! request ids, metrics, body limits and timeouts, and the one place where
+//! service errors become HTTP statuses. It knows no SQL.
+
+mod error;
+mod extract;
+mod middleware;
+mod openapi;
+mod routes;
+
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+use vestnik_auth::AuthService;
+use vestnik_bus::{Kv, Rate, RateLimiter};
+use vestnik_store::Store;
+
+pub use error::ApiError;
+pub use openapi::ApiDoc;
+
+/// What the handlers share. Built once by the server binary.
+pub struct Gateway {
+    pub auth: Arc<AuthService>,
+    pub store: Arc<dyn Store>,
+    pub kv: Arc<dyn Kv>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub metrics: PrometheusHandle,
+    pub settings: GatewaySettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// Every request, per client IP.
+    pub ip_rate: Rate,
+    /// Auth endpoints (register, verify, login, refresh), per client IP.
+    pub auth_ip_rate: Rate,
+    pub trust_forwarded_for: bool,
+    pub cors_origins: Vec<String>,
+    /// Whether a Redis is configured (then /readyz checks it).
+    pub uses_redis: bool,
+}
+
+/// The whole application as one router.
+pub fn router(gw: Arc<Gateway>) -> Router {
+    let api = routes::api_routes();
+    middleware::wrap(Router::new().merge(api).merge(routes::ops_routes()), gw.clone()).with_state(gw)
+}
+
+/// Installs the process-wide Prometheus recorder once (the `metrics` macros
+/// write to a global recorder; several servers in one test process share it).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+                .unwrap_or_else(|_| metrics_exporter_prometheus::PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; then our
+            // handle renders nothing, which /metrics shows plainly.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}

@@ -1,0 +1,48 @@
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use std::sync::Arc;
+use utoipa::IntoParams;
+use vestnik_proto::{Account, AuditPage, DeviceList, ErrorBody};
+
+use crate::extract::{Authed, Meta};
+use crate::{ApiError, Gateway};
+
+#[utoipa::path(get, path = "/v1/account", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = Account), (status = 401, body = ErrorBody)))]
+pub async fn account(State(gw): State<Arc<Gateway>>, Authed(auth): Authed) -> Result<axum::Json<Account>, ApiError> {
+    Ok(axum::Json(gw.auth.account(&auth).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Return events older than this id.
+    pub before: Option<i64>,
+    /// 1-200, default 50.
+    pub limit: Option<i64>,
+}
+
+/// The account's own security events, newest first.
+#[utoipa::path(get, path = "/v1/account/audit", tag = "account", security(("bearer" = [])), params(AuditQuery),
+    responses((status = 200, body = AuditPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn audit(State(gw): State<Arc<Gateway>>, Authed(auth): Authed, q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>) -> Result<axum::Json<AuditPage>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    Ok(axum::Json(gw.auth.audit_page(&auth, q.before, q.limit).await?))
+}
+
+/// The account's active devices.
+#[utoipa::path(get, path = "/v1/devices", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = DeviceList), (status = 401, body = ErrorBody)))]
+pub async fn devices(State(gw): State<Arc<Gateway>>, Authed(auth): Authed) -> Result<axum::Json<DeviceList>, ApiError> {
+    Ok(axum::Json(gw.auth.list_devices(&auth).await?))
+}
+
+/// Revoke a device: its sessions end and its keys leave the directory.
+#[utoipa::path(delete, path = "/v1/devices/{id}", tag = "account", security(("bearer" = [])),
+    params(("id" = String, Path, description = "device id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn revoke_device(State(gw): State<Arc<Gateway>>, Meta(meta): Meta, Authed(auth): Authed, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    gw.auth.revoke_device(&meta, &auth, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,113 @@
+//! Wiring: from a validated [`Config`] to a running node. The binary and the
+//! integration tests both start the server through [`build`] and [`serve`].
+
+pub mod config;
+mod server_key;
+
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use vestnik_auth::{AuthService, AuthSettings, ServerKeys};
+use vestnik_bus::{Kv, MemoryKv, MemoryRateLimiter, Rate, RateLimiter, RedisKv, RedisRateLimiter};
+use vestnik_core::{Clock, Config, MailKind, SystemClock};
+use vestnik_gateway::{Gateway, GatewaySettings};
+use vestnik_mail::{FileMailer, Mailer, MailerSendMailer, SmtpMailer};
+use vestnik_store::Store;
+
+pub use vestnik_gateway::router;
+
+/// `database_url`, or the embedded SQLite file in the data dir.
+pub fn database_url(config: &Config) -> String {
+    match config.database_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(u) => u.to_owned(),
+        None => format!("sqlite://{}", config.data_dir.join("vestnik.db").display()),
+    }
+}
+
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+    let url = database_url(config);
+    let store = vestnik_store::open(&url, config.db_pool_size)
+        .await
+        .with_context(|| format!("opening database {}", vestnik_core::config::redact_url(&url)))?;
+    Ok(store)
+}
+
+pub fn mailer(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
+    Ok(match config.mail {
+        MailKind::File => Arc::new(FileMailer::new(config.data_dir.join("mail"), &config.mail_from)?),
+        MailKind::Smtp => Arc::new(SmtpMailer::new(config.smtp_url.as_deref().unwrap_or_default(), &config.mail_from)?),
+        MailKind::Mailersend => Arc::new(MailerSendMailer::new(
+            &config.mailersend_url,
+            config.mailersend_api_key.as_deref().unwrap_or_default(),
+            &config.mail_from,
+        )?),
+    })
+}
+
+/// Builds every service of a node; applies migrations first.
+pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Gateway>> {
+    config.validate()?;
+    let store = open_store(config).await?;
+    let applied = store.migrate().await.context("applying migrations")?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, backend = store.backend(), "migrations applied");
+    }
+    let (kv, limiter): (Arc<dyn Kv>, Arc<dyn RateLimiter>) = match config.redis_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => {
+            let conn = vestnik_bus::connect_redis(url).await.context("connecting to redis_url")?;
+            (
+                Arc::new(RedisKv::new(conn.clone(), &config.redis_prefix)),
+                Arc::new(RedisRateLimiter::new(conn, &config.redis_prefix)),
+            )
+        }
+        None => (Arc::new(MemoryKv::new(clock.clone())), Arc::new(MemoryRateLimiter::new(clock.clone()))),
+    };
+    let master = server_key::load_or_create(config)?;
+    let settings = AuthSettings {
+        access_ttl_secs: config.access_token_ttl_secs,
+        refresh_ttl_secs: config.refresh_token_ttl_secs,
+        pow_difficulty: config.pow_difficulty,
+        auth_email_rate: Rate { capacity: config.rate_auth_email_per_hour, per_secs: 3600 },
+        issuer: "Vestnik".into(),
+    };
+    let auth = AuthService::new(
+        store.clone(),
+        kv.clone(),
+        limiter.clone(),
+        mailer(config)?,
+        clock,
+        ServerKeys::from_master(&master),
+        settings,
+    )?;
+    Ok(Arc::new(Gateway {
+        auth: Arc::new(auth),
+        store,
+        kv,
+        limiter,
+        metrics: vestnik_gateway::metrics_handle(),
+        settings: GatewaySettings {
+            ip_rate: Rate { capacity: config.rate_ip_per_minute, per_secs: 60 },
+            auth_ip_rate: Rate { capacity: config.rate_auth_ip_per_minute, per_secs: 60 },
+            trust_forwarded_for: config.trust_forwarded_for,
+            cors_origins: config.cors_origins.clone(),
+            uses_redis: config.redis_url.as_deref().is_some_and(|u| !u.is_empty()),
+        },
+    }))
+}
+
+/// Serves on an already-bound listener until `shutdown` resolves, then lets
+/// in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gw: Arc<Gateway>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(gw).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+pub fn system_clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}

@@ -1,0 +1,54 @@
+//! SQLite in WAL mode: many readers, and one writer connection so that write
+//! transactions queue in-process instead of failing with SQLITE_BUSY.
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+impl SqliteStore {
+    /// `url` is `sqlite:<path>` or `sqlite://<path>`; the file is created if missing.
+    pub async fn open(url: &str, readers: u32) -> crate::Result<Self> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode is durable against process crashes and keeps
+            // commits off fsync-per-transaction; power loss can drop the last
+            // transactions but never corrupts.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+        let read = SqlitePoolOptions::new().max_connections(readers.max(1)).connect_with(opts.read_only(true)).await?;
+        Ok(Self { read, write })
+    }
+
+    fn read(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    fn write(&self) -> &SqlitePool {
+        &self.write
+    }
+}
+
+crate::sql::impl_sql_store!(SqliteStore);
+
+#[async_trait::async_trait]
+impl crate::Store for SqliteStore {
+    async fn ping(&self) -> crate::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> crate::Result<Vec<i64>> {
+        crate::migrate::run_migrations!(&self.write, sqlite, None::<&str>)
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
