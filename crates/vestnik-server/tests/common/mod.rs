@@ -1,0 +1,273 @@
+//! `spawn_app(backend)`: the real server on an already-bound random port,
+//! with a fresh SQLite file, or a fresh PostgreSQL database and Redis prefix.
+#![allow(dead_code)]
+
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine;
+use ed25519_dalek::{Signer, SigningKey};
+use rand::RngCore;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use vestnik_core::clock::ManualClock;
+use vestnik_core::Config;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    PostgresRedis,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub data_dir: PathBuf,
+    pub clock: ManualClock,
+    pub gw: Arc<vestnik_gateway::Gateway>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+pub fn pg_url() -> String {
+    std::env::var("VESTNIK_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("VESTNIK_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A fresh database on the test PostgreSQL server. None (or a panic in CI)
+/// when the server is unreachable.
+async fn fresh_pg_database() -> Option<String> {
+    use sqlx::Connection;
+    let admin = pg_url();
+    let mut conn = match sqlx::PgConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) if !in_ci() => {
+            eprintln!("SKIPPED: PostgreSQL at {admin} is unreachable ({e}); CI=true makes this a failure");
+            return None;
+        }
+        Err(e) => panic!("PostgreSQL at {admin} is unreachable in CI: {e}"),
+    };
+    let name = format!("vestnik_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
+    Some(format!("{base}/{name}"))
+}
+
+async fn redis_reachable() -> bool {
+    match vestnik_bus::connect_redis(&redis_url()).await {
+        Ok(_) => true,
+        Err(e) if !in_ci() => {
+            eprintln!("SKIPPED: Redis at {} is unreachable ({e}); CI=true makes this a failure", redis_url());
+            false
+        }
+        Err(e) => panic!("Redis at {} is unreachable in CI: {e}", redis_url()),
+    }
+}
+
+pub fn base_config(data_dir: &std::path::Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: data_dir.to_path_buf(),
+        pow_difficulty: 8,
+        rate_ip_per_minute: 100_000,
+        rate_auth_ip_per_minute: 100_000,
+        rate_auth_email_per_hour: 100_000,
+        db_pool_size: 8,
+        ..Config::default()
+    }
+}
+
+/// Starts a server; `tune` adjusts the config first. None when the backend's
+/// services are missing outside CI.
+pub async fn spawn_app_with(backend: Backend, tune: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    let data_dir = std::env::temp_dir().join(format!("vestnik-test-{}", uuid::Uuid::new_v4().simple()));
+    let mut config = base_config(&data_dir);
+    if backend == Backend::PostgresRedis {
+        if !redis_reachable().await {
+            return None;
+        }
+        config.database_url = Some(fresh_pg_database().await?);
+        config.redis_url = Some(redis_url());
+        config.redis_prefix = format!("vt-{}", uuid::Uuid::new_v4().simple());
+    }
+    tune(&mut config);
+    if std::env::var("TEST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt().with_env_filter("debug").try_init();
+    }
+    let clock = ManualClock::default();
+    let gw = vestnik_server::build(&config, Arc::new(clock.clone())).await.expect("build app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(vestnik_server::serve(listener, gw.clone(), async move {
+        let _ = rx.await;
+    }));
+    Some(TestApp {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::builder().user_agent("vestnik-tests/1").timeout(Duration::from_secs(30)).build().expect("client"),
+        data_dir,
+        clock,
+        gw,
+        shutdown: Some(tx),
+    })
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Runs a test body on both backends.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { if let Some(app) = $crate::common::spawn_app($crate::common::Backend::Sqlite).await { super::$name(app).await } } )*
+        }
+        mod postgres_redis {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { if let Some(app) = $crate::common::spawn_app($crate::common::Backend::PostgresRedis).await { super::$name(app).await } } )*
+        }
+    };
+}
+
+pub struct Res {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Res {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApp {
+    pub async fn send(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Res {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        assert!(status < 500, "server error {status} on {path}: {body}");
+        Res { status, body, headers }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Res {
+        self.send(reqwest::Method::POST, path, None, Some(&body)).await
+    }
+
+    pub async fn post_auth(&self, path: &str, token: &str, body: Option<Value>) -> Res {
+        self.send(reqwest::Method::POST, path, Some(token), body.as_ref()).await
+    }
+
+    pub async fn get_auth(&self, path: &str, token: &str) -> Res {
+        self.send(reqwest::Method::GET, path, Some(token), None).await
+    }
+
+    /// The newest code mailed to `email` (from the `.eml` files).
+    pub fn mailed_code(&self, email: &str) -> Option<String> {
+        let dir = self.data_dir.join("mail");
+        let mut files: Vec<_> = std::fs::read_dir(&dir).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        files.sort();
+        for f in files.iter().rev() {
+            let text = std::fs::read_to_string(f).ok()?;
+            if !text.to_lowercase().contains(&format!("to: {}", email.to_lowercase())) {
+                continue;
+            }
+            let idx = text.find("verification code is ")?;
+            return Some(text[idx + 21..idx + 27].to_owned());
+        }
+        None
+    }
+
+    pub fn mails_to(&self, email: &str) -> usize {
+        let dir = self.data_dir.join("mail");
+        std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| {
+                        std::fs::read_to_string(e.path())
+                            .is_ok_and(|t| t.to_lowercase().contains(&format!("to: {}", email.to_lowercase())))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Registers and verifies an account; returns the session tokens.
+    pub async fn register(&self, email: &str, password: &str) -> Value {
+        let r = self.post("/v1/auth/register", json!({ "email": email })).await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        let code = self.mailed_code(email).expect("code mailed");
+        let r = self
+            .post("/v1/auth/register/verify", json!({ "email": email, "code": code, "password": password, "device": device("laptop") }))
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body
+    }
+
+    pub async fn login(&self, email: &str, password: &str, extra: Value) -> Res {
+        let mut body = json!({ "email": email, "password": password, "device": device("phone") });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        self.post("/v1/auth/login", body).await
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    STANDARD_NO_PAD.encode(bytes)
+}
+
+fn random32() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b
+}
+
+/// A device description with valid keys and a correctly signed fallback key.
+pub fn device(name: &str) -> Value {
+    let signing = SigningKey::from_bytes(&random32());
+    let fallback = b64(&random32());
+    let sig = signing.sign(format!("vestnik:fallback_key:v1:fb1:{fallback}").as_bytes());
+    json!({
+        "name": name,
+        "platform": "linux",
+        "identity_key": b64(&random32()),
+        "signing_key": b64(signing.verifying_key().as_bytes()),
+        "fallback_key": { "key_id": "fb1", "public_key": fallback, "signature": b64(&sig.to_bytes()) },
+        "one_time_keys": (0..5).map(|i| json!({ "key_id": format!("otk{i}"), "public_key": b64(&random32()) })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn totp_now(app: &TestApp, secret_b32: &str) -> String {
+    let secret = totp_rs::Secret::Encoded(secret_b32.to_owned()).to_bytes().expect("base32");
+    use vestnik_core::Clock;
+    vestnik_auth::totp_code_at(&secret, app.clock.now_secs() as u64, 6, totp_rs::Algorithm::SHA1)
+}
