@@ -4,7 +4,10 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
 use std::collections::HashSet;
-use vestnik_core::limits::{DEVICE_NAME_MAX_CHARS, DEVICE_PLATFORM_MAX_CHARS, KEY_ID_MAX_CHARS, MAX_ONE_TIME_KEYS_PER_UPLOAD};
+use vestnik_core::limits::{
+    DEVICE_NAME_MAX_CHARS, DEVICE_PLATFORM_MAX_CHARS, KEY_ID_MAX_CHARS,
+    MAX_ONE_TIME_KEYS_PER_UPLOAD,
+};
 use vestnik_proto::NewDeviceRequest;
 use vestnik_store::{FallbackKey, NewDevice};
 
@@ -19,9 +22,17 @@ fn b64(field: &str, s: &str, len: usize) -> Result<Vec<u8>, AuthError> {
     let bytes = STANDARD_NO_PAD
         .decode(s)
         .or_else(|_| STANDARD.decode(s))
-        .map_err(|_| bad(format!("{field}: expected base64, got {} characters that do not decode", s.len())))?;
+        .map_err(|_| {
+            bad(format!(
+                "{field}: expected base64, got {} characters that do not decode",
+                s.len()
+            ))
+        })?;
     if bytes.len() != len {
-        return Err(bad(format!("{field}: expected {len} bytes, got {}", bytes.len())));
+        return Err(bad(format!(
+            "{field}: expected {len} bytes, got {}",
+            bytes.len()
+        )));
     }
     Ok(bytes)
 }
@@ -29,11 +40,15 @@ fn b64(field: &str, s: &str, len: usize) -> Result<Vec<u8>, AuthError> {
 fn key_id(field: &str, id: &str) -> Result<(), AuthError> {
     let ok = !id.is_empty()
         && id.len() <= KEY_ID_MAX_CHARS
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_:.".contains(&b));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_:.".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(bad(format!("{field}: expected 1-{KEY_ID_MAX_CHARS} characters of [A-Za-z0-9-_:.]")))
+        Err(bad(format!(
+            "{field}: expected 1-{KEY_ID_MAX_CHARS} characters of [A-Za-z0-9-_:.]"
+        )))
     }
 }
 
@@ -41,7 +56,9 @@ fn text(field: &str, s: &str, max: usize) -> Result<String, AuthError> {
     let t = s.trim();
     let n = t.chars().count();
     if n == 0 || n > max || t.chars().any(char::is_control) {
-        return Err(bad(format!("{field}: expected 1-{max} printable characters, got {n}")));
+        return Err(bad(format!(
+            "{field}: expected 1-{max} printable characters, got {n}"
+        )));
     }
     Ok(t.to_owned())
 }
@@ -51,21 +68,34 @@ pub fn fallback_key_message(key_id: &str, public_key: &str) -> String {
     format!("vestnik:fallback_key:v1:{key_id}:{public_key}")
 }
 
-pub(crate) fn validate(req: &NewDeviceRequest, id: String, user_id: String, now: i64) -> Result<NewDevice, AuthError> {
+pub(crate) fn validate(
+    req: &NewDeviceRequest,
+    id: String,
+    user_id: String,
+    now: i64,
+) -> Result<NewDevice, AuthError> {
     let name = text("device.name", &req.name, DEVICE_NAME_MAX_CHARS)?;
     let platform = text("device.platform", &req.platform, DEVICE_PLATFORM_MAX_CHARS)?;
     b64("device.identity_key", &req.identity_key, 32)?;
     let signing = b64("device.signing_key", &req.signing_key, 32)?;
-    let signing: [u8; 32] = signing.try_into().map_err(|_| bad("device.signing_key: expected 32 bytes"))?;
-    let vk = VerifyingKey::from_bytes(&signing).map_err(|_| bad("device.signing_key: not a valid Ed25519 public key"))?;
+    let signing: [u8; 32] = signing
+        .try_into()
+        .map_err(|_| bad("device.signing_key: expected 32 bytes"))?;
+    let vk = VerifyingKey::from_bytes(&signing)
+        .map_err(|_| bad("device.signing_key: not a valid Ed25519 public key"))?;
 
     let fb = &req.fallback_key;
     key_id("device.fallback_key.key_id", &fb.key_id)?;
     b64("device.fallback_key.public_key", &fb.public_key, 32)?;
     let sig = b64("device.fallback_key.signature", &fb.signature, 64)?;
-    let sig: [u8; 64] = sig.try_into().map_err(|_| bad("device.fallback_key.signature: expected 64 bytes"))?;
-    vk.verify_strict(fallback_key_message(&fb.key_id, &fb.public_key).as_bytes(), &Signature::from_bytes(&sig))
-        .map_err(|_| bad("device.fallback_key.signature: does not verify with device.signing_key"))?;
+    let sig: [u8; 64] = sig
+        .try_into()
+        .map_err(|_| bad("device.fallback_key.signature: expected 64 bytes"))?;
+    vk.verify_strict(
+        fallback_key_message(&fb.key_id, &fb.public_key).as_bytes(),
+        &Signature::from_bytes(&sig),
+    )
+    .map_err(|_| bad("device.fallback_key.signature: does not verify with device.signing_key"))?;
 
     if req.one_time_keys.len() > MAX_ONE_TIME_KEYS_PER_UPLOAD {
         return Err(bad(format!(
@@ -79,7 +109,10 @@ pub(crate) fn validate(req: &NewDeviceRequest, id: String, user_id: String, now:
         key_id("device.one_time_keys.key_id", &k.key_id)?;
         b64("device.one_time_keys.public_key", &k.public_key, 32)?;
         if !seen.insert(k.key_id.as_str()) {
-            return Err(bad(format!("device.one_time_keys: key id {:?} appears twice", k.key_id)));
+            return Err(bad(format!(
+                "device.one_time_keys: key id {:?} appears twice",
+                k.key_id
+            )));
         }
         otks.push((k.key_id.clone(), k.public_key.clone()));
     }
@@ -90,7 +123,11 @@ pub(crate) fn validate(req: &NewDeviceRequest, id: String, user_id: String, now:
         platform,
         identity_key: req.identity_key.clone(),
         signing_key: req.signing_key.clone(),
-        fallback_key: FallbackKey { key_id: fb.key_id.clone(), public_key: fb.public_key.clone(), signature: fb.signature.clone() },
+        fallback_key: FallbackKey {
+            key_id: fb.key_id.clone(),
+            public_key: fb.public_key.clone(),
+            signature: fb.signature.clone(),
+        },
         one_time_keys: otks,
         created_at: now,
     })

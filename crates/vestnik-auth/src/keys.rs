@@ -40,27 +40,53 @@ impl ServerKeys {
 
     /// Encrypts a TOTP secret bound to its user (the user id is the AAD, so a
     /// ciphertext copied to another row does not decrypt).
-    pub(crate) fn seal_totp(&self, user_id: &str, secret: &[u8]) -> Result<String, crate::AuthError> {
+    pub(crate) fn seal_totp(
+        &self,
+        user_id: &str,
+        secret: &[u8],
+    ) -> Result<String, crate::AuthError> {
         let cipher = XChaCha20Poly1305::new((&self.totp).into());
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let ct = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: secret, aad: user_id.as_bytes() })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: secret,
+                    aad: user_id.as_bytes(),
+                },
+            )
             .map_err(|_| crate::AuthError::Internal("totp seal".into()))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
         Ok(STANDARD.encode(out))
     }
 
-    pub(crate) fn open_totp(&self, user_id: &str, sealed: &str) -> Result<Vec<u8>, crate::AuthError> {
-        let raw = STANDARD.decode(sealed).map_err(|_| crate::AuthError::Internal("totp secret encoding".into()))?;
+    pub(crate) fn open_totp(
+        &self,
+        user_id: &str,
+        sealed: &str,
+    ) -> Result<Vec<u8>, crate::AuthError> {
+        let raw = STANDARD
+            .decode(sealed)
+            .map_err(|_| crate::AuthError::Internal("totp secret encoding".into()))?;
         if raw.len() < 24 {
             return Err(crate::AuthError::Internal("totp secret too short".into()));
         }
         let (nonce, ct) = raw.split_at(24);
         XChaCha20Poly1305::new((&self.totp).into())
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: user_id.as_bytes() })
-            .map_err(|_| crate::AuthError::Internal("totp secret does not decrypt: was server_key changed?".into()))
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: user_id.as_bytes(),
+                },
+            )
+            .map_err(|_| {
+                crate::AuthError::Internal(
+                    "totp secret does not decrypt: was server_key changed?".into(),
+                )
+            })
     }
 
     /// Keyed hash of a short code (6-digit e-mail codes, recovery codes): a

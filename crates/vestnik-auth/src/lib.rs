@@ -69,14 +69,30 @@ impl AuthService {
         settings: AuthSettings,
     ) -> Result<Self, AuthError> {
         let dummy_hash = password::hash_password_blocking("vestnik-dummy-password-for-timing")?;
-        Ok(Self { store, kv, limiter, mailer, clock, keys, settings, dummy_hash })
+        Ok(Self {
+            store,
+            kv,
+            limiter,
+            mailer,
+            clock,
+            keys,
+            settings,
+            dummy_hash,
+        })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
-    async fn audit(&self, meta: &RequestMeta, user_id: Option<&str>, device_id: Option<&str>, event: &str, detail: Option<String>) {
+    async fn audit(
+        &self,
+        meta: &RequestMeta,
+        user_id: Option<&str>,
+        device_id: Option<&str>,
+        event: &str,
+        detail: Option<String>,
+    ) {
         let ev = self.audit_event(meta, user_id, device_id, event, detail);
         metrics::counter!("vestnik_auth_events_total", "event" => event.to_string()).increment(1);
         // A lost audit row must not fail the user's request, but it must be loud.
@@ -85,13 +101,23 @@ impl AuthService {
         }
     }
 
-    fn audit_event(&self, meta: &RequestMeta, user_id: Option<&str>, device_id: Option<&str>, event: &str, detail: Option<String>) -> AuditEvent {
+    fn audit_event(
+        &self,
+        meta: &RequestMeta,
+        user_id: Option<&str>,
+        device_id: Option<&str>,
+        event: &str,
+        detail: Option<String>,
+    ) -> AuditEvent {
         AuditEvent {
             user_id: user_id.map(str::to_owned),
             device_id: device_id.map(str::to_owned),
             event: event.to_owned(),
             ip: meta.ip.clone(),
-            user_agent: meta.user_agent.as_deref().map(|s| s.chars().take(256).collect()),
+            user_agent: meta
+                .user_agent
+                .as_deref()
+                .map(|s| s.chars().take(256).collect()),
             request_id: meta.request_id.clone(),
             detail,
             created_at: self.clock.now_ms(),
@@ -101,7 +127,9 @@ impl AuthService {
     async fn rate_limit(&self, key: &str, rate: Rate) -> Result<(), AuthError> {
         match self.limiter.check(key, rate).await? {
             vestnik_bus::Decision::Allowed => Ok(()),
-            vestnik_bus::Decision::Limited { retry_after_ms } => Err(AuthError::RateLimited { retry_after_ms }),
+            vestnik_bus::Decision::Limited { retry_after_ms } => {
+                Err(AuthError::RateLimited { retry_after_ms })
+            }
         }
     }
 }

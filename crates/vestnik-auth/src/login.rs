@@ -8,30 +8,57 @@ use vestnik_store::{StoreError, UserRow};
 use crate::{device, password, totp, AuthError, AuthService, RequestMeta};
 
 impl AuthService {
-    pub async fn login(&self, meta: &RequestMeta, req: &LoginRequest) -> Result<SessionTokens, AuthError> {
+    pub async fn login(
+        &self,
+        meta: &RequestMeta,
+        req: &LoginRequest,
+    ) -> Result<SessionTokens, AuthError> {
         let email = Email::parse(&req.email).map_err(|_| AuthError::BadCredentials)?;
-        self.rate_limit(&format!("auth:email:{email}"), self.settings.auth_email_rate).await?;
-        self.require_pow_if_suspicious(meta.ip.as_deref(), email.as_str(), req.pow.as_ref()).await?;
+        self.rate_limit(
+            &format!("auth:email:{email}"),
+            self.settings.auth_email_rate,
+        )
+        .await?;
+        self.require_pow_if_suspicious(meta.ip.as_deref(), email.as_str(), req.pow.as_ref())
+            .await?;
         let now = self.clock.now_ms();
         // Validated before the slow password check so a bad body costs nothing.
         let device_id = ids::new_id();
         let mut new_device = device::validate(&req.device, device_id.clone(), String::new(), now)?;
 
         let user = self.store.user_by_email(email.as_str()).await?;
-        let hash = user.as_ref().and_then(|u| u.password_hash.clone()).unwrap_or_else(|| self.dummy_hash.clone());
+        let hash = user
+            .as_ref()
+            .and_then(|u| u.password_hash.clone())
+            .unwrap_or_else(|| self.dummy_hash.clone());
         let long = req.password.chars().count() > PASSWORD_MAX_CHARS;
         let ok = !long && password::verify_password(req.password.clone(), hash).await?;
         let user = match user {
             Some(u) if ok && u.password_hash.is_some() && u.status != "pending" => u,
             other => {
-                self.record_failure(meta.ip.as_deref(), email.as_str()).await?;
+                self.record_failure(meta.ip.as_deref(), email.as_str())
+                    .await?;
                 let uid = other.map(|u| u.id);
-                self.audit(meta, uid.as_deref(), None, "login_failed", Some(r#"{"reason":"password"}"#.into())).await;
+                self.audit(
+                    meta,
+                    uid.as_deref(),
+                    None,
+                    "login_failed",
+                    Some(r#"{"reason":"password"}"#.into()),
+                )
+                .await;
                 return Err(AuthError::BadCredentials);
             }
         };
         if !user.is_active() {
-            self.audit(meta, Some(&user.id), None, "login_failed", Some(r#"{"reason":"disabled"}"#.into())).await;
+            self.audit(
+                meta,
+                Some(&user.id),
+                None,
+                "login_failed",
+                Some(r#"{"reason":"disabled"}"#.into()),
+            )
+            .await;
             return Err(AuthError::AccountDisabled);
         }
         if user.totp_enabled() {
@@ -40,22 +67,35 @@ impl AuthService {
 
         new_device.user_id = user.id.clone();
         let (session, tokens) = self.new_session(&user.id, &device_id, now);
-        match self.store.create_device_session(&new_device, &session, MAX_DEVICES_PER_USER).await {
+        match self
+            .store
+            .create_device_session(&new_device, &session, MAX_DEVICES_PER_USER)
+            .await
+        {
             Ok(()) => {}
-            Err(StoreError::TooManyDevices { max }) => return Err(AuthError::TooManyDevices { max }),
+            Err(StoreError::TooManyDevices { max }) => {
+                return Err(AuthError::TooManyDevices { max })
+            }
             Err(e) => return Err(e.into()),
         }
-        self.audit(meta, Some(&user.id), Some(&device_id), "login_ok", None).await;
+        self.audit(meta, Some(&user.id), Some(&device_id), "login_ok", None)
+            .await;
         Ok(tokens)
     }
 
-    async fn second_factor(&self, meta: &RequestMeta, user: &UserRow, req: &LoginRequest) -> Result<(), AuthError> {
+    async fn second_factor(
+        &self,
+        meta: &RequestMeta,
+        user: &UserRow,
+        req: &LoginRequest,
+    ) -> Result<(), AuthError> {
         let ok = match (&req.totp, &req.recovery_code) {
             (Some(code), _) => self.check_totp(user, code).await?,
             (None, Some(rc)) => {
                 let used = self.use_recovery_code(user, rc).await?;
                 if used {
-                    self.audit(meta, Some(&user.id), None, "recovery_code_used", None).await;
+                    self.audit(meta, Some(&user.id), None, "recovery_code_used", None)
+                        .await;
                 }
                 used
             }
@@ -65,13 +105,22 @@ impl AuthService {
             return Ok(());
         }
         self.record_failure(meta.ip.as_deref(), &user.email).await?;
-        self.audit(meta, Some(&user.id), None, "login_failed", Some(r#"{"reason":"second_factor"}"#.into())).await;
+        self.audit(
+            meta,
+            Some(&user.id),
+            None,
+            "login_failed",
+            Some(r#"{"reason":"second_factor"}"#.into()),
+        )
+        .await;
         Err(AuthError::InvalidTotp)
     }
 
     /// True when `code` is valid now and its step was not used before.
     pub(crate) async fn check_totp(&self, user: &UserRow, code: &str) -> Result<bool, AuthError> {
-        let Some(sealed) = &user.totp_secret_enc else { return Ok(false) };
+        let Some(sealed) = &user.totp_secret_enc else {
+            return Ok(false);
+        };
         let secret = self.keys.open_totp(&user.id, sealed)?;
         match totp::matching_step(&secret, code, self.clock.now_secs()) {
             Some(step) => Ok(self.store.use_totp_step(&user.id, step).await?),
@@ -79,12 +128,23 @@ impl AuthService {
         }
     }
 
-    pub(crate) async fn use_recovery_code(&self, user: &UserRow, code: &str) -> Result<bool, AuthError> {
-        let norm: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_lowercase();
+    pub(crate) async fn use_recovery_code(
+        &self,
+        user: &UserRow,
+        code: &str,
+    ) -> Result<bool, AuthError> {
+        let norm: String = code
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_lowercase();
         if norm.len() > 64 {
             return Ok(false);
         }
         let hash = self.keys.hash_code(&format!("recovery:{}", user.id), &norm);
-        Ok(self.store.use_recovery_code(&user.id, &hash, self.clock.now_ms()).await?)
+        Ok(self
+            .store
+            .use_recovery_code(&user.id, &hash, self.clock.now_ms())
+            .await?)
     }
 }

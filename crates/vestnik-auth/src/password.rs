@@ -1,6 +1,8 @@
 //! Passwords: NIST SP 800-63B rules (length, no common passwords, no
 //! composition rules) and argon2id with OWASP's recommended parameters.
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -14,24 +16,38 @@ static COMMON: &str = include_str!("../data/common-passwords.txt");
 
 fn common() -> &'static HashSet<&'static str> {
     static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
-    SET.get_or_init(|| COMMON.lines().map(str::trim).filter(|l| !l.is_empty()).collect())
+    SET.get_or_init(|| {
+        COMMON
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect()
+    })
 }
 
 pub fn check_password_policy(password: &str, email: &str) -> Result<(), AuthError> {
     let n = password.chars().count();
     if n < PASSWORD_MIN_CHARS {
-        return Err(AuthError::WeakPassword(format!("expected at least {PASSWORD_MIN_CHARS} characters, got {n}")));
+        return Err(AuthError::WeakPassword(format!(
+            "expected at least {PASSWORD_MIN_CHARS} characters, got {n}"
+        )));
     }
     if n > PASSWORD_MAX_CHARS {
-        return Err(AuthError::WeakPassword(format!("expected at most {PASSWORD_MAX_CHARS} characters, got {n}")));
+        return Err(AuthError::WeakPassword(format!(
+            "expected at most {PASSWORD_MAX_CHARS} characters, got {n}"
+        )));
     }
     let lower = password.to_lowercase();
     if common().contains(lower.as_str()) {
-        return Err(AuthError::WeakPassword("this password is on the list of most common passwords".into()));
+        return Err(AuthError::WeakPassword(
+            "this password is on the list of most common passwords".into(),
+        ));
     }
     let local = email.split('@').next().unwrap_or(email);
     if lower == email || lower == local {
-        return Err(AuthError::WeakPassword("the password must not be the e-mail address".into()));
+        return Err(AuthError::WeakPassword(
+            "the password must not be the e-mail address".into(),
+        ));
     }
     Ok(())
 }
@@ -60,8 +76,11 @@ pub async fn hash_password(password: String) -> Result<String, AuthError> {
 
 pub(crate) async fn verify_password(password: String, hash: String) -> Result<bool, AuthError> {
     tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&hash).map_err(|e| AuthError::Internal(format!("stored hash: {e}")))?;
-        Ok(argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+        let parsed = PasswordHash::new(&hash)
+            .map_err(|e| AuthError::Internal(format!("stored hash: {e}")))?;
+        Ok(argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
     })
     .await
     .map_err(|e| AuthError::Internal(e.to_string()))?
@@ -87,7 +106,9 @@ mod tests {
         let h = hash_password_blocking("correct horse battery staple").expect("hash");
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         let p = PasswordHash::new(&h).expect("parse");
-        assert!(argon2().verify_password(b"correct horse battery staple", &p).is_ok());
+        assert!(argon2()
+            .verify_password(b"correct horse battery staple", &p)
+            .is_ok());
         assert!(argon2().verify_password(b"wrong", &p).is_err());
     }
 }

@@ -4,7 +4,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use vestnik_core::limits::{POW_CHALLENGE_TTL_SECS, POW_FAILURE_THRESHOLD, POW_FAILURE_WINDOW_SECS};
+use vestnik_core::limits::{
+    POW_CHALLENGE_TTL_SECS, POW_FAILURE_THRESHOLD, POW_FAILURE_WINDOW_SECS,
+};
 use vestnik_proto::{PowChallenge, PowSolution};
 
 use crate::{AuthError, AuthService};
@@ -22,7 +24,12 @@ fn leading_zero_bits(hash: &[u8]) -> u32 {
 }
 
 fn digest(challenge: &str, nonce: &str) -> [u8; 32] {
-    Sha256::new().chain_update(challenge).chain_update(b":").chain_update(nonce).finalize().into()
+    Sha256::new()
+        .chain_update(challenge)
+        .chain_update(b":")
+        .chain_update(nonce)
+        .finalize()
+        .into()
 }
 
 /// Finds a nonce (what a client does; used by tests and the CLI).
@@ -31,7 +38,10 @@ pub fn solve(c: &PowChallenge) -> PowSolution {
     loop {
         let nonce = n.to_string();
         if leading_zero_bits(&digest(&c.challenge, &nonce)) >= c.difficulty {
-            return PowSolution { challenge: c.challenge.clone(), nonce };
+            return PowSolution {
+                challenge: c.challenge.clone(),
+                nonce,
+            };
         }
         n += 1;
     }
@@ -48,7 +58,11 @@ impl AuthService {
         body.extend_from_slice(&rnd);
         let mac = self.keys.pow_mac(&body);
         PowChallenge {
-            challenge: format!("{}.{}", URL_SAFE_NO_PAD.encode(&body), URL_SAFE_NO_PAD.encode(mac)),
+            challenge: format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(&body),
+                URL_SAFE_NO_PAD.encode(mac)
+            ),
             difficulty: self.settings.pow_difficulty,
         }
     }
@@ -62,19 +76,35 @@ impl AuthService {
         keys
     }
 
-    pub(crate) async fn record_failure(&self, ip: Option<&str>, email: &str) -> Result<(), AuthError> {
+    pub(crate) async fn record_failure(
+        &self,
+        ip: Option<&str>,
+        email: &str,
+    ) -> Result<(), AuthError> {
         for k in Self::failure_keys(ip, email) {
-            self.kv.incr(&k, (POW_FAILURE_WINDOW_SECS * 1000) as u64).await?;
+            self.kv
+                .incr(&k, (POW_FAILURE_WINDOW_SECS * 1000) as u64)
+                .await?;
         }
         Ok(())
     }
 
     /// Demands (and checks) a proof of work when the account or IP has failed
     /// too often recently.
-    pub(crate) async fn require_pow_if_suspicious(&self, ip: Option<&str>, email: &str, pow: Option<&PowSolution>) -> Result<(), AuthError> {
+    pub(crate) async fn require_pow_if_suspicious(
+        &self,
+        ip: Option<&str>,
+        email: &str,
+        pow: Option<&PowSolution>,
+    ) -> Result<(), AuthError> {
         let mut suspicious = false;
         for k in Self::failure_keys(ip, email) {
-            let n: i64 = self.kv.get(&k).await?.and_then(|v| v.parse().ok()).unwrap_or(0);
+            let n: i64 = self
+                .kv
+                .get(&k)
+                .await?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             suspicious |= n >= POW_FAILURE_THRESHOLD;
         }
         if !suspicious {
@@ -86,8 +116,15 @@ impl AuthService {
         if !self.pow_valid(sol) {
             return Err(AuthError::InvalidPow(self.pow_challenge()));
         }
-        let marker = format!("pow:{}", hex::encode(Sha256::digest(sol.challenge.as_bytes())));
-        if !self.kv.set_nx(&marker, "1", (POW_CHALLENGE_TTL_SECS * 1000) as u64).await? {
+        let marker = format!(
+            "pow:{}",
+            hex::encode(Sha256::digest(sol.challenge.as_bytes()))
+        );
+        if !self
+            .kv
+            .set_nx(&marker, "1", (POW_CHALLENGE_TTL_SECS * 1000) as u64)
+            .await?
+        {
             return Err(AuthError::InvalidPow(self.pow_challenge()));
         }
         Ok(())
@@ -97,8 +134,13 @@ impl AuthService {
         if sol.nonce.len() > 64 || sol.challenge.len() > 256 {
             return false;
         }
-        let Some((body_b64, mac_b64)) = sol.challenge.split_once('.') else { return false };
-        let (Ok(body), Ok(mac)) = (URL_SAFE_NO_PAD.decode(body_b64), URL_SAFE_NO_PAD.decode(mac_b64)) else {
+        let Some((body_b64, mac_b64)) = sol.challenge.split_once('.') else {
+            return false;
+        };
+        let (Ok(body), Ok(mac)) = (
+            URL_SAFE_NO_PAD.decode(body_b64),
+            URL_SAFE_NO_PAD.decode(mac_b64),
+        ) else {
             return false;
         };
         if body.len() != 28 || !vestnik_core::token::ct_eq(&self.keys.pow_mac(&body), &mac) {
@@ -125,7 +167,10 @@ mod tests {
 
     #[test]
     fn solve_finds_a_nonce_with_enough_zero_bits() {
-        let c = PowChallenge { challenge: "abc.def".into(), difficulty: 10 };
+        let c = PowChallenge {
+            challenge: "abc.def".into(),
+            difficulty: 10,
+        };
         let s = solve(&c);
         assert!(leading_zero_bits(&digest(&c.challenge, &s.nonce)) >= 10);
     }

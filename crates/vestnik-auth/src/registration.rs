@@ -1,7 +1,9 @@
 //! Registration by e-mail code. The answers to `register` are the same whether
 //! or not the address has an account; an existing owner gets a notice instead
 //! of a code.
-use vestnik_core::limits::{EMAIL_CODE_DIGITS, EMAIL_CODE_MAX_ATTEMPTS, EMAIL_CODE_RESEND_SECS, EMAIL_CODE_TTL_SECS};
+use vestnik_core::limits::{
+    EMAIL_CODE_DIGITS, EMAIL_CODE_MAX_ATTEMPTS, EMAIL_CODE_RESEND_SECS, EMAIL_CODE_TTL_SECS,
+};
 use vestnik_core::{ids, token, Email};
 use vestnik_mail::Mail;
 use vestnik_proto::{RegisterRequest, SessionTokens, VerifyRequest};
@@ -10,25 +12,45 @@ use vestnik_store::{CompleteRegistration, EmailCodeRow, StoreError};
 use crate::{device, password, AuthError, AuthService, RequestMeta};
 
 impl AuthService {
-    pub async fn register(&self, meta: &RequestMeta, req: &RegisterRequest) -> Result<(), AuthError> {
+    pub async fn register(
+        &self,
+        meta: &RequestMeta,
+        req: &RegisterRequest,
+    ) -> Result<(), AuthError> {
         let email = Email::parse(&req.email)?;
-        self.rate_limit(&format!("auth:email:{email}"), self.settings.auth_email_rate).await?;
+        self.rate_limit(
+            &format!("auth:email:{email}"),
+            self.settings.auth_email_rate,
+        )
+        .await?;
         let now = self.clock.now_ms();
         let existing = self.store.user_by_email(email.as_str()).await?;
         let already_active = existing.as_ref().is_some_and(|u| u.status != "pending");
         if existing.is_none() {
-            self.store.create_pending_user(&ids::new_id(), email.as_str(), now).await?;
+            self.store
+                .create_pending_user(&ids::new_id(), email.as_str(), now)
+                .await?;
         }
         let code = (!already_active).then(|| token::random_digits(EMAIL_CODE_DIGITS));
         let row = EmailCodeRow {
             email: email.to_string(),
-            code_hash: code.as_ref().map(|c| self.keys.hash_code("email", &format!("{email}:{c}"))),
+            code_hash: code
+                .as_ref()
+                .map(|c| self.keys.hash_code("email", &format!("{email}:{c}"))),
             expires_at: now + EMAIL_CODE_TTL_SECS * 1000,
             attempts: 0,
             sent_at: now,
         };
-        if !self.store.put_email_code(&row, now - EMAIL_CODE_RESEND_SECS * 1000).await? {
-            let sent_at = self.store.email_code(email.as_str()).await?.map_or(now, |c| c.sent_at);
+        if !self
+            .store
+            .put_email_code(&row, now - EMAIL_CODE_RESEND_SECS * 1000)
+            .await?
+        {
+            let sent_at = self
+                .store
+                .email_code(email.as_str())
+                .await?
+                .map_or(now, |c| c.sent_at);
             let retry_after_ms = (sent_at + EMAIL_CODE_RESEND_SECS * 1000 - now).max(1000) as u64;
             return Err(AuthError::ResendTooSoon { retry_after_ms });
         }
@@ -56,21 +78,36 @@ impl AuthService {
             self.store.delete_email_code(email.as_str()).await?;
             return Err(e.into());
         }
-        let user_id = self.store.user_by_email(email.as_str()).await?.map(|u| u.id);
-        self.audit(meta, user_id.as_deref(), None, "register_requested", None).await;
+        let user_id = self
+            .store
+            .user_by_email(email.as_str())
+            .await?
+            .map(|u| u.id);
+        self.audit(meta, user_id.as_deref(), None, "register_requested", None)
+            .await;
         Ok(())
     }
 
-    pub async fn verify(&self, meta: &RequestMeta, req: &VerifyRequest) -> Result<SessionTokens, AuthError> {
+    pub async fn verify(
+        &self,
+        meta: &RequestMeta,
+        req: &VerifyRequest,
+    ) -> Result<SessionTokens, AuthError> {
         let email = Email::parse(&req.email)?;
-        self.rate_limit(&format!("auth:email:{email}"), self.settings.auth_email_rate).await?;
-        self.require_pow_if_suspicious(meta.ip.as_deref(), email.as_str(), req.pow.as_ref()).await?;
+        self.rate_limit(
+            &format!("auth:email:{email}"),
+            self.settings.auth_email_rate,
+        )
+        .await?;
+        self.require_pow_if_suspicious(meta.ip.as_deref(), email.as_str(), req.pow.as_ref())
+            .await?;
         password::check_password_policy(&req.password, email.as_str())?;
         let now = self.clock.now_ms();
         let user = match self.store.user_by_email(email.as_str()).await? {
             Some(u) if u.status == "pending" => u,
             _ => {
-                self.record_failure(meta.ip.as_deref(), email.as_str()).await?;
+                self.record_failure(meta.ip.as_deref(), email.as_str())
+                    .await?;
                 return Err(AuthError::InvalidCode);
             }
         };
@@ -78,8 +115,10 @@ impl AuthService {
         let new_device = device::validate(&req.device, device_id.clone(), user.id.clone(), now)?;
 
         let code_row = self.store.email_code(email.as_str()).await?;
-        let Some((code_hash, row)) = code_row.and_then(|r| r.code_hash.clone().map(|h| (h, r))) else {
-            self.record_failure(meta.ip.as_deref(), email.as_str()).await?;
+        let Some((code_hash, row)) = code_row.and_then(|r| r.code_hash.clone().map(|h| (h, r)))
+        else {
+            self.record_failure(meta.ip.as_deref(), email.as_str())
+                .await?;
             return Err(AuthError::InvalidCode);
         };
         if row.attempts >= EMAIL_CODE_MAX_ATTEMPTS {
@@ -88,12 +127,20 @@ impl AuthService {
         if row.expires_at <= now {
             return Err(AuthError::InvalidCode);
         }
-        let given = self.keys.hash_code("email", &format!("{email}:{}", req.code.trim()));
+        let given = self
+            .keys
+            .hash_code("email", &format!("{email}:{}", req.code.trim()));
         if !token::ct_eq(given.as_bytes(), code_hash.as_bytes()) {
             let attempts = self.store.bump_email_code_attempts(email.as_str()).await?;
-            self.record_failure(meta.ip.as_deref(), email.as_str()).await?;
-            self.audit(meta, Some(&user.id), None, "verify_failed", None).await;
-            return Err(if attempts >= EMAIL_CODE_MAX_ATTEMPTS { AuthError::CodeBurned } else { AuthError::InvalidCode });
+            self.record_failure(meta.ip.as_deref(), email.as_str())
+                .await?;
+            self.audit(meta, Some(&user.id), None, "verify_failed", None)
+                .await;
+            return Err(if attempts >= EMAIL_CODE_MAX_ATTEMPTS {
+                AuthError::CodeBurned
+            } else {
+                AuthError::InvalidCode
+            });
         }
 
         let password_hash = password::hash_password(req.password.clone()).await?;
@@ -109,7 +156,8 @@ impl AuthService {
         };
         match self.store.complete_registration(&reg).await {
             Ok(()) => {
-                metrics::counter!("vestnik_auth_events_total", "event" => "registered").increment(1);
+                metrics::counter!("vestnik_auth_events_total", "event" => "registered")
+                    .increment(1);
                 Ok(tokens)
             }
             // A concurrent verify with the same code won: this one did nothing.

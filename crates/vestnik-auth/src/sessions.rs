@@ -3,7 +3,9 @@
 //! devices and the account's own audit log.
 use vestnik_core::limits::AUDIT_PAGE_MAX;
 use vestnik_core::{ids, token};
-use vestnik_proto::{Account, AuditEntry, AuditPage, DeviceInfo, DeviceList, RefreshRequest, SessionTokens};
+use vestnik_proto::{
+    Account, AuditEntry, AuditPage, DeviceInfo, DeviceList, RefreshRequest, SessionTokens,
+};
 use vestnik_store::{NewSession, NextTokens, RotateOutcome, SessionAuth};
 
 use crate::{AuthError, AuthService, RequestMeta};
@@ -18,7 +20,14 @@ fn cache_key(access_hash: &str) -> String {
 
 /// `session|user|device|expires|admin`: ids are hex, so `|` cannot appear.
 fn encode(a: &SessionAuth) -> String {
-    format!("{}|{}|{}|{}|{}", a.session_id, a.user_id, a.device_id, a.access_expires_at, u8::from(a.is_admin))
+    format!(
+        "{}|{}|{}|{}|{}",
+        a.session_id,
+        a.user_id,
+        a.device_id,
+        a.access_expires_at,
+        u8::from(a.is_admin)
+    )
 }
 
 fn decode(s: &str) -> Option<SessionAuth> {
@@ -33,7 +42,12 @@ fn decode(s: &str) -> Option<SessionAuth> {
 }
 
 impl AuthService {
-    pub(crate) fn new_session(&self, user_id: &str, device_id: &str, now: i64) -> (NewSession, SessionTokens) {
+    pub(crate) fn new_session(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        now: i64,
+    ) -> (NewSession, SessionTokens) {
         let access = format!("{ACCESS_PREFIX}{}", token::new_token());
         let refresh = format!("{REFRESH_PREFIX}{}", token::new_token());
         let s = &self.settings;
@@ -67,10 +81,24 @@ impl AuthService {
         }
         let hash = token::hash_token(access_token);
         let now = self.clock.now_ms();
-        if let Some(auth) = self.kv.get(&cache_key(&hash)).await?.as_deref().and_then(decode) {
-            return if auth.access_expires_at > now { Ok(auth) } else { Err(AuthError::Unauthenticated) };
+        if let Some(auth) = self
+            .kv
+            .get(&cache_key(&hash))
+            .await?
+            .as_deref()
+            .and_then(decode)
+        {
+            return if auth.access_expires_at > now {
+                Ok(auth)
+            } else {
+                Err(AuthError::Unauthenticated)
+            };
         }
-        let auth = self.store.session_by_access(&hash, now).await?.ok_or(AuthError::Unauthenticated)?;
+        let auth = self
+            .store
+            .session_by_access(&hash, now)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
         // Capped so that a change made by another process without a shared
         // cache (the `vestnik admin` CLI next to an embedded server) takes
         // effect within a minute; with Redis, revocation clears it at once.
@@ -87,7 +115,11 @@ impl AuthService {
         Ok(())
     }
 
-    pub async fn refresh(&self, meta: &RequestMeta, req: &RefreshRequest) -> Result<SessionTokens, AuthError> {
+    pub async fn refresh(
+        &self,
+        meta: &RequestMeta,
+        req: &RefreshRequest,
+    ) -> Result<SessionTokens, AuthError> {
         if !req.refresh_token.starts_with(REFRESH_PREFIX) || req.refresh_token.len() > 128 {
             return Err(AuthError::Unauthenticated);
         }
@@ -102,7 +134,10 @@ impl AuthService {
             refresh_expires_at: now + self.settings.refresh_ttl_secs * 1000,
         };
         match self.store.rotate_refresh(&old, &next, now).await? {
-            RotateOutcome::Rotated { session, old_access_hash } => {
+            RotateOutcome::Rotated {
+                session,
+                old_access_hash,
+            } => {
                 self.forget(vec![old_access_hash]).await?;
                 Ok(SessionTokens {
                     user_id: session.user_id,
@@ -117,9 +152,19 @@ impl AuthService {
             RotateOutcome::Reused { user_id, device_id } => {
                 // Someone else holds a copy of this device's refresh token: end
                 // the whole family (the device and every token it has).
-                let hashes = self.store.revoke_devices(&user_id, Some(std::slice::from_ref(&device_id)), now).await?;
+                let hashes = self
+                    .store
+                    .revoke_devices(&user_id, Some(std::slice::from_ref(&device_id)), now)
+                    .await?;
                 self.forget(hashes).await?;
-                self.audit(meta, Some(&user_id), Some(&device_id), "refresh_reuse", None).await;
+                self.audit(
+                    meta,
+                    Some(&user_id),
+                    Some(&device_id),
+                    "refresh_reuse",
+                    None,
+                )
+                .await;
                 Err(AuthError::RefreshReused)
             }
             RotateOutcome::Expired | RotateOutcome::Unknown => Err(AuthError::Unauthenticated),
@@ -130,21 +175,51 @@ impl AuthService {
     pub async fn logout(&self, meta: &RequestMeta, auth: &SessionAuth) -> Result<(), AuthError> {
         let hashes = self
             .store
-            .revoke_devices(&auth.user_id, Some(std::slice::from_ref(&auth.device_id)), self.clock.now_ms())
+            .revoke_devices(
+                &auth.user_id,
+                Some(std::slice::from_ref(&auth.device_id)),
+                self.clock.now_ms(),
+            )
             .await?;
         self.forget(hashes).await?;
-        self.audit(meta, Some(&auth.user_id), Some(&auth.device_id), "logout", None).await;
+        self.audit(
+            meta,
+            Some(&auth.user_id),
+            Some(&auth.device_id),
+            "logout",
+            None,
+        )
+        .await;
         Ok(())
     }
 
-    pub async fn logout_all(&self, meta: &RequestMeta, auth: &SessionAuth) -> Result<(), AuthError> {
-        let hashes = self.store.revoke_devices(&auth.user_id, None, self.clock.now_ms()).await?;
+    pub async fn logout_all(
+        &self,
+        meta: &RequestMeta,
+        auth: &SessionAuth,
+    ) -> Result<(), AuthError> {
+        let hashes = self
+            .store
+            .revoke_devices(&auth.user_id, None, self.clock.now_ms())
+            .await?;
         self.forget(hashes).await?;
-        self.audit(meta, Some(&auth.user_id), Some(&auth.device_id), "logout_all", None).await;
+        self.audit(
+            meta,
+            Some(&auth.user_id),
+            Some(&auth.device_id),
+            "logout_all",
+            None,
+        )
+        .await;
         Ok(())
     }
 
-    pub async fn revoke_device(&self, meta: &RequestMeta, auth: &SessionAuth, device_id: &str) -> Result<(), AuthError> {
+    pub async fn revoke_device(
+        &self,
+        meta: &RequestMeta,
+        auth: &SessionAuth,
+        device_id: &str,
+    ) -> Result<(), AuthError> {
         if !ids::is_valid_id(device_id) {
             return Err(AuthError::DeviceNotFound);
         }
@@ -154,11 +229,22 @@ impl AuthService {
         }
         let hashes = self
             .store
-            .revoke_devices(&auth.user_id, Some(&[device_id.to_owned()]), self.clock.now_ms())
+            .revoke_devices(
+                &auth.user_id,
+                Some(&[device_id.to_owned()]),
+                self.clock.now_ms(),
+            )
             .await?;
         self.forget(hashes).await?;
         let detail = format!(r#"{{"revoked_device":"{device_id}"}}"#);
-        self.audit(meta, Some(&auth.user_id), Some(&auth.device_id), "device_revoked", Some(detail)).await;
+        self.audit(
+            meta,
+            Some(&auth.user_id),
+            Some(&auth.device_id),
+            "device_revoked",
+            Some(detail),
+        )
+        .await;
         Ok(())
     }
 
@@ -181,7 +267,11 @@ impl AuthService {
     }
 
     pub async fn account(&self, auth: &SessionAuth) -> Result<Account, AuthError> {
-        let u = self.store.user_by_id(&auth.user_id).await?.ok_or(AuthError::Unauthenticated)?;
+        let u = self
+            .store
+            .user_by_id(&auth.user_id)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
         Ok(Account {
             recovery_codes_left: self.store.unused_recovery_codes(&u.id).await?,
             totp_enabled: u.totp_enabled(),
@@ -192,10 +282,17 @@ impl AuthService {
         })
     }
 
-    pub async fn audit_page(&self, auth: &SessionAuth, before: Option<i64>, limit: Option<i64>) -> Result<AuditPage, AuthError> {
+    pub async fn audit_page(
+        &self,
+        auth: &SessionAuth,
+        before: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<AuditPage, AuthError> {
         let limit = limit.unwrap_or(50).clamp(1, AUDIT_PAGE_MAX);
         let rows = self.store.list_audit(&auth.user_id, before, limit).await?;
-        let next_before = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id)).flatten();
+        let next_before = (rows.len() as i64 == limit)
+            .then(|| rows.last().map(|r| r.id))
+            .flatten();
         Ok(AuditPage {
             events: rows
                 .into_iter()
@@ -216,12 +313,23 @@ impl AuthService {
 
     /// Operator action: disable an account and end every session it has.
     pub async fn disable_user(&self, email: &str) -> Result<bool, AuthError> {
-        let Some(u) = self.store.user_by_email(email).await? else { return Ok(false) };
+        let Some(u) = self.store.user_by_email(email).await? else {
+            return Ok(false);
+        };
         let now = self.clock.now_ms();
-        self.store.set_user_status(&u.id, vestnik_store::UserStatus::Disabled, now).await?;
+        self.store
+            .set_user_status(&u.id, vestnik_store::UserStatus::Disabled, now)
+            .await?;
         let hashes = self.store.revoke_devices(&u.id, None, now).await?;
         self.forget(hashes).await?;
-        self.audit(&RequestMeta::default(), Some(&u.id), None, "account_disabled", None).await;
+        self.audit(
+            &RequestMeta::default(),
+            Some(&u.id),
+            None,
+            "account_disabled",
+            None,
+        )
+        .await;
         Ok(true)
     }
 }

@@ -75,9 +75,21 @@ mod tests {
             (20000000000, "65353130", "77737706", "47863826"),
         ];
         for (t, c1, c256, c512) in vectors {
-            assert_eq!(totp_code_at(&sha1, t, 8, Algorithm::SHA1), c1, "SHA1 at {t}");
-            assert_eq!(totp_code_at(&sha256, t, 8, Algorithm::SHA256), c256, "SHA256 at {t}");
-            assert_eq!(totp_code_at(&sha512, t, 8, Algorithm::SHA512), c512, "SHA512 at {t}");
+            assert_eq!(
+                totp_code_at(&sha1, t, 8, Algorithm::SHA1),
+                c1,
+                "SHA1 at {t}"
+            );
+            assert_eq!(
+                totp_code_at(&sha256, t, 8, Algorithm::SHA256),
+                c256,
+                "SHA256 at {t}"
+            );
+            assert_eq!(
+                totp_code_at(&sha512, t, 8, Algorithm::SHA512),
+                c512,
+                "SHA512 at {t}"
+            );
         }
     }
 

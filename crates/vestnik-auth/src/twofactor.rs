@@ -11,13 +11,24 @@ fn recovery_code() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
     let mut bytes = [0u8; 10];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let s: String = bytes.iter().map(|b| ALPHABET[(*b & 31) as usize] as char).collect();
+    let s: String = bytes
+        .iter()
+        .map(|b| ALPHABET[(*b & 31) as usize] as char)
+        .collect();
     format!("{}-{}", &s[..5], &s[5..])
 }
 
 impl AuthService {
-    pub async fn totp_setup(&self, meta: &RequestMeta, auth: &SessionAuth) -> Result<TotpSetup, AuthError> {
-        let user = self.store.user_by_id(&auth.user_id).await?.ok_or(AuthError::Unauthenticated)?;
+    pub async fn totp_setup(
+        &self,
+        meta: &RequestMeta,
+        auth: &SessionAuth,
+    ) -> Result<TotpSetup, AuthError> {
+        let user = self
+            .store
+            .user_by_id(&auth.user_id)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
         if user.totp_enabled() {
             return Err(AuthError::TotpAlreadyEnabled);
         }
@@ -25,21 +36,40 @@ impl AuthService {
         rand::rngs::OsRng.fill_bytes(&mut secret);
         let sealed = self.keys.seal_totp(&user.id, &secret)?;
         let expires = self.clock.now_ms() + TOTP_SETUP_TTL_SECS * 1000;
-        self.store.set_totp_pending(&user.id, &sealed, expires).await?;
-        self.audit(meta, Some(&user.id), Some(&auth.device_id), "totp_setup", None).await;
+        self.store
+            .set_totp_pending(&user.id, &sealed, expires)
+            .await?;
+        self.audit(
+            meta,
+            Some(&user.id),
+            Some(&auth.device_id),
+            "totp_setup",
+            None,
+        )
+        .await;
         Ok(TotpSetup {
             secret: totp::base32(&secret),
             otpauth_uri: totp::otpauth_uri(&self.settings.issuer, &user.email, &secret),
         })
     }
 
-    pub async fn totp_enable(&self, meta: &RequestMeta, auth: &SessionAuth, code: &str) -> Result<RecoveryCodes, AuthError> {
-        let user = self.store.user_by_id(&auth.user_id).await?.ok_or(AuthError::Unauthenticated)?;
+    pub async fn totp_enable(
+        &self,
+        meta: &RequestMeta,
+        auth: &SessionAuth,
+        code: &str,
+    ) -> Result<RecoveryCodes, AuthError> {
+        let user = self
+            .store
+            .user_by_id(&auth.user_id)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
         if user.totp_enabled() {
             return Err(AuthError::TotpAlreadyEnabled);
         }
         let now = self.clock.now_ms();
-        let (Some(sealed), Some(expires)) = (&user.totp_pending_enc, user.totp_pending_expires_at) else {
+        let (Some(sealed), Some(expires)) = (&user.totp_pending_enc, user.totp_pending_expires_at)
+        else {
             return Err(AuthError::NoTotpSetup);
         };
         if expires <= now {
@@ -52,26 +82,65 @@ impl AuthService {
         let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
         let hashes: Vec<String> = codes
             .iter()
-            .map(|c| self.keys.hash_code(&format!("recovery:{}", user.id), &c.replace('-', "")))
+            .map(|c| {
+                self.keys
+                    .hash_code(&format!("recovery:{}", user.id), &c.replace('-', ""))
+            })
             .collect();
-        self.store.enable_totp(&user.id, sealed, step, &hashes, now).await?;
-        self.audit(meta, Some(&user.id), Some(&auth.device_id), "totp_enabled", None).await;
-        Ok(RecoveryCodes { recovery_codes: codes })
+        self.store
+            .enable_totp(&user.id, sealed, step, &hashes, now)
+            .await?;
+        self.audit(
+            meta,
+            Some(&user.id),
+            Some(&auth.device_id),
+            "totp_enabled",
+            None,
+        )
+        .await;
+        Ok(RecoveryCodes {
+            recovery_codes: codes,
+        })
     }
 
     /// Confirmed by a current TOTP code or an unused recovery code.
-    pub async fn totp_disable(&self, meta: &RequestMeta, auth: &SessionAuth, code: &str) -> Result<(), AuthError> {
-        let user = self.store.user_by_id(&auth.user_id).await?.ok_or(AuthError::Unauthenticated)?;
+    pub async fn totp_disable(
+        &self,
+        meta: &RequestMeta,
+        auth: &SessionAuth,
+        code: &str,
+    ) -> Result<(), AuthError> {
+        let user = self
+            .store
+            .user_by_id(&auth.user_id)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
         if !user.totp_enabled() {
             return Err(AuthError::TotpNotEnabled);
         }
         let ok = self.check_totp(&user, code).await? || self.use_recovery_code(&user, code).await?;
         if !ok {
-            self.audit(meta, Some(&user.id), Some(&auth.device_id), "totp_disable_failed", None).await;
+            self.audit(
+                meta,
+                Some(&user.id),
+                Some(&auth.device_id),
+                "totp_disable_failed",
+                None,
+            )
+            .await;
             return Err(AuthError::InvalidTotp);
         }
-        self.store.disable_totp(&user.id, self.clock.now_ms()).await?;
-        self.audit(meta, Some(&user.id), Some(&auth.device_id), "totp_disabled", None).await;
+        self.store
+            .disable_totp(&user.id, self.clock.now_ms())
+            .await?;
+        self.audit(
+            meta,
+            Some(&user.id),
+            Some(&auth.device_id),
+            "totp_disabled",
+            None,
+        )
+        .await;
         Ok(())
     }
 }

@@ -80,7 +80,10 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("mail", &self.mail)
             .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
@@ -136,26 +139,44 @@ pub struct ConfigError {
 }
 
 fn bad(key: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError { key, reason: reason.into() }
+    ConfigError {
+        key,
+        reason: reason.into(),
+    }
 }
 
 impl Config {
     /// Checks every value and names the first bad key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.listen
-            .parse::<std::net::SocketAddr>()
-            .map_err(|e| bad("listen", format!("expected host:port like 127.0.0.1:8080, got {:?} ({e})", self.listen)))?;
+        self.listen.parse::<std::net::SocketAddr>().map_err(|e| {
+            bad(
+                "listen",
+                format!(
+                    "expected host:port like 127.0.0.1:8080, got {:?} ({e})",
+                    self.listen
+                ),
+            )
+        })?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(bad("data_dir", "must not be empty"));
         }
         if let Some(url) = self.database_url.as_deref().filter(|u| !u.is_empty()) {
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:")) {
-                return Err(bad("database_url", format!("expected postgres://… or sqlite:…, got {}", redact_url(url))));
+            if !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:"))
+            {
+                return Err(bad(
+                    "database_url",
+                    format!("expected postgres://… or sqlite:…, got {}", redact_url(url)),
+                ));
             }
         }
         if let Some(url) = self.redis_url.as_deref().filter(|u| !u.is_empty()) {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(bad("redis_url", format!("expected redis://…, got {}", redact_url(url))));
+                return Err(bad(
+                    "redis_url",
+                    format!("expected redis://…, got {}", redact_url(url)),
+                ));
             }
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
@@ -163,17 +184,31 @@ impl Config {
         }
         if let Some(url) = &self.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(bad("public_url", format!("expected http(s)://…, got {url:?}")));
+                return Err(bad(
+                    "public_url",
+                    format!("expected http(s)://…, got {url:?}"),
+                ));
             }
         }
         match self.mail {
             MailKind::Smtp => match self.smtp_url.as_deref() {
-                Some(u) if u.starts_with("smtp://") || u.starts_with("smtps://") || u.starts_with("smtp+starttls://") => {}
-                _ => return Err(bad("smtp_url", "mail = \"smtp\" needs smtp_url = \"smtp://host:port\"")),
+                Some(u)
+                    if u.starts_with("smtp://")
+                        || u.starts_with("smtps://")
+                        || u.starts_with("smtp+starttls://") => {}
+                _ => {
+                    return Err(bad(
+                        "smtp_url",
+                        "mail = \"smtp\" needs smtp_url = \"smtp://host:port\"",
+                    ))
+                }
             },
             MailKind::Mailersend => {
                 if self.mailersend_api_key.as_deref().unwrap_or("").is_empty() {
-                    return Err(bad("mailersend_api_key", "mail = \"mailersend\" needs an API key"));
+                    return Err(bad(
+                        "mailersend_api_key",
+                        "mail = \"mailersend\" needs an API key",
+                    ));
                 }
                 if !self.mailersend_url.starts_with("http") {
                     return Err(bad("mailersend_url", "expected an http(s) URL"));
@@ -182,7 +217,10 @@ impl Config {
             MailKind::File => {}
         }
         if !self.mail_from.contains('@') {
-            return Err(bad("mail_from", format!("expected \"Name <addr@host>\", got {:?}", self.mail_from)));
+            return Err(bad(
+                "mail_from",
+                format!("expected \"Name <addr@host>\", got {:?}", self.mail_from),
+            ));
         }
         if let Some(k) = &self.server_key {
             use base64::Engine;
@@ -191,7 +229,10 @@ impl Config {
                 .map(|b| b.len() == 32)
                 .unwrap_or(false);
             if !ok {
-                return Err(bad("server_key", "expected 32 bytes in base64 (openssl rand -base64 32)"));
+                return Err(bad(
+                    "server_key",
+                    "expected 32 bytes in base64 (openssl rand -base64 32)",
+                ));
             }
         }
         if !(60..=86_400).contains(&self.access_token_ttl_secs) {
@@ -201,7 +242,10 @@ impl Config {
             return Err(bad("refresh_token_ttl_secs", "expected 3600..=31536000"));
         }
         if self.pow_difficulty > 30 {
-            return Err(bad("pow_difficulty", format!("expected 0..=30 bits, got {}", self.pow_difficulty)));
+            return Err(bad(
+                "pow_difficulty",
+                format!("expected 0..=30 bits, got {}", self.pow_difficulty),
+            ));
         }
         for (key, v) in [
             ("rate_ip_per_minute", self.rate_ip_per_minute),
@@ -214,7 +258,10 @@ impl Config {
         }
         for o in &self.cors_origins {
             if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
-                return Err(bad("cors_origins", format!("expected origins like https://chat.example.org, got {o:?}")));
+                return Err(bad(
+                    "cors_origins",
+                    format!("expected origins like https://chat.example.org, got {o:?}"),
+                ));
             }
         }
         if !(1..=1000).contains(&self.db_pool_size) {
@@ -224,7 +271,9 @@ impl Config {
     }
 
     pub fn is_postgres(&self) -> bool {
-        self.database_url.as_deref().is_some_and(|u| u.starts_with("postgres"))
+        self.database_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("postgres"))
     }
 }
 
@@ -239,11 +288,20 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_its_key() {
-        let c = Config { listen: "nope".into(), ..Config::default() };
+        let c = Config {
+            listen: "nope".into(),
+            ..Config::default()
+        };
         assert_eq!(c.validate().map_err(|e| e.key), Err("listen"));
-        let c = Config { mail: MailKind::Smtp, ..Config::default() };
+        let c = Config {
+            mail: MailKind::Smtp,
+            ..Config::default()
+        };
         assert_eq!(c.validate().map_err(|e| e.key), Err("smtp_url"));
-        let c = Config { server_key: Some("short".into()), ..Config::default() };
+        let c = Config {
+            server_key: Some("short".into()),
+            ..Config::default()
+        };
         assert_eq!(c.validate().map_err(|e| e.key), Err("server_key"));
     }
 

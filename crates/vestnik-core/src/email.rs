@@ -3,7 +3,9 @@ use std::fmt;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EmailError {
-    #[error("expected an e-mail address like name@example.org, got {0} characters without a valid form")]
+    #[error(
+        "expected an e-mail address like name@example.org, got {0} characters without a valid form"
+    )]
     Malformed(usize),
     #[error("expected an e-mail address of at most 254 characters, got {0}")]
     TooLong(usize),
@@ -61,14 +63,30 @@ mod tests {
 
     #[test]
     fn addresses_are_trimmed_and_lowercased() {
-        assert_eq!(Email::parse("  Alice@Example.ORG ").map(|e| e.0), Ok("alice@example.org".into()));
+        assert_eq!(
+            Email::parse("  Alice@Example.ORG ").map(|e| e.0),
+            Ok("alice@example.org".into())
+        );
     }
 
     #[test]
     fn malformed_addresses_are_rejected() {
-        for bad in ["", "alice", "@example.org", "alice@", "alice@org", "a b@example.org", "alice@@example.org", "alice@example..org", "<a>@example.org"] {
+        for bad in [
+            "",
+            "alice",
+            "@example.org",
+            "alice@",
+            "alice@org",
+            "a b@example.org",
+            "alice@@example.org",
+            "alice@example..org",
+            "<a>@example.org",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad} should be rejected");
         }
-        assert!(matches!(Email::parse(&format!("{}@example.org", "a".repeat(250))), Err(EmailError::TooLong(_))));
+        assert!(matches!(
+            Email::parse(&format!("{}@example.org", "a".repeat(250))),
+            Err(EmailError::TooLong(_))
+        ));
     }
 }

@@ -6,5 +6,7 @@ pub fn new_id() -> String {
 
 /// An id that came from a client: 32 lowercase hex characters.
 pub fn is_valid_id(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }

@@ -15,11 +15,21 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after_secs: None, pow: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+            pow: None,
+        }
     }
 
     pub fn rate_limited(retry_after_ms: u64) -> Self {
-        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; retry later");
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; retry later",
+        );
         e.retry_after_secs = Some(retry_after_ms.div_ceil(1000).max(1));
         e
     }
@@ -27,7 +37,11 @@ impl ApiError {
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
         // The detail goes to the log (with the request id from the span), never to the client.
         tracing::error!(error = %err, context, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; it has been logged")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; it has been logged",
+        )
     }
 
     pub fn not_found() -> Self {
@@ -75,7 +89,11 @@ impl From<AuthError> for ApiError {
             }
             AuthError::Mail(err) => {
                 tracing::error!(error = %err, "mail delivery failed");
-                Self::new(S::SERVICE_UNAVAILABLE, "mail_unavailable", "the mail could not be sent; try again later")
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "mail_unavailable",
+                    "the mail could not be sent; try again later",
+                )
             }
             AuthError::Store(err) => Self::internal("store", err),
             AuthError::Bus(err) => Self::internal("bus", err),

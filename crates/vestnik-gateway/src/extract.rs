@@ -29,13 +29,22 @@ where
                     "unsupported_media_type",
                     "expected Content-Type: application/json",
                 ),
-                JsonRejection::JsonSyntaxError(e) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text()),
-                JsonRejection::JsonDataError(e) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()),
-                JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("expected a body of at most {} bytes", vestnik_core::limits::MAX_JSON_BODY_BYTES),
-                ),
+                JsonRejection::JsonSyntaxError(e) => {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text())
+                }
+                JsonRejection::JsonDataError(e) => {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
+                }
+                JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        format!(
+                            "expected a body of at most {} bytes",
+                            vestnik_core::limits::MAX_JSON_BODY_BYTES
+                        ),
+                    )
+                }
                 other => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", other.body_text()),
             }),
         }
@@ -48,13 +57,25 @@ pub struct Authed(pub SessionAuth);
 impl FromRequestParts<Arc<Gateway>> for Authed {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, gw: &Arc<Gateway>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        gw: &Arc<Gateway>,
+    ) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "expected Authorization: Bearer <access token>"))?;
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "expected Authorization: Bearer <access token>",
+                )
+            })?;
         Ok(Authed(gw.auth.authenticate(token.trim()).await?))
     }
 }
@@ -68,7 +89,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Meta(RequestMeta {
             ip: parts.extensions.get::<ClientIp>().map(|c| c.0.to_string()),
-            user_agent: parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+            user_agent: parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
             request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
         }))
     }

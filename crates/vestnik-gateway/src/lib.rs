@@ -43,7 +43,11 @@ pub struct GatewaySettings {
 /// The whole application as one router.
 pub fn router(gw: Arc<Gateway>) -> Router {
     let api = routes::api_routes();
-    middleware::wrap(Router::new().merge(api).merge(routes::ops_routes()), gw.clone()).with_state(gw)
+    middleware::wrap(
+        Router::new().merge(api).merge(routes::ops_routes()),
+        gw.clone(),
+    )
+    .with_state(gw)
 }
 
 /// Installs the process-wide Prometheus recorder once (the `metrics` macros
@@ -53,7 +57,10 @@ pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let builder = metrics_exporter_prometheus::PrometheusBuilder::new()
-                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ])
                 .unwrap_or_else(|_| metrics_exporter_prometheus::PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();

@@ -25,21 +25,39 @@ pub struct ClientIp(pub IpAddr);
 
 pub fn wrap(router: Router<Arc<Gateway>>, gw: Arc<Gateway>) -> Router<Arc<Gateway>> {
     let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::list(gw.settings.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok())))
+        .allow_origin(AllowOrigin::list(
+            gw.settings
+                .cors_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        ))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-        .allow_headers([axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE, REQUEST_ID])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            REQUEST_ID,
+        ])
         .expose_headers([REQUEST_ID, axum::http::header::RETRY_AFTER])
         .max_age(Duration::from_secs(600));
     router
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(gw, edge))
         .layer(cors)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; it has been logged").into_response()
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; it has been logged",
+            )
+            .into_response()
         }))
 }
 
@@ -48,7 +66,12 @@ fn request_id(req: &Request) -> String {
     req.headers()
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
         .map(str::to_owned)
         .unwrap_or_else(vestnik_core::ids::new_id)
 }
@@ -66,14 +89,20 @@ fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
             return fwd;
         }
     }
-    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 /// Auth endpoints that cost argon2 or send mail get their own, tighter class.
 fn is_auth_class(path: &str) -> bool {
     matches!(
         path,
-        "/v1/auth/register" | "/v1/auth/register/verify" | "/v1/auth/login" | "/v1/auth/refresh" | "/v1/auth/2fa/disable"
+        "/v1/auth/register"
+            | "/v1/auth/register/verify"
+            | "/v1/auth/login"
+            | "/v1/auth/refresh"
+            | "/v1/auth/2fa/disable"
     )
 }
 
@@ -81,7 +110,11 @@ async fn edge(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -> R
     let started = Instant::now();
     let id = request_id(&req);
     let ip = client_ip(&req, gw.settings.trust_forwarded_for);
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
     let method = req.method().clone();
     req.extensions_mut().insert(RequestId(id.clone()));
     if let Some(ip) = ip {
@@ -97,7 +130,12 @@ async fn edge(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -> R
         }
         match tokio::time::timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS), next.run(req)).await {
             Ok(res) => res,
-            Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long").into_response(),
+            Err(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the request took too long",
+            )
+            .into_response(),
         }
     }
     .instrument(span.clone())
@@ -109,12 +147,21 @@ async fn edge(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -> R
     }
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
-    let labels = [("route", route.clone()), ("method", method.to_string()), ("status", status.to_string())];
+    let labels = [
+        ("route", route.clone()),
+        ("method", method.to_string()),
+        ("status", status.to_string()),
+    ];
     metrics::counter!("vestnik_http_requests_total", &labels).increment(1);
-    metrics::histogram!("vestnik_http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    metrics::histogram!("vestnik_http_request_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
     span.in_scope(|| {
         if status >= 500 {
-            tracing::warn!(status, elapsed_ms = elapsed.as_millis() as u64, "request failed");
+            tracing::warn!(
+                status,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "request failed"
+            );
         } else {
             tracing::debug!(status, elapsed_ms = elapsed.as_millis() as u64, "request");
         }
@@ -126,11 +173,16 @@ async fn limit(gw: &Gateway, ip: IpAddr, route: &str) -> Result<(), ApiError> {
     let check = |key: String, rate| async move {
         match gw.limiter.check(&key, rate).await {
             Ok(vestnik_bus::Decision::Allowed) => Ok(()),
-            Ok(vestnik_bus::Decision::Limited { retry_after_ms }) => Err(ApiError::rate_limited(retry_after_ms)),
+            Ok(vestnik_bus::Decision::Limited { retry_after_ms }) => {
+                Err(ApiError::rate_limited(retry_after_ms))
+            }
             Err(e) => Err(ApiError::internal("rate limiter", e)),
         }
     };
-    if route.starts_with("/healthz") || route.starts_with("/readyz") || route.starts_with("/metrics") {
+    if route.starts_with("/healthz")
+        || route.starts_with("/readyz")
+        || route.starts_with("/metrics")
+    {
         return Ok(());
     }
     check(format!("ip:{ip}"), gw.settings.ip_rate).await?;

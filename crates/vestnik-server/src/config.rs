@@ -7,10 +7,29 @@ use vestnik_core::Config;
 
 /// Every key, as it appears in the file and (upper-cased, `VESTNIK_` prefixed) in the environment.
 pub const KEYS: &[&str] = &[
-    "listen", "data_dir", "database_url", "redis_url", "redis_prefix", "public_url", "mail", "mail_from",
-    "smtp_url", "mailersend_api_key", "mailersend_url", "server_key", "log_format", "log_level",
-    "access_token_ttl_secs", "refresh_token_ttl_secs", "pow_difficulty", "rate_ip_per_minute",
-    "rate_auth_ip_per_minute", "rate_auth_email_per_hour", "trust_forwarded_for", "cors_origins", "db_pool_size",
+    "listen",
+    "data_dir",
+    "database_url",
+    "redis_url",
+    "redis_prefix",
+    "public_url",
+    "mail",
+    "mail_from",
+    "smtp_url",
+    "mailersend_api_key",
+    "mailersend_url",
+    "server_key",
+    "log_format",
+    "log_level",
+    "access_token_ttl_secs",
+    "refresh_token_ttl_secs",
+    "pow_difficulty",
+    "rate_ip_per_minute",
+    "rate_auth_ip_per_minute",
+    "rate_auth_email_per_hour",
+    "trust_forwarded_for",
+    "cors_origins",
+    "db_pool_size",
 ];
 
 /// Values given as command-line flags; `None` leaves the lower layers alone.
@@ -66,10 +85,16 @@ pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Config, String> {
         }
         fig = fig.merge(Toml::file(path));
     }
-    fig = fig.merge(Env::prefixed("VESTNIK_").only(KEYS)).merge(Serialized::defaults(flags));
+    fig = fig
+        .merge(Env::prefixed("VESTNIK_").only(KEYS))
+        .merge(Serialized::defaults(flags));
     let config: Config = fig.extract().map_err(|e| {
         let key = e.path.join(".");
-        if key.is_empty() { format!("invalid config: {e}") } else { format!("invalid config key `{key}`: {e}") }
+        if key.is_empty() {
+            format!("invalid config: {e}")
+        } else {
+            format!("invalid config key `{key}`: {e}")
+        }
     })?;
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
@@ -82,7 +107,12 @@ mod tests {
     #[test]
     fn keys_list_every_config_field() {
         let v = serde_json::to_value(Config::default()).expect("serialize");
-        let mut fields: Vec<&str> = v.as_object().expect("object").keys().map(String::as_str).collect();
+        let mut fields: Vec<&str> = v
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
         let mut keys = KEYS.to_vec();
         fields.sort_unstable();
         keys.sort_unstable();
@@ -94,10 +124,20 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vestnik-cfg-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("dir");
         let file = dir.join("v.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nlog_level = \"debug\"\n").expect("write");
-        let flags = Overrides { listen: Some("127.0.0.1:9001".into()), ..Overrides::default() };
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nlog_level = \"debug\"\n",
+        )
+        .expect("write");
+        let flags = Overrides {
+            listen: Some("127.0.0.1:9001".into()),
+            ..Overrides::default()
+        };
         let c = load(Some(&file), &flags).expect("load");
-        assert_eq!((c.listen.as_str(), c.log_level.as_str()), ("127.0.0.1:9001", "debug"));
+        assert_eq!(
+            (c.listen.as_str(), c.log_level.as_str()),
+            ("127.0.0.1:9001", "debug")
+        );
 
         std::fs::write(&file, "pow_difficulty = \"lots\"\n").expect("write");
         let err = load(Some(&file), &Overrides::default()).expect_err("must fail");

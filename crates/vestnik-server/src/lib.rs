@@ -30,14 +30,25 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = database_url(config);
     let store = vestnik_store::open(&url, config.db_pool_size)
         .await
-        .with_context(|| format!("opening database {}", vestnik_core::config::redact_url(&url)))?;
+        .with_context(|| {
+            format!(
+                "opening database {}",
+                vestnik_core::config::redact_url(&url)
+            )
+        })?;
     Ok(store)
 }
 
 pub fn mailer(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
     Ok(match config.mail {
-        MailKind::File => Arc::new(FileMailer::new(config.data_dir.join("mail"), &config.mail_from)?),
-        MailKind::Smtp => Arc::new(SmtpMailer::new(config.smtp_url.as_deref().unwrap_or_default(), &config.mail_from)?),
+        MailKind::File => Arc::new(FileMailer::new(
+            config.data_dir.join("mail"),
+            &config.mail_from,
+        )?),
+        MailKind::Smtp => Arc::new(SmtpMailer::new(
+            config.smtp_url.as_deref().unwrap_or_default(),
+            &config.mail_from,
+        )?),
         MailKind::Mailersend => Arc::new(MailerSendMailer::new(
             &config.mailersend_url,
             config.mailersend_api_key.as_deref().unwrap_or_default(),
@@ -54,22 +65,31 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
     if !applied.is_empty() {
         tracing::info!(?applied, backend = store.backend(), "migrations applied");
     }
-    let (kv, limiter): (Arc<dyn Kv>, Arc<dyn RateLimiter>) = match config.redis_url.as_deref().filter(|u| !u.is_empty()) {
-        Some(url) => {
-            let conn = vestnik_bus::connect_redis(url).await.context("connecting to redis_url")?;
-            (
-                Arc::new(RedisKv::new(conn.clone(), &config.redis_prefix)),
-                Arc::new(RedisRateLimiter::new(conn, &config.redis_prefix)),
-            )
-        }
-        None => (Arc::new(MemoryKv::new(clock.clone())), Arc::new(MemoryRateLimiter::new(clock.clone()))),
-    };
+    let (kv, limiter): (Arc<dyn Kv>, Arc<dyn RateLimiter>) =
+        match config.redis_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => {
+                let conn = vestnik_bus::connect_redis(url)
+                    .await
+                    .context("connecting to redis_url")?;
+                (
+                    Arc::new(RedisKv::new(conn.clone(), &config.redis_prefix)),
+                    Arc::new(RedisRateLimiter::new(conn, &config.redis_prefix)),
+                )
+            }
+            None => (
+                Arc::new(MemoryKv::new(clock.clone())),
+                Arc::new(MemoryRateLimiter::new(clock.clone())),
+            ),
+        };
     let master = server_key::load_or_create(config)?;
     let settings = AuthSettings {
         access_ttl_secs: config.access_token_ttl_secs,
         refresh_ttl_secs: config.refresh_token_ttl_secs,
         pow_difficulty: config.pow_difficulty,
-        auth_email_rate: Rate { capacity: config.rate_auth_email_per_hour, per_secs: 3600 },
+        auth_email_rate: Rate {
+            capacity: config.rate_auth_email_per_hour,
+            per_secs: 3600,
+        },
         issuer: "Vestnik".into(),
     };
     let auth = AuthService::new(
@@ -88,8 +108,14 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         limiter,
         metrics: vestnik_gateway::metrics_handle(),
         settings: GatewaySettings {
-            ip_rate: Rate { capacity: config.rate_ip_per_minute, per_secs: 60 },
-            auth_ip_rate: Rate { capacity: config.rate_auth_ip_per_minute, per_secs: 60 },
+            ip_rate: Rate {
+                capacity: config.rate_ip_per_minute,
+                per_secs: 60,
+            },
+            auth_ip_rate: Rate {
+                capacity: config.rate_auth_ip_per_minute,
+                per_secs: 60,
+            },
             trust_forwarded_for: config.trust_forwarded_for,
             cors_origins: config.cors_origins.clone(),
             uses_redis: config.redis_url.as_deref().is_some_and(|u| !u.is_empty()),
@@ -105,7 +131,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(gw).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 pub fn system_clock() -> Arc<dyn Clock> {

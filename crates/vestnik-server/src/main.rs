@@ -7,11 +7,15 @@ use vestnik_core::{Config, LogFormat};
 use vestnik_server::config::{self, Overrides};
 
 #[derive(Parser)]
-#[command(name = "vestnik", version, about = "Vestnik: a self-hostable end-to-end-encrypted messenger server",
+#[command(
+    name = "vestnik",
+    version,
+    about = "Vestnik: a self-hostable end-to-end-encrypted messenger server",
     long_about = "Vestnik: a self-hostable end-to-end-encrypted messenger server.\n\n\
 Configuration comes from defaults, then a TOML file (--config or VESTNIK_CONFIG), then\n\
 VESTNIK_<KEY> environment variables, then flags. With no configuration at all, `vestnik serve`\n\
-runs on embedded defaults: SQLite under ./data, in-process caches, mail written to ./data/mail.")]
+runs on embedded defaults: SQLite under ./data, in-process caches, mail written to ./data/mail."
+)]
 struct Cli {
     /// TOML configuration file
     #[arg(long, global = true, env = "VESTNIK_CONFIG")]
@@ -79,10 +83,20 @@ fn init_logging(config: &Config) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let format = config
         .log_format
-        .unwrap_or(if std::io::stderr().is_terminal() { LogFormat::Text } else { LogFormat::Json });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        .unwrap_or(if std::io::stderr().is_terminal() {
+            LogFormat::Text
+        } else {
+            LogFormat::Json
+        });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
         LogFormat::Text => builder.init(),
     }
 }
@@ -115,7 +129,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("vestnik: cannot start the runtime: {e}");
@@ -155,10 +172,17 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             init_logging(&config);
             let store = vestnik_server::open_store(&config).await?;
             let applied = store.migrate().await?;
-            println!("{} migration(s) applied on {}: {:?}", applied.len(), store.backend(), applied);
+            println!(
+                "{} migration(s) applied on {}: {:?}",
+                applied.len(),
+                store.backend(),
+                applied
+            );
             Ok(())
         }
-        Command::Config { command: ConfigCommand::Check } => {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
             println!("configuration is valid:\n{config:#?}");
             Ok(())
         }
@@ -183,11 +207,16 @@ async fn admin(command: AdminCommand, config: Config) -> anyhow::Result<()> {
             };
             vestnik_auth::check_password_policy(&password, email.as_str())?;
             let hash = vestnik_auth::hash_password(password).await?;
-            store.upsert_admin(&vestnik_core::ids::new_id(), email.as_str(), &hash, now).await?;
+            store
+                .upsert_admin(&vestnik_core::ids::new_id(), email.as_str(), &hash, now)
+                .await?;
             println!("administrator {email} is active");
         }
         AdminCommand::List { after, limit } => {
-            for u in store.list_users(after.as_deref(), limit.clamp(1, 10_000)).await? {
+            for u in store
+                .list_users(after.as_deref(), limit.clamp(1, 10_000))
+                .await?
+            {
                 let admin = if u.is_admin { " admin" } else { "" };
                 let totp = if u.totp_enabled() { " 2fa" } else { "" };
                 println!("{}\t{}\t{}{}{}", u.id, u.email, u.status, admin, totp);
@@ -195,13 +224,21 @@ async fn admin(command: AdminCommand, config: Config) -> anyhow::Result<()> {
         }
         AdminCommand::Disable { email } => {
             let email = vestnik_core::Email::parse(&email)?;
-            anyhow::ensure!(gw.auth.disable_user(email.as_str()).await?, "no account for {email}");
+            anyhow::ensure!(
+                gw.auth.disable_user(email.as_str()).await?,
+                "no account for {email}"
+            );
             println!("{email} is disabled and its sessions are ended");
         }
         AdminCommand::Enable { email } => {
             let email = vestnik_core::Email::parse(&email)?;
-            let u = store.user_by_email(email.as_str()).await?.with_context(|| format!("no account for {email}"))?;
-            store.set_user_status(&u.id, vestnik_store::UserStatus::Active, now).await?;
+            let u = store
+                .user_by_email(email.as_str())
+                .await?
+                .with_context(|| format!("no account for {email}"))?;
+            store
+                .set_user_status(&u.id, vestnik_store::UserStatus::Active, now)
+                .await?;
             println!("{email} is active");
         }
     }

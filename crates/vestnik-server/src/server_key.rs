@@ -13,7 +13,8 @@ pub fn load_or_create(config: &Config) -> anyhow::Result<[u8; 32]> {
     }
     let path = config.data_dir.join("server.key");
     if path.exists() {
-        let s = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let s = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         return decode(&s).with_context(|| format!("{} is not 32 bytes of base64", path.display()));
     }
     let mut key = [0u8; 32];
@@ -40,5 +41,6 @@ pub fn load_or_create(config: &Config) -> anyhow::Result<[u8; 32]> {
 
 fn decode(s: &str) -> anyhow::Result<[u8; 32]> {
     let v = STANDARD.decode(s.trim())?;
-    v.try_into().map_err(|v: Vec<u8>| anyhow::anyhow!("expected 32 bytes, got {}", v.len()))
+    v.try_into()
+        .map_err(|v: Vec<u8>| anyhow::anyhow!("expected 32 bytes, got {}", v.len()))
 }

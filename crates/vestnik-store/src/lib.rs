@@ -53,8 +53,20 @@ pub trait UserStore: Send + Sync {
     /// Consumes the code, activates the account, creates the first device with
     /// its keys and a session, and records the audit event — all or nothing.
     async fn complete_registration(&self, reg: &CompleteRegistration) -> Result<()>;
-    async fn set_totp_pending(&self, user_id: &str, secret_enc: &str, expires_at: i64) -> Result<()>;
-    async fn enable_totp(&self, user_id: &str, secret_enc: &str, step: i64, recovery_hashes: &[String], now: i64) -> Result<()>;
+    async fn set_totp_pending(
+        &self,
+        user_id: &str,
+        secret_enc: &str,
+        expires_at: i64,
+    ) -> Result<()>;
+    async fn enable_totp(
+        &self,
+        user_id: &str,
+        secret_enc: &str,
+        step: i64,
+        recovery_hashes: &[String],
+        now: i64,
+    ) -> Result<()>;
     async fn disable_totp(&self, user_id: &str, now: i64) -> Result<()>;
     /// Marks a TOTP time step used; false when it (or a later one) already was,
     /// which is what stops a code being replayed.
@@ -66,22 +78,43 @@ pub trait UserStore: Send + Sync {
     /// Sets the status of an existing account; false when there is none.
     async fn set_user_status(&self, user_id: &str, status: UserStatus, now: i64) -> Result<bool>;
     /// Creates an active administrator, or promotes the existing account.
-    async fn upsert_admin(&self, id: &str, email: &str, password_hash: &str, now: i64) -> Result<()>;
+    async fn upsert_admin(
+        &self,
+        id: &str,
+        email: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<()>;
 }
 
 /// Devices, their public keys and their sessions.
 #[async_trait]
 pub trait DeviceStore: Send + Sync {
     /// A login: a new device with its keys and its first session.
-    async fn create_device_session(&self, device: &NewDevice, session: &NewSession, max_devices: i64) -> Result<()>;
+    async fn create_device_session(
+        &self,
+        device: &NewDevice,
+        session: &NewSession,
+        max_devices: i64,
+    ) -> Result<()>;
     async fn list_devices(&self, user_id: &str) -> Result<Vec<DeviceRow>>;
     async fn session_by_access(&self, access_hash: &str, now: i64) -> Result<Option<SessionAuth>>;
     /// Rotates a refresh token; detects reuse of an already rotated one.
-    async fn rotate_refresh(&self, old_refresh_hash: &str, next: &NextTokens, now: i64) -> Result<RotateOutcome>;
+    async fn rotate_refresh(
+        &self,
+        old_refresh_hash: &str,
+        next: &NextTokens,
+        now: i64,
+    ) -> Result<RotateOutcome>;
     /// Revokes devices (all of the user's when `device_ids` is None), their
     /// sessions and their one-time and fallback keys. Returns the access-token
     /// hashes that caches must forget.
-    async fn revoke_devices(&self, user_id: &str, device_ids: Option<&[String]>, now: i64) -> Result<Vec<String>>;
+    async fn revoke_devices(
+        &self,
+        user_id: &str,
+        device_ids: Option<&[String]>,
+        now: i64,
+    ) -> Result<Vec<String>>;
     async fn one_time_key_count(&self, device_id: &str) -> Result<i64>;
 }
 
@@ -89,7 +122,12 @@ pub trait DeviceStore: Send + Sync {
 pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, event: &AuditEvent) -> Result<()>;
     /// Newest first; `before` pages backwards by id.
-    async fn list_audit(&self, user_id: &str, before: Option<i64>, limit: i64) -> Result<Vec<AuditRow>>;
+    async fn list_audit(
+        &self,
+        user_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>>;
 }
 
 /// Everything a node needs from its database.

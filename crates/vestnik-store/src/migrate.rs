@@ -31,34 +31,41 @@ macro_rules! run_migrations {
     ($pool:expr, $field:ident, $lock:expr) => {{
         let pool = $pool;
         let lock: Option<&'static str> = $lock;
-        sqlx::query($crate::migrate::CREATE_TABLE).execute(pool).await?;
+        sqlx::query($crate::migrate::CREATE_TABLE)
+            .execute(pool)
+            .await?;
         let mut applied_now = Vec::new();
         for m in $crate::migrate::MIGRATIONS {
             let mut tx = pool.begin().await?;
             if let Some(lock) = lock {
                 sqlx::query(lock).execute(&mut *tx).await?;
             }
-            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(m.version)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                    .bind(m.version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if done.is_some() {
                 continue;
             }
             // Statements are split on `;` (migration files keep semicolons out of
             // literals) because each runs as a prepared statement.
             for stmt in m.$field.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                sqlx::query(stmt)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| $crate::StoreError::Migration { version: m.version, reason: e.to_string() })?;
+                sqlx::query(stmt).execute(&mut *tx).await.map_err(|e| {
+                    $crate::StoreError::Migration {
+                        version: m.version,
+                        reason: e.to_string(),
+                    }
+                })?;
             }
-            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                .bind(m.version)
-                .bind(m.name)
-                .bind($crate::migrate::now_ms())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind($crate::migrate::now_ms())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             applied_now.push(m.version);
         }

@@ -116,9 +116,15 @@ pub struct SessionAuth {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotateOutcome {
-    Rotated { session: SessionAuth, old_access_hash: String },
+    Rotated {
+        session: SessionAuth,
+        old_access_hash: String,
+    },
     /// An already rotated refresh token came back: someone holds a copy.
-    Reused { user_id: String, device_id: String },
+    Reused {
+        user_id: String,
+        device_id: String,
+    },
     Expired,
     Unknown,
 }

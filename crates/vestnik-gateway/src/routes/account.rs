@@ -10,7 +10,10 @@ use crate::{ApiError, Gateway};
 
 #[utoipa::path(get, path = "/v1/account", tag = "account", security(("bearer" = [])),
     responses((status = 200, body = Account), (status = 401, body = ErrorBody)))]
-pub async fn account(State(gw): State<Arc<Gateway>>, Authed(auth): Authed) -> Result<axum::Json<Account>, ApiError> {
+pub async fn account(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+) -> Result<axum::Json<Account>, ApiError> {
     Ok(axum::Json(gw.auth.account(&auth).await?))
 }
 
@@ -26,15 +29,25 @@ pub struct AuditQuery {
 /// The account's own security events, newest first.
 #[utoipa::path(get, path = "/v1/account/audit", tag = "account", security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, body = AuditPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub async fn audit(State(gw): State<Arc<Gateway>>, Authed(auth): Authed, q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>) -> Result<axum::Json<AuditPage>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    Ok(axum::Json(gw.auth.audit_page(&auth, q.before, q.limit).await?))
+pub async fn audit(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<AuditPage>, ApiError> {
+    let Query(q) =
+        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    Ok(axum::Json(
+        gw.auth.audit_page(&auth, q.before, q.limit).await?,
+    ))
 }
 
 /// The account's active devices.
 #[utoipa::path(get, path = "/v1/devices", tag = "account", security(("bearer" = [])),
     responses((status = 200, body = DeviceList), (status = 401, body = ErrorBody)))]
-pub async fn devices(State(gw): State<Arc<Gateway>>, Authed(auth): Authed) -> Result<axum::Json<DeviceList>, ApiError> {
+pub async fn devices(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+) -> Result<axum::Json<DeviceList>, ApiError> {
     Ok(axum::Json(gw.auth.list_devices(&auth).await?))
 }
 
@@ -42,7 +55,12 @@ pub async fn devices(State(gw): State<Arc<Gateway>>, Authed(auth): Authed) -> Re
 #[utoipa::path(delete, path = "/v1/devices/{id}", tag = "account", security(("bearer" = [])),
     params(("id" = String, Path, description = "device id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn revoke_device(State(gw): State<Arc<Gateway>>, Meta(meta): Meta, Authed(auth): Authed, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn revoke_device(
+    State(gw): State<Arc<Gateway>>,
+    Meta(meta): Meta,
+    Authed(auth): Authed,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     gw.auth.revoke_device(&meta, &auth, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,7 +10,11 @@ use crate::{ApiDoc, Gateway};
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
 pub async fn healthz() -> axum::Json<Health> {
-    axum::Json(Health { status: "ok".into(), database: None, redis: None })
+    axum::Json(Health {
+        status: "ok".into(),
+        database: None,
+        redis: None,
+    })
 }
 
 /// The node can serve: its database (and Redis, when configured) answer.
@@ -35,14 +39,28 @@ pub async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
         None
     };
     let ok = db == "ok" && redis.as_deref().is_none_or(|r| r == "ok");
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(Health { status: if ok { "ok" } else { "unavailable" }.into(), database: Some(db), redis }))
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(Health {
+            status: if ok { "ok" } else { "unavailable" }.into(),
+            database: Some(db),
+            redis,
+        }),
+    )
 }
 
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], gw.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        gw.metrics.render(),
+    )
 }
 
 /// This document.

@@ -9,21 +9,37 @@ use crate::{ApiError, Gateway};
 /// Begin TOTP setup: returns the secret and an `otpauth://` URI.
 #[utoipa::path(post, path = "/v1/auth/2fa/setup", tag = "2fa", security(("bearer" = [])),
     responses((status = 200, body = TotpSetup), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn setup(State(gw): State<Arc<Gateway>>, Meta(meta): Meta, Authed(auth): Authed) -> Result<axum::Json<TotpSetup>, ApiError> {
+pub async fn setup(
+    State(gw): State<Arc<Gateway>>,
+    Meta(meta): Meta,
+    Authed(auth): Authed,
+) -> Result<axum::Json<TotpSetup>, ApiError> {
     Ok(axum::Json(gw.auth.totp_setup(&meta, &auth).await?))
 }
 
 /// Confirm setup with a current code; returns 10 one-time recovery codes.
 #[utoipa::path(post, path = "/v1/auth/2fa/enable", tag = "2fa", security(("bearer" = [])), request_body = CodeRequest,
     responses((status = 200, body = RecoveryCodes), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn enable(State(gw): State<Arc<Gateway>>, Meta(meta): Meta, Authed(auth): Authed, Json(req): Json<CodeRequest>) -> Result<axum::Json<RecoveryCodes>, ApiError> {
-    Ok(axum::Json(gw.auth.totp_enable(&meta, &auth, &req.code).await?))
+pub async fn enable(
+    State(gw): State<Arc<Gateway>>,
+    Meta(meta): Meta,
+    Authed(auth): Authed,
+    Json(req): Json<CodeRequest>,
+) -> Result<axum::Json<RecoveryCodes>, ApiError> {
+    Ok(axum::Json(
+        gw.auth.totp_enable(&meta, &auth, &req.code).await?,
+    ))
 }
 
 /// Turn 2FA off, confirmed by a TOTP code or a recovery code.
 #[utoipa::path(post, path = "/v1/auth/2fa/disable", tag = "2fa", security(("bearer" = [])), request_body = CodeRequest,
     responses((status = 204), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn disable(State(gw): State<Arc<Gateway>>, Meta(meta): Meta, Authed(auth): Authed, Json(req): Json<CodeRequest>) -> Result<StatusCode, ApiError> {
+pub async fn disable(
+    State(gw): State<Arc<Gateway>>,
+    Meta(meta): Meta,
+    Authed(auth): Authed,
+    Json(req): Json<CodeRequest>,
+) -> Result<StatusCode, ApiError> {
     gw.auth.totp_disable(&meta, &auth, &req.code).await?;
     Ok(StatusCode::NO_CONTENT)
 }

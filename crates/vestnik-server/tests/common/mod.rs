@@ -42,7 +42,8 @@ pub fn in_ci() -> bool {
 }
 
 pub fn pg_url() -> String {
-    std::env::var("VESTNIK_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("VESTNIK_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 pub fn redis_url() -> String {
@@ -57,14 +58,22 @@ async fn fresh_pg_database() -> Option<String> {
     let mut conn = match sqlx::PgConnection::connect(&admin).await {
         Ok(c) => c,
         Err(e) if !in_ci() => {
-            eprintln!("SKIPPED: PostgreSQL at {admin} is unreachable ({e}); CI=true makes this a failure");
+            eprintln!(
+                "SKIPPED: PostgreSQL at {admin} is unreachable ({e}); CI=true makes this a failure"
+            );
             return None;
         }
         Err(e) => panic!("PostgreSQL at {admin} is unreachable in CI: {e}"),
     };
     let name = format!("vestnik_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or(admin);
     Some(format!("{base}/{name}"))
 }
 
@@ -72,7 +81,10 @@ async fn redis_reachable() -> bool {
     match vestnik_bus::connect_redis(&redis_url()).await {
         Ok(_) => true,
         Err(e) if !in_ci() => {
-            eprintln!("SKIPPED: Redis at {} is unreachable ({e}); CI=true makes this a failure", redis_url());
+            eprintln!(
+                "SKIPPED: Redis at {} is unreachable ({e}); CI=true makes this a failure",
+                redis_url()
+            );
             false
         }
         Err(e) => panic!("Redis at {} is unreachable in CI: {e}", redis_url()),
@@ -95,7 +107,8 @@ pub fn base_config(data_dir: &std::path::Path) -> Config {
 /// Starts a server; `tune` adjusts the config first. None when the backend's
 /// services are missing outside CI.
 pub async fn spawn_app_with(backend: Backend, tune: impl FnOnce(&mut Config)) -> Option<TestApp> {
-    let data_dir = std::env::temp_dir().join(format!("vestnik-test-{}", uuid::Uuid::new_v4().simple()));
+    let data_dir =
+        std::env::temp_dir().join(format!("vestnik-test-{}", uuid::Uuid::new_v4().simple()));
     let mut config = base_config(&data_dir);
     if backend == Backend::PostgresRedis {
         if !redis_reachable().await {
@@ -107,11 +120,17 @@ pub async fn spawn_app_with(backend: Backend, tune: impl FnOnce(&mut Config)) ->
     }
     tune(&mut config);
     if std::env::var("TEST_LOG").is_ok() {
-        let _ = tracing_subscriber::fmt().with_env_filter("debug").try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .try_init();
     }
     let clock = ManualClock::default();
-    let gw = vestnik_server::build(&config, Arc::new(clock.clone())).await.expect("build app");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let gw = vestnik_server::build(&config, Arc::new(clock.clone()))
+        .await
+        .expect("build app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(vestnik_server::serve(listener, gw.clone(), async move {
@@ -119,7 +138,11 @@ pub async fn spawn_app_with(backend: Backend, tune: impl FnOnce(&mut Config)) ->
     }));
     Some(TestApp {
         base: format!("http://{addr}"),
-        http: reqwest::Client::builder().user_agent("vestnik-tests/1").timeout(Duration::from_secs(30)).build().expect("client"),
+        http: reqwest::Client::builder()
+            .user_agent("vestnik-tests/1")
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
         data_dir,
         clock,
         gw,
@@ -159,7 +182,13 @@ impl Res {
 }
 
 impl TestApp {
-    pub async fn send(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Res {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Res {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -171,31 +200,49 @@ impl TestApp {
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let text = res.text().await.expect("body");
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         assert!(status < 500, "server error {status} on {path}: {body}");
-        Res { status, body, headers }
+        Res {
+            status,
+            body,
+            headers,
+        }
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Res {
-        self.send(reqwest::Method::POST, path, None, Some(&body)).await
+        self.send(reqwest::Method::POST, path, None, Some(&body))
+            .await
     }
 
     pub async fn post_auth(&self, path: &str, token: &str, body: Option<Value>) -> Res {
-        self.send(reqwest::Method::POST, path, Some(token), body.as_ref()).await
+        self.send(reqwest::Method::POST, path, Some(token), body.as_ref())
+            .await
     }
 
     pub async fn get_auth(&self, path: &str, token: &str) -> Res {
-        self.send(reqwest::Method::GET, path, Some(token), None).await
+        self.send(reqwest::Method::GET, path, Some(token), None)
+            .await
     }
 
     /// The newest code mailed to `email` (from the `.eml` files).
     pub fn mailed_code(&self, email: &str) -> Option<String> {
         let dir = self.data_dir.join("mail");
-        let mut files: Vec<_> = std::fs::read_dir(&dir).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
         files.sort();
         for f in files.iter().rev() {
             let text = std::fs::read_to_string(f).ok()?;
-            if !text.to_lowercase().contains(&format!("to: {}", email.to_lowercase())) {
+            if !text
+                .to_lowercase()
+                .contains(&format!("to: {}", email.to_lowercase()))
+            {
                 continue;
             }
             let idx = text.find("verification code is ")?;
@@ -210,8 +257,10 @@ impl TestApp {
             .map(|rd| {
                 rd.filter_map(|e| e.ok())
                     .filter(|e| {
-                        std::fs::read_to_string(e.path())
-                            .is_ok_and(|t| t.to_lowercase().contains(&format!("to: {}", email.to_lowercase())))
+                        std::fs::read_to_string(e.path()).is_ok_and(|t| {
+                            t.to_lowercase()
+                                .contains(&format!("to: {}", email.to_lowercase()))
+                        })
                     })
                     .count()
             })
@@ -220,7 +269,9 @@ impl TestApp {
 
     /// Registers and verifies an account; returns the session tokens.
     pub async fn register(&self, email: &str, password: &str) -> Value {
-        let r = self.post("/v1/auth/register", json!({ "email": email })).await;
+        let r = self
+            .post("/v1/auth/register", json!({ "email": email }))
+            .await;
         assert_eq!(r.status, 202, "{:?}", r.body);
         let code = self.mailed_code(email).expect("code mailed");
         let r = self
@@ -267,7 +318,14 @@ pub fn device(name: &str) -> Value {
 }
 
 pub fn totp_now(app: &TestApp, secret_b32: &str) -> String {
-    let secret = totp_rs::Secret::Encoded(secret_b32.to_owned()).to_bytes().expect("base32");
+    let secret = totp_rs::Secret::Encoded(secret_b32.to_owned())
+        .to_bytes()
+        .expect("base32");
     use vestnik_core::Clock;
-    vestnik_auth::totp_code_at(&secret, app.clock.now_secs() as u64, 6, totp_rs::Algorithm::SHA1)
+    vestnik_auth::totp_code_at(
+        &secret,
+        app.clock.now_secs() as u64,
+        6,
+        totp_rs::Algorithm::SHA1,
+    )
 }
