@@ -18,7 +18,7 @@ fn bad(msg: impl Into<String>) -> AuthError {
 }
 
 /// vodozemac writes unpadded base64; accept padded too.
-fn b64(field: &str, s: &str, len: usize) -> Result<Vec<u8>, AuthError> {
+pub(crate) fn b64(field: &str, s: &str, len: usize) -> Result<Vec<u8>, AuthError> {
     let bytes = STANDARD_NO_PAD
         .decode(s)
         .or_else(|_| STANDARD.decode(s))
@@ -37,7 +37,7 @@ fn b64(field: &str, s: &str, len: usize) -> Result<Vec<u8>, AuthError> {
     Ok(bytes)
 }
 
-fn key_id(field: &str, id: &str) -> Result<(), AuthError> {
+pub(crate) fn key_id(field: &str, id: &str) -> Result<(), AuthError> {
     let ok = !id.is_empty()
         && id.len() <= KEY_ID_MAX_CHARS
         && id
@@ -66,6 +66,41 @@ fn text(field: &str, s: &str, max: usize) -> Result<String, AuthError> {
 /// The exact bytes a fallback key's signature covers.
 pub fn fallback_key_message(key_id: &str, public_key: &str) -> String {
     format!("vestnik:fallback_key:v1:{key_id}:{public_key}")
+}
+
+/// Checks a signed fallback key against the device's Ed25519 key.
+pub(crate) fn verify_fallback(vk: &VerifyingKey, fb: &vestnik_proto::SignedKey, field: &str) -> Result<(), AuthError> {
+    key_id(&format!("{field}.key_id"), &fb.key_id)?;
+    b64(&format!("{field}.public_key"), &fb.public_key, 32)?;
+    let sig = b64(&format!("{field}.signature"), &fb.signature, 64)?;
+    let sig: [u8; 64] = sig.try_into().map_err(|_| bad(format!("{field}.signature: expected 64 bytes")))?;
+    vk.verify_strict(fallback_key_message(&fb.key_id, &fb.public_key).as_bytes(), &Signature::from_bytes(&sig))
+        .map_err(|_| bad(format!("{field}.signature: does not verify with the device's signing key")))
+}
+
+/// Parses a stored or submitted Ed25519 public key.
+pub(crate) fn verifying_key(field: &str, s: &str) -> Result<VerifyingKey, AuthError> {
+    let bytes = b64(field, s, 32)?;
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| bad(format!("{field}: expected 32 bytes")))?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| bad(format!("{field}: not a valid Ed25519 public key")))
+}
+
+/// Validates one-time keys: count, ids, encodings, no duplicates.
+pub(crate) fn one_time_keys(keys: &[vestnik_proto::OneTimeKey], field: &str) -> Result<Vec<(String, String)>, AuthError> {
+    if keys.len() > MAX_ONE_TIME_KEYS_PER_UPLOAD {
+        return Err(bad(format!("{field}: expected at most {MAX_ONE_TIME_KEYS_PER_UPLOAD}, got {}", keys.len())));
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        key_id(&format!("{field}.key_id"), &k.key_id)?;
+        b64(&format!("{field}.public_key"), &k.public_key, 32)?;
+        if !seen.insert(k.key_id.as_str()) {
+            return Err(bad(format!("{field}: key id {:?} appears twice", k.key_id)));
+        }
+        out.push((k.key_id.clone(), k.public_key.clone()));
+    }
+    Ok(out)
 }
 
 pub(crate) fn validate(
@@ -97,25 +132,7 @@ pub(crate) fn validate(
     )
     .map_err(|_| bad("device.fallback_key.signature: does not verify with device.signing_key"))?;
 
-    if req.one_time_keys.len() > MAX_ONE_TIME_KEYS_PER_UPLOAD {
-        return Err(bad(format!(
-            "device.one_time_keys: expected at most {MAX_ONE_TIME_KEYS_PER_UPLOAD}, got {}",
-            req.one_time_keys.len()
-        )));
-    }
-    let mut seen = HashSet::new();
-    let mut otks = Vec::with_capacity(req.one_time_keys.len());
-    for k in &req.one_time_keys {
-        key_id("device.one_time_keys.key_id", &k.key_id)?;
-        b64("device.one_time_keys.public_key", &k.public_key, 32)?;
-        if !seen.insert(k.key_id.as_str()) {
-            return Err(bad(format!(
-                "device.one_time_keys: key id {:?} appears twice",
-                k.key_id
-            )));
-        }
-        otks.push((k.key_id.clone(), k.public_key.clone()));
-    }
+    let otks = one_time_keys(&req.one_time_keys, "device.one_time_keys")?;
     Ok(NewDevice {
         id,
         user_id,

@@ -36,6 +36,8 @@ pub enum AuthError {
     AccountDisabled,
     #[error("expected at most {max} active devices; revoke one first")]
     TooManyDevices { max: i64 },
+    #[error("no such user")]
+    UserNotFound,
     #[error("no such device")]
     DeviceNotFound,
     #[error("too many requests")]

@@ -3,6 +3,7 @@
 //! nothing of HTTP: the gateway calls [`AuthService`] and maps [`AuthError`].
 
 pub mod device;
+mod directory;
 mod error;
 mod keys;
 mod login;
@@ -19,6 +20,7 @@ use vestnik_core::Clock;
 use vestnik_mail::Mailer;
 use vestnik_store::{AuditEvent, Store};
 
+pub use directory::ONE_TIME_KEY_LOW_WATERMARK;
 pub use error::AuthError;
 pub use keys::ServerKeys;
 pub use password::{check_password_policy, hash_password};

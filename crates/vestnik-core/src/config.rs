@@ -71,6 +71,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Connections in the database pool. default: 16
     pub db_pool_size: u32,
+    /// Undelivered messages expire after this many days. default: 30
+    pub message_retention_days: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -127,6 +129,7 @@ impl Default for Config {
             trust_forwarded_for: false,
             cors_origins: Vec::new(),
             db_pool_size: 16,
+            message_retention_days: 30,
         }
     }
 }
@@ -263,6 +266,9 @@ impl Config {
                     format!("expected origins like https://chat.example.org, got {o:?}"),
                 ));
             }
+        }
+        if !(1..=3650).contains(&self.message_retention_days) {
+            return Err(bad("message_retention_days", "expected 1..=3650"));
         }
         if !(1..=1000).contains(&self.db_pool_size) {
             return Err(bad("db_pool_size", "expected 1..=1000"));

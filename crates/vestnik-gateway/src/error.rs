@@ -2,7 +2,8 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use vestnik_auth::AuthError;
-use vestnik_proto::{ErrorBody, ErrorDetail, PowChallenge};
+use vestnik_proto::{ErrorBody, ErrorDetail, PowChallenge, PublicDevice};
+use vestnik_realtime::RealtimeError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -11,6 +12,7 @@ pub struct ApiError {
     pub message: String,
     pub retry_after_secs: Option<u64>,
     pub pow: Option<PowChallenge>,
+    pub devices: Option<Vec<PublicDevice>>,
 }
 
 impl ApiError {
@@ -21,6 +23,7 @@ impl ApiError {
             message: message.into(),
             retry_after_secs: None,
             pow: None,
+            devices: None,
         }
     }
 
@@ -75,6 +78,7 @@ impl From<AuthError> for ApiError {
             AuthError::RefreshReused => Self::new(S::UNAUTHORIZED, "refresh_token_reused", msg),
             AuthError::AccountDisabled => Self::new(S::FORBIDDEN, "account_disabled", msg),
             AuthError::TooManyDevices { .. } => Self::new(S::CONFLICT, "too_many_devices", msg),
+            AuthError::UserNotFound => Self::new(S::NOT_FOUND, "user_not_found", msg),
             AuthError::DeviceNotFound => Self::new(S::NOT_FOUND, "device_not_found", msg),
             AuthError::RateLimited { retry_after_ms } => Self::rate_limited(retry_after_ms),
             AuthError::PowRequired(c) => {
@@ -102,6 +106,26 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<RealtimeError> for ApiError {
+    fn from(e: RealtimeError) -> Self {
+        use StatusCode as S;
+        let msg = e.to_string();
+        match e {
+            RealtimeError::InvalidInput(_) => Self::new(S::BAD_REQUEST, "invalid_input", msg),
+            RealtimeError::NotMember => Self::new(S::NOT_FOUND, "conversation_not_found", msg),
+            RealtimeError::NoSuchUser => Self::new(S::NOT_FOUND, "user_not_found", msg),
+            RealtimeError::Blocked => Self::new(S::FORBIDDEN, "blocked", msg),
+            RealtimeError::DeviceListStale(devices) => {
+                let mut e = Self::new(S::CONFLICT, "device_list_stale", msg);
+                e.devices = Some(devices);
+                e
+            }
+            RealtimeError::Unavailable => Self::new(S::SERVICE_UNAVAILABLE, "unavailable", msg),
+            RealtimeError::Store(err) => Self::internal("store", err),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
@@ -110,6 +134,7 @@ impl IntoResponse for ApiError {
                 message: self.message,
                 retry_after_secs: self.retry_after_secs,
                 pow: self.pow,
+                devices: self.devices,
             },
         };
         let mut res = (self.status, axum::Json(body)).into_response();

@@ -21,6 +21,7 @@ pub use openapi::ApiDoc;
 /// What the handlers share. Built once by the server binary.
 pub struct Gateway {
     pub auth: Arc<AuthService>,
+    pub realtime: Arc<vestnik_realtime::Realtime>,
     pub store: Arc<dyn Store>,
     pub kv: Arc<dyn Kv>,
     pub limiter: Arc<dyn RateLimiter>,

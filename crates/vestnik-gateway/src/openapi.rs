@@ -2,7 +2,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{account, auth, ops, twofactor};
+use crate::routes::{account, auth, keys, messages, ops, twofactor, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -11,8 +11,12 @@ use crate::routes::{account, auth, ops, twofactor};
         auth::register, auth::verify, auth::login, auth::refresh, auth::logout, auth::logout_all, auth::pow_challenge,
         twofactor::setup, twofactor::enable, twofactor::disable,
         account::account, account::audit, account::devices, account::revoke_device,
+        keys::upload, keys::count, keys::claim, keys::user_devices,
+        messages::create_conversation, messages::list_conversations, messages::send, messages::pending, messages::ack,
+        messages::block, messages::unblock, ws::ticket, ws::ws,
         ops::healthz, ops::readyz, ops::metrics,
     ),
+    components(schemas(vestnik_proto::ClientFrame, vestnik_proto::ServerFrame)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

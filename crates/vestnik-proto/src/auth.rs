@@ -17,7 +17,7 @@ pub struct Accepted {
 
 /// A key signed by the device's Ed25519 key. The signature covers the UTF-8
 /// string `vestnik:fallback_key:v1:<key_id>:<public_key>`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SignedKey {
     pub key_id: String,
@@ -27,7 +27,7 @@ pub struct SignedKey {
     pub signature: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OneTimeKey {
     pub key_id: String,

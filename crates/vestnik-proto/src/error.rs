@@ -19,4 +19,7 @@ pub struct ErrorDetail {
     /// Present with `proof_of_work_required`: solve it and resend the request with `pow`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pow: Option<crate::PowChallenge>,
+    /// Present with `device_list_stale`: the devices to encrypt for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Vec<crate::PublicDevice>>,
 }

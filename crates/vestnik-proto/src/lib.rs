@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod error;
+pub mod messaging;
 
 pub use auth::*;
 pub use error::*;
+pub use messaging::*;

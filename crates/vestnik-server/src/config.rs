@@ -30,6 +30,7 @@ pub const KEYS: &[&str] = &[
     "trust_forwarded_for",
     "cors_origins",
     "db_pool_size",
+    "message_retention_days",
 ];
 
 /// Values given as command-line flags; `None` leaves the lower layers alone.

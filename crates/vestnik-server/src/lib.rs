@@ -92,6 +92,14 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         },
         issuer: "Vestnik".into(),
     };
+    let realtime = vestnik_realtime::Realtime::start(
+        store.clone(),
+        clock.clone(),
+        vestnik_realtime::RealtimeSettings {
+            retention_ms: i64::from(config.message_retention_days) * 86_400_000,
+            writers: if config.is_postgres() { 4 } else { 1 },
+        },
+    );
     let auth = AuthService::new(
         store.clone(),
         kv.clone(),
@@ -103,6 +111,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
     )?;
     Ok(Arc::new(Gateway {
         auth: Arc::new(auth),
+        realtime: Arc::new(realtime),
         store,
         kv,
         limiter,

@@ -7,6 +7,7 @@ mod migrate;
 mod postgres;
 mod rows;
 mod sql;
+mod sql_messaging;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -30,6 +31,8 @@ pub enum StoreError {
     NotPending,
     #[error("expected at most {max} active devices")]
     TooManyDevices { max: i64 },
+    #[error("expected at most {max} one-time keys on the server for a device")]
+    TooManyKeys { max: i64 },
     #[error("{0} already exists")]
     Conflict(&'static str),
 }
@@ -118,6 +121,52 @@ pub trait DeviceStore: Send + Sync {
     async fn one_time_key_count(&self, device_id: &str) -> Result<i64>;
 }
 
+/// The key directory: one-time and fallback keys of devices.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Adds one-time keys (ignoring ids already present) and optionally replaces
+    /// the fallback key; returns the device's one-time key count. Refuses to
+    /// hold more than `max_keys`.
+    async fn upload_keys(
+        &self,
+        device_id: &str,
+        one_time_keys: &[(String, String)],
+        fallback: Option<&FallbackKey>,
+        now: i64,
+        max_keys: i64,
+    ) -> Result<i64>;
+    /// One bundle per active device of `user_id`; each one-time key is popped
+    /// atomically, so concurrent claims never get the same key.
+    async fn claim_keys(&self, user_id: &str) -> Result<Vec<KeyBundleRow>>;
+    async fn active_devices(&self, user_ids: &[String]) -> Result<Vec<PublicDeviceRow>>;
+}
+
+/// Conversations, messages and the per-device outbox.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// The direct conversation of two users, created on first use.
+    async fn direct_conversation(&self, id: &str, a: &str, b: &str, now: i64) -> Result<ConversationRow>;
+    async fn conversation(&self, id: &str) -> Result<Option<ConversationRow>>;
+    async fn members(&self, conversation_id: &str) -> Result<Vec<String>>;
+    async fn conversations_of(&self, user_id: &str) -> Result<Vec<ConversationRow>>;
+    /// Users who share at least one conversation with `user_id`.
+    async fn partners_of(&self, user_id: &str) -> Result<Vec<String>>;
+    /// True when any of `users` has blocked `sender`.
+    async fn blocked_by_any(&self, sender: &str, users: &[String]) -> Result<bool>;
+    async fn set_block(&self, user_id: &str, blocked: &str, on: bool, now: i64) -> Result<()>;
+    /// Stores messages and their envelopes in one transaction (one result per
+    /// message, in order); a retried `client_msg_id` returns the stored one.
+    async fn store_messages(&self, batch: &[NewMessage], expires_at: i64) -> Result<Vec<StoredMessage>>;
+    /// The device's pending items after `after`, oldest first.
+    async fn outbox(&self, device_id: &str, after: i64, limit: i64) -> Result<Vec<OutboxRow>>;
+    /// Deletes acknowledged items and queues a delivery receipt to every
+    /// active device of each acknowledged message's sender. Returns the
+    /// receipts queued.
+    async fn ack(&self, device_id: &str, user_id: &str, cursors: &[i64], now: i64, expires_at: i64) -> Result<Vec<OutboxRow>>;
+    /// Deletes outbox items and message records past their retention.
+    async fn expire(&self, now: i64, message_cutoff: i64, limit: i64) -> Result<u64>;
+}
+
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, event: &AuditEvent) -> Result<()>;
@@ -132,7 +181,7 @@ pub trait AuditStore: Send + Sync {
 
 /// Everything a node needs from its database.
 #[async_trait]
-pub trait Store: UserStore + DeviceStore + AuditStore {
+pub trait Store: UserStore + DeviceStore + AuditStore + KeyStore + MessageStore {
     async fn ping(&self) -> Result<()>;
     /// Applies pending migrations; returns the versions applied now.
     async fn migrate(&self) -> Result<Vec<i64>>;

@@ -13,6 +13,12 @@ pub static MIGRATIONS: &[Migration] = &[Migration {
     name: "auth",
     sqlite: include_str!("../migrations/sqlite/0001_auth.sql"),
     postgres: include_str!("../migrations/postgres/0001_auth.sql"),
+},
+Migration {
+    version: 2,
+    name: "messaging",
+    sqlite: include_str!("../migrations/sqlite/0002_messaging.sql"),
+    postgres: include_str!("../migrations/postgres/0002_messaging.sql"),
 }];
 
 pub(crate) const CREATE_TABLE: &str =

@@ -29,6 +29,7 @@ impl PgStore {
 }
 
 crate::sql::impl_sql_store!(PgStore);
+crate::sql_messaging::impl_messaging_store!(PgStore, sqlx::Postgres);
 
 #[async_trait::async_trait]
 impl crate::Store for PgStore {
@@ -45,3 +46,9 @@ impl crate::Store for PgStore {
         "postgres"
     }
 }
+
+/// SKIP LOCKED: concurrent claims take different keys instead of queueing on
+/// (and then missing) the same row.
+const CLAIM_ONE_TIME_KEY: &str = "DELETE FROM one_time_keys WHERE device_id = $1 AND key_id =
+     (SELECT key_id FROM one_time_keys WHERE device_id = $1 ORDER BY created_at, key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+     RETURNING key_id, public_key";

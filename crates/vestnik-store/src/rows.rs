@@ -52,7 +52,7 @@ pub struct EmailCodeRow {
     pub sent_at: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FallbackKey {
     pub key_id: String,
     pub public_key: String,
@@ -163,5 +163,69 @@ pub struct AuditRow {
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     pub detail: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ConversationRow {
+    pub id: String,
+    pub kind: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PublicDeviceRow {
+    pub user_id: String,
+    pub device_id: String,
+    pub identity_key: String,
+    pub signing_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyBundleRow {
+    pub device: PublicDeviceRow,
+    /// (key id, public key)
+    pub one_time_key: Option<(String, String)>,
+    pub fallback_key: Option<FallbackKey>,
+}
+
+
+/// One envelope: (recipient device, Olm message type, base64 ciphertext).
+pub type EnvelopeRow = (String, i64, String);
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: String,
+    pub conversation_id: String,
+    pub sender_user_id: String,
+    pub sender_device_id: String,
+    pub client_msg_id: String,
+    pub created_at: i64,
+    pub envelopes: Vec<EnvelopeRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub message_id: String,
+    pub seq: i64,
+    pub created_at: i64,
+    /// True when this was a retry of an already stored message.
+    pub duplicate: bool,
+    /// The outbox rows written: (cursor, recipient device).
+    pub outbox: Vec<(i64, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub device_id: String,
+    pub kind: String,
+    pub message_id: String,
+    pub conversation_id: String,
+    pub seq: i64,
+    pub sender_user_id: String,
+    pub sender_device_id: String,
+    pub msg_type: i64,
+    pub body: String,
     pub created_at: i64,
 }

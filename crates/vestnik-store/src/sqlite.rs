@@ -44,6 +44,7 @@ impl SqliteStore {
 }
 
 crate::sql::impl_sql_store!(SqliteStore);
+crate::sql_messaging::impl_messaging_store!(SqliteStore, sqlx::Sqlite);
 
 #[async_trait::async_trait]
 impl crate::Store for SqliteStore {
@@ -60,3 +61,8 @@ impl crate::Store for SqliteStore {
         "sqlite"
     }
 }
+
+/// The single writer connection makes this pop atomic.
+const CLAIM_ONE_TIME_KEY: &str = "DELETE FROM one_time_keys WHERE device_id = $1 AND key_id =
+     (SELECT key_id FROM one_time_keys WHERE device_id = $1 ORDER BY created_at, key_id LIMIT 1)
+     RETURNING key_id, public_key";

@@ -62,5 +62,7 @@ pub async fn revoke_device(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     gw.auth.revoke_device(&meta, &auth, &id).await?;
+    gw.realtime.hub().drop_device(&id);
+    gw.realtime.devices_changed(&auth.user_id).await;
     Ok(StatusCode::NO_CONTENT)
 }

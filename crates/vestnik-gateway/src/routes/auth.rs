@@ -76,6 +76,8 @@ pub async fn logout(
     Authed(auth): Authed,
 ) -> Result<StatusCode, ApiError> {
     gw.auth.logout(&meta, &auth).await?;
+    gw.realtime.hub().drop_device(&auth.device_id);
+    gw.realtime.devices_changed(&auth.user_id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -87,7 +89,12 @@ pub async fn logout_all(
     Meta(meta): Meta,
     Authed(auth): Authed,
 ) -> Result<StatusCode, ApiError> {
+    let devices = gw.auth.list_devices(&auth).await?;
     gw.auth.logout_all(&meta, &auth).await?;
+    for d in devices.devices {
+        gw.realtime.hub().drop_device(&d.id);
+    }
+    gw.realtime.devices_changed(&auth.user_id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

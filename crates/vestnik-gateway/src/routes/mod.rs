@@ -1,10 +1,14 @@
 //! One module per area; each handler is small and calls one service method.
 pub mod account;
 pub mod auth;
+pub mod keys;
+pub mod messages;
 pub mod ops;
 pub mod twofactor;
+pub mod ws;
 
-use axum::routing::{delete, get, post};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use std::sync::Arc;
 
@@ -26,6 +30,20 @@ pub fn api_routes() -> Router<Arc<Gateway>> {
         .route("/v1/account/audit", get(account::audit))
         .route("/v1/devices", get(account::devices))
         .route("/v1/devices/{id}", delete(account::revoke_device))
+        .route("/v1/keys", put(keys::upload))
+        .route("/v1/keys/count", get(keys::count))
+        .route("/v1/keys/claim", post(keys::claim))
+        .route("/v1/users/{id}/devices", get(keys::user_devices))
+        .route("/v1/conversations", post(messages::create_conversation).get(messages::list_conversations))
+        .route(
+            "/v1/messages",
+            post(messages::send).layer(DefaultBodyLimit::max(ws::MAX_FRAME_BYTES)),
+        )
+        .route("/v1/messages/pending", get(messages::pending))
+        .route("/v1/messages/ack", post(messages::ack))
+        .route("/v1/blocks/{user_id}", put(messages::block).delete(messages::unblock))
+        .route("/v1/ws/ticket", post(ws::ticket))
+        .route("/v1/ws", get(ws::ws))
 }
 
 pub fn ops_routes() -> Router<Arc<Gateway>> {

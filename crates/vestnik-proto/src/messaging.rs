@@ -1,0 +1,222 @@
+//! Key directory, conversations and message delivery: the REST bodies and the
+//! WebSocket frames (JSON, tagged by `type`).
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{OneTimeKey, SignedKey};
+
+// ---------- key directory ----------
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeysUpload {
+    #[serde(default)]
+    pub one_time_keys: Vec<OneTimeKey>,
+    /// Replaces the device's fallback key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_key: Option<SignedKey>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyCount {
+    pub one_time_keys: i64,
+    /// Clients should upload more when the count falls below this.
+    pub low_watermark: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    pub user_id: String,
+}
+
+/// What a sender needs to open an Olm session with one device.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct KeyBundle {
+    pub user_id: String,
+    pub device_id: String,
+    pub identity_key: String,
+    pub signing_key: String,
+    /// A one-time key, popped for this claim; absent when the pool is empty.
+    pub one_time_key: Option<OneTimeKey>,
+    pub fallback_key: Option<SignedKey>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClaimResponse {
+    pub bundles: Vec<KeyBundle>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct PublicDevice {
+    pub user_id: String,
+    pub device_id: String,
+    pub identity_key: String,
+    pub signing_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PublicDeviceList {
+    pub devices: Vec<PublicDevice>,
+}
+
+// ---------- conversations ----------
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConversation {
+    /// Only `direct` for now.
+    pub kind: String,
+    /// For `direct`: the other user.
+    pub peer_user_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Conversation {
+    pub id: String,
+    pub kind: String,
+    pub member_user_ids: Vec<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConversationList {
+    pub conversations: Vec<Conversation>,
+}
+
+// ---------- messages ----------
+
+/// One ciphertext for one recipient device.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub device_id: String,
+    /// Olm message type: 0 = pre-key, 1 = normal.
+    pub msg_type: u8,
+    /// Base64 ciphertext.
+    pub ciphertext: String,
+}
+
+/// A message: one envelope per device of every member except the sending
+/// device (the sender's other devices included).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessage {
+    /// Chosen by the client (1-64 chars); a retry with the same id gets the same answer.
+    pub client_msg_id: String,
+    pub conversation_id: String,
+    pub envelopes: Vec<Envelope>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Sent {
+    pub client_msg_id: String,
+    pub message_id: String,
+    pub conversation_id: String,
+    pub seq: i64,
+    pub sent_at: i64,
+}
+
+/// An encrypted message for this device.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct IncomingMessage {
+    pub message_id: String,
+    pub conversation_id: String,
+    pub seq: i64,
+    pub sender_user_id: String,
+    pub sender_device_id: String,
+    pub msg_type: u8,
+    pub ciphertext: String,
+    pub sent_at: i64,
+}
+
+/// A device of `user_id` took delivery of a message this account sent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Receipt {
+    pub message_id: String,
+    pub conversation_id: String,
+    pub user_id: String,
+    pub device_id: String,
+    /// `delivered`.
+    pub kind: String,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PendingPage {
+    /// `message` and `receipt` frames, in delivery order.
+    pub items: Vec<ServerFrame>,
+    /// More are waiting: fetch again with `after` = the last item's cursor.
+    pub more: bool,
+}
+
+impl ServerFrame {
+    /// The delivery cursor of a `message` or `receipt` frame.
+    pub fn cursor(&self) -> Option<i64> {
+        match self {
+            ServerFrame::Message { cursor, .. } | ServerFrame::Receipt { cursor, .. } => Some(*cursor),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    /// Cursors of items this device has safely stored.
+    pub cursors: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WsTicket {
+    /// Pass as `?ticket=` to `/v1/ws` within `expires_in` seconds; works once.
+    pub ticket: String,
+    pub expires_in: i64,
+}
+
+/// The current devices of the conversation's members, sent with 409
+/// `device_list_stale` so the client re-encrypts.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct StaleDevices {
+    pub devices: Vec<PublicDevice>,
+}
+
+// ---------- WebSocket frames ----------
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    Send(SendMessage),
+    Ack(AckRequest),
+    Ping { nonce: Option<String> },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// A message or receipt; acknowledge with its cursor.
+    Message {
+        cursor: i64,
+        #[serde(flatten)]
+        message: IncomingMessage,
+    },
+    Receipt {
+        cursor: i64,
+        #[serde(flatten)]
+        receipt: Receipt,
+    },
+    Sent(Sent),
+    /// The backlog present at connect time has been sent.
+    Synced,
+    /// A user who shares a conversation with this account added or removed a device.
+    DevicesChanged { user_id: String },
+    Pong { nonce: Option<String> },
+    Error {
+        code: String,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        devices: Option<Vec<PublicDevice>>,
+    },
+}

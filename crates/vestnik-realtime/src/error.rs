@@ -1,0 +1,19 @@
+use vestnik_proto::PublicDevice;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RealtimeError {
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("no such conversation (or you are not a member)")]
+    NotMember,
+    #[error("no such user")]
+    NoSuchUser,
+    #[error("a recipient does not accept messages from you")]
+    Blocked,
+    #[error("the device list changed: encrypt for the devices listed and send again")]
+    DeviceListStale(Vec<PublicDevice>),
+    #[error("the server is shutting down or overloaded; retry")]
+    Unavailable,
+    #[error("store: {0}")]
+    Store(#[from] vestnik_store::StoreError),
+}

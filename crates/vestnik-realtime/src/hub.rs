@@ -1,0 +1,147 @@
+//! Which devices are connected to this node, and a bounded queue to each.
+//! A connection whose queue is full is a slow reader: the hub drops it (its
+//! socket closes) rather than letting memory grow; nothing is lost, because
+//! undelivered items stay in the outbox until acknowledged.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use tokio::sync::mpsc;
+use vestnik_proto::ServerFrame;
+
+/// Frames that may wait for one connection before it counts as a slow reader.
+pub const CONNECTION_QUEUE: usize = 1024;
+const SHARDS: usize = 32;
+
+struct Conn {
+    id: u64,
+    user_id: String,
+    tx: mpsc::Sender<ServerFrame>,
+}
+
+#[derive(Default)]
+struct Shard {
+    by_device: HashMap<String, Vec<Conn>>,
+}
+
+pub struct Hub {
+    shards: Vec<Mutex<Shard>>,
+    /// user id → devices online (for events addressed to a user).
+    users: Mutex<HashMap<String, Vec<String>>>,
+    next_id: AtomicU64,
+}
+
+/// A registered connection; dropping it does not unregister (call `Hub::leave`).
+pub struct Connection {
+    pub id: u64,
+    pub rx: mpsc::Receiver<ServerFrame>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            users: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+}
+
+fn shard_of(device_id: &str) -> usize {
+    // Device ids are random hex, so a cheap fold spreads them evenly.
+    device_id.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize)) % SHARDS
+}
+
+impl Hub {
+    pub fn join(&self, user_id: &str, device_id: &str) -> Connection {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);
+        if let Ok(mut s) = self.shards[shard_of(device_id)].lock() {
+            s.by_device.entry(device_id.to_owned()).or_default().push(Conn { id, user_id: user_id.to_owned(), tx });
+        }
+        if let Ok(mut u) = self.users.lock() {
+            let devs = u.entry(user_id.to_owned()).or_default();
+            if !devs.iter().any(|d| d == device_id) {
+                devs.push(device_id.to_owned());
+            }
+        }
+        metrics::gauge!("vestnik_ws_connections").increment(1.0);
+        Connection { id, rx }
+    }
+
+    pub fn leave(&self, device_id: &str, conn_id: u64) {
+        let mut user_gone: Option<String> = None;
+        if let Ok(mut s) = self.shards[shard_of(device_id)].lock() {
+            if let Some(conns) = s.by_device.get_mut(device_id) {
+                if let Some(pos) = conns.iter().position(|c| c.id == conn_id) {
+                    let c = conns.swap_remove(pos);
+                    metrics::gauge!("vestnik_ws_connections").decrement(1.0);
+                    if conns.is_empty() {
+                        s.by_device.remove(device_id);
+                        user_gone = Some(c.user_id);
+                    }
+                }
+            }
+        }
+        if let Some(user) = user_gone {
+            if let Ok(mut u) = self.users.lock() {
+                if let Some(devs) = u.get_mut(&user) {
+                    devs.retain(|d| d != device_id);
+                    if devs.is_empty() {
+                        u.remove(&user);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues a frame to every connection of a device; true if one took it.
+    pub fn push(&self, device_id: &str, frame: &ServerFrame) -> bool {
+        let Ok(mut s) = self.shards[shard_of(device_id)].lock() else { return false };
+        let Some(conns) = s.by_device.get_mut(device_id) else { return false };
+        let mut delivered = false;
+        conns.retain(|c| match c.tx.try_send(frame.clone()) {
+            Ok(()) => {
+                delivered = true;
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("vestnik_ws_slow_reader_disconnects_total").increment(1);
+                tracing::info!(device_id, conn = c.id, "slow reader: dropping connection");
+                metrics::gauge!("vestnik_ws_connections").decrement(1.0);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                metrics::gauge!("vestnik_ws_connections").decrement(1.0);
+                false
+            }
+        });
+        delivered
+    }
+
+    /// Queues a frame to every online device of a user.
+    pub fn push_user(&self, user_id: &str, frame: &ServerFrame) {
+        let devices = self.users.lock().ok().and_then(|u| u.get(user_id).cloned()).unwrap_or_default();
+        for d in devices {
+            self.push(&d, frame);
+        }
+    }
+
+    /// Disconnects every connection of a device (it was logged out or revoked).
+    pub fn drop_device(&self, device_id: &str) {
+        let removed = self.shards[shard_of(device_id)].lock().ok().and_then(|mut s| s.by_device.remove(device_id));
+        if let Some(conns) = removed {
+            metrics::gauge!("vestnik_ws_connections").decrement(conns.len() as f64);
+            if let Some(c) = conns.first() {
+                if let Ok(mut u) = self.users.lock() {
+                    if let Some(devs) = u.get_mut(&c.user_id) {
+                        devs.retain(|d| d != device_id);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn is_online(&self, device_id: &str) -> bool {
+        self.shards[shard_of(device_id)].lock().map(|s| s.by_device.contains_key(device_id)).unwrap_or(false)
+    }
+}

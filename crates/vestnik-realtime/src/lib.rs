@@ -1,0 +1,13 @@
+//! Realtime delivery: conversations, the send path (validated, then stored by
+//! a batching writer), the per-device outbox, acknowledgements and receipts,
+//! and the hub that pushes frames to connected devices. It knows nothing of
+//! HTTP or WebSockets: the gateway feeds it frames and drains its channels.
+
+mod batcher;
+mod error;
+mod hub;
+mod service;
+
+pub use error::RealtimeError;
+pub use hub::{Connection, Hub};
+pub use service::{Realtime, RealtimeSettings, PAGE_MAX};

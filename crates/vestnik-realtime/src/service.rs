@@ -1,0 +1,284 @@
+//! The operations handlers call: send, fetch pending, acknowledge, and the
+//! conversation and device-change bookkeeping around them.
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use vestnik_core::{ids, Clock};
+use vestnik_proto::{
+    Conversation, ConversationList, IncomingMessage, PendingPage, PublicDevice, Receipt, SendMessage, Sent, ServerFrame,
+};
+use vestnik_store::{NewMessage, OutboxRow, SessionAuth, Store};
+
+use crate::batcher::{self, Reply};
+use crate::{Hub, RealtimeError};
+
+/// Largest ciphertext of one envelope (base64 characters).
+pub const MAX_CIPHERTEXT_CHARS: usize = 64 * 1024;
+/// Envelopes in one send: every device of every member of a direct chat.
+pub const MAX_ENVELOPES: usize = 2 * vestnik_core::limits::MAX_DEVICES_PER_USER as usize;
+pub const MAX_CLIENT_MSG_ID_CHARS: usize = 64;
+/// Items per page of pending deliveries.
+pub const PAGE_MAX: i64 = 500;
+/// Cursors in one acknowledgement.
+pub const ACK_MAX: usize = 1000;
+
+#[derive(Debug, Clone)]
+pub struct RealtimeSettings {
+    /// Undelivered envelopes and receipts expire after this.
+    pub retention_ms: i64,
+    /// Concurrent batch writers.
+    pub writers: usize,
+}
+
+pub struct Realtime {
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    clock: Arc<dyn Clock>,
+    writer: mpsc::Sender<(NewMessage, Reply)>,
+    settings: RealtimeSettings,
+}
+
+fn bad(msg: impl Into<String>) -> RealtimeError {
+    RealtimeError::InvalidInput(msg.into())
+}
+
+fn frame(row: OutboxRow) -> ServerFrame {
+    if row.kind == "receipt" {
+        ServerFrame::Receipt {
+            cursor: row.id,
+            receipt: Receipt {
+                message_id: row.message_id,
+                conversation_id: row.conversation_id,
+                user_id: row.sender_user_id,
+                device_id: row.sender_device_id,
+                kind: "delivered".into(),
+                at: row.created_at,
+            },
+        }
+    } else {
+        ServerFrame::Message {
+            cursor: row.id,
+            message: IncomingMessage {
+                message_id: row.message_id,
+                conversation_id: row.conversation_id,
+                seq: row.seq,
+                sender_user_id: row.sender_user_id,
+                sender_device_id: row.sender_device_id,
+                msg_type: u8::try_from(row.msg_type).unwrap_or(1),
+                ciphertext: row.body,
+                sent_at: row.created_at,
+            },
+        }
+    }
+}
+
+fn public(d: vestnik_store::PublicDeviceRow) -> PublicDevice {
+    PublicDevice { user_id: d.user_id, device_id: d.device_id, identity_key: d.identity_key, signing_key: d.signing_key }
+}
+
+impl Realtime {
+    /// Starts the batch writers and the retention reaper (needs a Tokio runtime).
+    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: RealtimeSettings) -> Self {
+        let writer = batcher::spawn(store.clone(), settings.retention_ms, clock.clone(), settings.writers);
+        let reaper_store = store.clone();
+        let reaper_clock = clock.clone();
+        let retention = settings.retention_ms;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let now = reaper_clock.now_ms();
+                // Bounded deletes so the reaper never holds the writer for long;
+                // safe on several nodes at once (each row is deleted once).
+                loop {
+                    match reaper_store.expire(now, now - retention, 5000).await {
+                        Ok(n) if n >= 5000 => continue,
+                        Ok(n) => {
+                            if n > 0 {
+                                tracing::info!(expired = n, "retention reaper");
+                            }
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "retention reaper failed");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Self { store, hub: Arc::new(Hub::default()), clock, writer, settings }
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub async fn create_direct(&self, auth: &SessionAuth, peer: &str) -> Result<Conversation, RealtimeError> {
+        if !ids::is_valid_id(peer) || peer == auth.user_id {
+            return Err(RealtimeError::NoSuchUser);
+        }
+        match self.store.user_by_id(peer).await? {
+            Some(u) if u.is_active() => {}
+            _ => return Err(RealtimeError::NoSuchUser),
+        }
+        let c = self.store.direct_conversation(&ids::new_id(), &auth.user_id, peer, self.clock.now_ms()).await?;
+        let member_user_ids = self.store.members(&c.id).await?;
+        Ok(Conversation { id: c.id, kind: c.kind, member_user_ids, created_at: c.created_at })
+    }
+
+    pub async fn conversations(&self, auth: &SessionAuth) -> Result<ConversationList, RealtimeError> {
+        let mut out = Vec::new();
+        for c in self.store.conversations_of(&auth.user_id).await? {
+            let member_user_ids = self.store.members(&c.id).await?;
+            out.push(Conversation { id: c.id, kind: c.kind, member_user_ids, created_at: c.created_at });
+        }
+        Ok(ConversationList { conversations: out })
+    }
+
+    fn validate(msg: &SendMessage) -> Result<(), RealtimeError> {
+        let n = msg.client_msg_id.chars().count();
+        if n == 0 || n > MAX_CLIENT_MSG_ID_CHARS || msg.client_msg_id.chars().any(char::is_control) {
+            return Err(bad(format!("client_msg_id: expected 1-{MAX_CLIENT_MSG_ID_CHARS} printable characters")));
+        }
+        if !ids::is_valid_id(&msg.conversation_id) {
+            return Err(RealtimeError::NotMember);
+        }
+        if msg.envelopes.is_empty() || msg.envelopes.len() > MAX_ENVELOPES {
+            return Err(bad(format!("envelopes: expected 1-{MAX_ENVELOPES}, got {}", msg.envelopes.len())));
+        }
+        let mut seen = HashSet::new();
+        for e in &msg.envelopes {
+            if !seen.insert(e.device_id.as_str()) {
+                return Err(bad(format!("envelopes: device {} appears twice", e.device_id)));
+            }
+            if e.msg_type > 1 {
+                return Err(bad(format!("envelopes.msg_type: expected 0 (pre-key) or 1, got {}", e.msg_type)));
+            }
+            if e.ciphertext.is_empty() || e.ciphertext.len() > MAX_CIPHERTEXT_CHARS {
+                return Err(bad(format!(
+                    "envelopes.ciphertext: expected 1-{MAX_CIPHERTEXT_CHARS} base64 characters, got {}",
+                    e.ciphertext.len()
+                )));
+            }
+            if !e.ciphertext.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)) {
+                return Err(bad("envelopes.ciphertext: expected base64"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the sender may write here and encrypted for exactly the current
+    /// devices, stores the message (batched), pushes it to online devices.
+    pub async fn send(&self, auth: &SessionAuth, msg: SendMessage) -> Result<Sent, RealtimeError> {
+        Self::validate(&msg)?;
+        let members = self.store.members(&msg.conversation_id).await?;
+        if !members.iter().any(|m| *m == auth.user_id) {
+            return Err(RealtimeError::NotMember);
+        }
+        let others: Vec<String> = members.iter().filter(|m| **m != auth.user_id).cloned().collect();
+        if self.store.blocked_by_any(&auth.user_id, &others).await? {
+            return Err(RealtimeError::Blocked);
+        }
+        let devices = self.store.active_devices(&members).await?;
+        let expected: BTreeSet<&str> =
+            devices.iter().map(|d| d.device_id.as_str()).filter(|d| *d != auth.device_id).collect();
+        let given: BTreeSet<&str> = msg.envelopes.iter().map(|e| e.device_id.as_str()).collect();
+        if expected != given {
+            return Err(RealtimeError::DeviceListStale(devices.into_iter().map(public).collect()));
+        }
+        let new = NewMessage {
+            id: ids::new_id(),
+            conversation_id: msg.conversation_id.clone(),
+            sender_user_id: auth.user_id.clone(),
+            sender_device_id: auth.device_id.clone(),
+            client_msg_id: msg.client_msg_id.clone(),
+            created_at: self.clock.now_ms(),
+            envelopes: msg.envelopes.into_iter().map(|e| (e.device_id, i64::from(e.msg_type), e.ciphertext)).collect(),
+        };
+        let (tx, rx) = oneshot::channel();
+        let envelopes = new.envelopes.clone();
+        self.writer.try_send((new, tx)).map_err(|_| RealtimeError::Unavailable)?;
+        let stored = rx.await.map_err(|_| RealtimeError::Unavailable)??;
+        if !stored.duplicate {
+            metrics::counter!("vestnik_messages_stored_total").increment(1);
+            for (cursor, device_id) in &stored.outbox {
+                let Some((_, msg_type, body)) = envelopes.iter().find(|(d, _, _)| d == device_id) else { continue };
+                let f = ServerFrame::Message {
+                    cursor: *cursor,
+                    message: IncomingMessage {
+                        message_id: stored.message_id.clone(),
+                        conversation_id: msg.conversation_id.clone(),
+                        seq: stored.seq,
+                        sender_user_id: auth.user_id.clone(),
+                        sender_device_id: auth.device_id.clone(),
+                        msg_type: u8::try_from(*msg_type).unwrap_or(1),
+                        ciphertext: body.clone(),
+                        sent_at: stored.created_at,
+                    },
+                };
+                self.hub.push(device_id, &f);
+            }
+        }
+        Ok(Sent {
+            client_msg_id: msg.client_msg_id,
+            message_id: stored.message_id,
+            conversation_id: msg.conversation_id,
+            seq: stored.seq,
+            sent_at: stored.created_at,
+        })
+    }
+
+    /// A page of what waits for this device after `after`, oldest first.
+    pub async fn pending(&self, auth: &SessionAuth, after: i64, limit: i64) -> Result<PendingPage, RealtimeError> {
+        let limit = limit.clamp(1, PAGE_MAX);
+        let mut rows = self.store.outbox(&auth.device_id, after, limit + 1).await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        Ok(PendingPage { items: rows.into_iter().map(frame).collect(), more })
+    }
+
+    /// Deletes what this device has stored and tells the senders.
+    pub async fn ack(&self, auth: &SessionAuth, cursors: &[i64]) -> Result<(), RealtimeError> {
+        if cursors.len() > ACK_MAX {
+            return Err(bad(format!("cursors: expected at most {ACK_MAX}, got {}", cursors.len())));
+        }
+        let now = self.clock.now_ms();
+        let receipts = self.store.ack(&auth.device_id, &auth.user_id, cursors, now, now + self.settings.retention_ms).await?;
+        for r in receipts {
+            let device = r.device_id.clone();
+            self.hub.push(&device, &frame(r));
+        }
+        Ok(())
+    }
+
+    /// Tells everyone who shares a conversation with `user_id` (and the user's
+    /// own devices) that the user's device list changed.
+    pub async fn devices_changed(&self, user_id: &str) {
+        let partners = match self.store.partners_of(user_id).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "devices_changed: partners lookup failed");
+                return;
+            }
+        };
+        let f = ServerFrame::DevicesChanged { user_id: user_id.to_owned() };
+        self.hub.push_user(user_id, &f);
+        for p in partners {
+            self.hub.push_user(&p, &f);
+        }
+    }
+
+    /// Pages of the backlog for a freshly connected device.
+    pub async fn backlog_page(&self, device_id: &str, after: i64) -> Result<Vec<ServerFrame>, RealtimeError> {
+        Ok(self.store.outbox(device_id, after, PAGE_MAX).await?.into_iter().map(frame).collect())
+    }
+
+    pub async fn set_block(&self, auth: &SessionAuth, user_id: &str, on: bool) -> Result<(), RealtimeError> {
+        if !ids::is_valid_id(user_id) || user_id == auth.user_id {
+            return Err(RealtimeError::NoSuchUser);
+        }
+        Ok(self.store.set_block(&auth.user_id, user_id, on, self.clock.now_ms()).await?)
+    }
+}

@@ -1,0 +1,343 @@
+//! SQL of the key directory and of message delivery, shared by both backends
+//! like `sql.rs`. Bulk statements use `QueryBuilder`, which writes each
+//! backend's own placeholders.
+
+/// SQLite caps bound parameters per statement (32,766); outbox rows have 11.
+pub(crate) const OUTBOX_ROWS_PER_STATEMENT: usize = 2000;
+
+macro_rules! impl_messaging_store {
+    ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::KeyStore for $store {
+            async fn upload_keys(
+                &self,
+                device_id: &str,
+                otks: &[(String, String)],
+                fallback: Option<&$crate::FallbackKey>,
+                now: i64,
+                max_keys: i64,
+            ) -> $crate::Result<i64> {
+                let mut tx = self.write().begin().await?;
+                for (key_id, public_key) in otks {
+                    sqlx::query(
+                        "INSERT INTO one_time_keys (device_id, key_id, public_key, created_at) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (device_id, key_id) DO NOTHING",
+                    )
+                    .bind(device_id)
+                    .bind(key_id)
+                    .bind(public_key)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM one_time_keys WHERE device_id = $1")
+                    .bind(device_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if n > max_keys {
+                    return Err($crate::StoreError::TooManyKeys { max: max_keys });
+                }
+                if let Some(fb) = fallback {
+                    sqlx::query(
+                        "INSERT INTO fallback_keys (device_id, key_id, public_key, signature, created_at) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (device_id) DO UPDATE SET key_id = $2, public_key = $3, signature = $4, created_at = $5",
+                    )
+                    .bind(device_id)
+                    .bind(&fb.key_id)
+                    .bind(&fb.public_key)
+                    .bind(&fb.signature)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(n)
+            }
+
+            async fn claim_keys(&self, user_id: &str) -> $crate::Result<Vec<$crate::KeyBundleRow>> {
+                let devices = self.active_devices(&[user_id.to_owned()]).await?;
+                let mut out = Vec::with_capacity(devices.len());
+                for device in devices {
+                    let otk: Option<(String, String)> = sqlx::query_as(CLAIM_ONE_TIME_KEY)
+                        .bind(&device.device_id)
+                        .fetch_optional(self.write())
+                        .await?;
+                    let fb: Option<(String, String, String)> =
+                        sqlx::query_as("SELECT key_id, public_key, signature FROM fallback_keys WHERE device_id = $1")
+                            .bind(&device.device_id)
+                            .fetch_optional(self.write())
+                            .await?;
+                    out.push($crate::KeyBundleRow {
+                        device,
+                        one_time_key: otk,
+                        fallback_key: fb.map(|(key_id, public_key, signature)| $crate::FallbackKey { key_id, public_key, signature }),
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn active_devices(&self, user_ids: &[String]) -> $crate::Result<Vec<$crate::PublicDeviceRow>> {
+                if user_ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT user_id, id AS device_id, identity_key, signing_key FROM devices WHERE revoked_at IS NULL AND user_id IN (",
+                );
+                let mut sep = qb.separated(", ");
+                for u in user_ids {
+                    sep.push_bind(u.as_str());
+                }
+                qb.push(") ORDER BY user_id, created_at, id");
+                Ok(qb.build_query_as::<$crate::PublicDeviceRow>().fetch_all(self.read()).await?)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::MessageStore for $store {
+            async fn direct_conversation(&self, id: &str, a: &str, b: &str, now: i64) -> $crate::Result<$crate::ConversationRow> {
+                let key = if a < b { format!("{a}:{b}") } else { format!("{b}:{a}") };
+                let mut tx = self.write().begin().await?;
+                sqlx::query(
+                    "INSERT INTO conversations (id, kind, direct_key, created_at) VALUES ($1, 'direct', $2, $3)
+                     ON CONFLICT (direct_key) DO NOTHING",
+                )
+                .bind(id)
+                .bind(&key)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let row: $crate::ConversationRow =
+                    sqlx::query_as("SELECT id, kind, created_at FROM conversations WHERE direct_key = $1")
+                        .bind(&key)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                for u in [a, b] {
+                    sqlx::query(
+                        "INSERT INTO members (conversation_id, user_id, role, joined_at) VALUES ($1, $2, 'member', $3)
+                         ON CONFLICT (conversation_id, user_id) DO NOTHING",
+                    )
+                    .bind(&row.id)
+                    .bind(u)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(row)
+            }
+
+            async fn conversation(&self, id: &str) -> $crate::Result<Option<$crate::ConversationRow>> {
+                Ok(sqlx::query_as("SELECT id, kind, created_at FROM conversations WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(self.read())
+                    .await?)
+            }
+
+            async fn members(&self, conversation_id: &str) -> $crate::Result<Vec<String>> {
+                Ok(sqlx::query_scalar("SELECT user_id FROM members WHERE conversation_id = $1 ORDER BY user_id")
+                    .bind(conversation_id)
+                    .fetch_all(self.read())
+                    .await?)
+            }
+
+            async fn conversations_of(&self, user_id: &str) -> $crate::Result<Vec<$crate::ConversationRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT c.id, c.kind, c.created_at FROM conversations c JOIN members m ON m.conversation_id = c.id
+                     WHERE m.user_id = $1 ORDER BY c.created_at, c.id",
+                )
+                .bind(user_id)
+                .fetch_all(self.read())
+                .await?)
+            }
+
+            async fn partners_of(&self, user_id: &str) -> $crate::Result<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT DISTINCT m2.user_id FROM members m1 JOIN members m2 ON m1.conversation_id = m2.conversation_id
+                     WHERE m1.user_id = $1 AND m2.user_id <> $1",
+                )
+                .bind(user_id)
+                .fetch_all(self.read())
+                .await?)
+            }
+
+            async fn blocked_by_any(&self, sender: &str, users: &[String]) -> $crate::Result<bool> {
+                if users.is_empty() {
+                    return Ok(false);
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM blocks WHERE blocked_user_id = ");
+                qb.push_bind(sender);
+                qb.push(" AND user_id IN (");
+                let mut sep = qb.separated(", ");
+                for u in users {
+                    sep.push_bind(u.as_str());
+                }
+                qb.push(")");
+                let n: i64 = qb.build_query_scalar().fetch_one(self.read()).await?;
+                Ok(n > 0)
+            }
+
+            async fn set_block(&self, user_id: &str, blocked: &str, on: bool, now: i64) -> $crate::Result<()> {
+                let q = if on {
+                    "INSERT INTO blocks (user_id, blocked_user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+                } else {
+                    "DELETE FROM blocks WHERE user_id = $1 AND blocked_user_id = $2 AND $3 = $3"
+                };
+                sqlx::query(q).bind(user_id).bind(blocked).bind(now).execute(self.write()).await?;
+                Ok(())
+            }
+
+            async fn store_messages(&self, batch: &[$crate::NewMessage], expires_at: i64) -> $crate::Result<Vec<$crate::StoredMessage>> {
+                let mut tx = self.write().begin().await?;
+                let mut results = Vec::with_capacity(batch.len());
+                // (batch index, envelope) for every envelope of a newly stored message.
+                let mut rows: Vec<(usize, i64, &$crate::EnvelopeRow)> = Vec::new();
+                for (i, m) in batch.iter().enumerate() {
+                    let existing: Option<(String, i64, i64)> = sqlx::query_as(
+                        "SELECT id, seq, created_at FROM messages WHERE sender_device_id = $1 AND client_msg_id = $2",
+                    )
+                    .bind(&m.sender_device_id)
+                    .bind(&m.client_msg_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some((message_id, seq, created_at)) = existing {
+                        results.push($crate::StoredMessage { message_id, seq, created_at, duplicate: true, outbox: Vec::new() });
+                        continue;
+                    }
+                    let seq: i64 = sqlx::query_scalar("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
+                        .bind(&m.conversation_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let inserted = sqlx::query(
+                        "INSERT INTO messages (id, conversation_id, seq, sender_user_id, sender_device_id, client_msg_id, created_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (sender_device_id, client_msg_id) DO NOTHING",
+                    )
+                    .bind(&m.id)
+                    .bind(&m.conversation_id)
+                    .bind(seq)
+                    .bind(&m.sender_user_id)
+                    .bind(&m.sender_device_id)
+                    .bind(&m.client_msg_id)
+                    .bind(m.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    if inserted.rows_affected() == 0 {
+                        // A concurrent retry on another node won; answer with its row.
+                        let (message_id, seq, created_at): (String, i64, i64) = sqlx::query_as(
+                            "SELECT id, seq, created_at FROM messages WHERE sender_device_id = $1 AND client_msg_id = $2",
+                        )
+                        .bind(&m.sender_device_id)
+                        .bind(&m.client_msg_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        results.push($crate::StoredMessage { message_id, seq, created_at, duplicate: true, outbox: Vec::new() });
+                        continue;
+                    }
+                    results.push($crate::StoredMessage {
+                        message_id: m.id.clone(),
+                        seq,
+                        created_at: m.created_at,
+                        duplicate: false,
+                        outbox: Vec::with_capacity(m.envelopes.len()),
+                    });
+                    rows.extend(m.envelopes.iter().map(|e| (i, seq, e)));
+                }
+                for chunk in rows.chunks($crate::sql_messaging::OUTBOX_ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO outbox (device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at, expires_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, (i, seq, (device_id, msg_type, body))| {
+                        let m = &batch[*i];
+                        b.push_bind(device_id.as_str())
+                            .push_bind("message")
+                            .push_bind(m.id.as_str())
+                            .push_bind(m.conversation_id.as_str())
+                            .push_bind(*seq)
+                            .push_bind(m.sender_user_id.as_str())
+                            .push_bind(m.sender_device_id.as_str())
+                            .push_bind(*msg_type)
+                            .push_bind(body.as_str())
+                            .push_bind(m.created_at)
+                            .push_bind(expires_at);
+                    });
+                    qb.push(" RETURNING id, device_id, message_id");
+                    let ids: Vec<(i64, String, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    for (cursor, device_id, message_id) in ids {
+                        if let Some(r) = results.iter_mut().find(|r| !r.duplicate && r.message_id == message_id) {
+                            r.outbox.push((cursor, device_id));
+                        }
+                    }
+                }
+                tx.commit().await?;
+                Ok(results)
+            }
+
+            async fn outbox(&self, device_id: &str, after: i64, limit: i64) -> $crate::Result<Vec<$crate::OutboxRow>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ",
+                    "id, device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at",
+                    " FROM outbox WHERE device_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+                ))
+                .bind(device_id)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(self.read())
+                .await?)
+            }
+
+            async fn ack(&self, device_id: &str, user_id: &str, cursors: &[i64], now: i64, expires_at: i64) -> $crate::Result<Vec<$crate::OutboxRow>> {
+                if cursors.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut tx = self.write().begin().await?;
+                let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM outbox WHERE device_id = ");
+                qb.push_bind(device_id);
+                qb.push(" AND id IN (");
+                let mut sep = qb.separated(", ");
+                for c in cursors {
+                    sep.push_bind(*c);
+                }
+                qb.push(") RETURNING kind, message_id, conversation_id, seq, sender_user_id");
+                let acked: Vec<(String, String, String, i64, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                let mut receipts = Vec::new();
+                for (kind, message_id, conversation_id, seq, sender) in acked {
+                    if kind != "message" {
+                        continue;
+                    }
+                    let mut r: Vec<$crate::OutboxRow> = sqlx::query_as(concat!(
+                        "INSERT INTO outbox (device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at, expires_at) ",
+                        "SELECT id, 'receipt', $1, $2, $3, $4, $5, 0, '', $6, $7 FROM devices WHERE user_id = $8 AND revoked_at IS NULL ",
+                        "RETURNING id, device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at"
+                    ))
+                    .bind(&message_id)
+                    .bind(&conversation_id)
+                    .bind(seq)
+                    .bind(user_id)
+                    .bind(device_id)
+                    .bind(now)
+                    .bind(expires_at)
+                    .bind(&sender)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    receipts.append(&mut r);
+                }
+                tx.commit().await?;
+                Ok(receipts)
+            }
+
+            async fn expire(&self, now: i64, message_cutoff: i64, limit: i64) -> $crate::Result<u64> {
+                let a = sqlx::query("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE expires_at < $1 LIMIT $2)")
+                    .bind(now)
+                    .bind(limit)
+                    .execute(self.write())
+                    .await?;
+                let b = sqlx::query("DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < $1 LIMIT $2)")
+                    .bind(message_cutoff)
+                    .bind(limit)
+                    .execute(self.write())
+                    .await?;
+                Ok(a.rows_affected() + b.rows_affected())
+            }
+        }
+    };
+}
+pub(crate) use impl_messaging_store;
