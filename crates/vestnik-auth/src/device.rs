@@ -69,26 +69,48 @@ pub fn fallback_key_message(key_id: &str, public_key: &str) -> String {
 }
 
 /// Checks a signed fallback key against the device's Ed25519 key.
-pub(crate) fn verify_fallback(vk: &VerifyingKey, fb: &vestnik_proto::SignedKey, field: &str) -> Result<(), AuthError> {
+pub(crate) fn verify_fallback(
+    vk: &VerifyingKey,
+    fb: &vestnik_proto::SignedKey,
+    field: &str,
+) -> Result<(), AuthError> {
     key_id(&format!("{field}.key_id"), &fb.key_id)?;
     b64(&format!("{field}.public_key"), &fb.public_key, 32)?;
     let sig = b64(&format!("{field}.signature"), &fb.signature, 64)?;
-    let sig: [u8; 64] = sig.try_into().map_err(|_| bad(format!("{field}.signature: expected 64 bytes")))?;
-    vk.verify_strict(fallback_key_message(&fb.key_id, &fb.public_key).as_bytes(), &Signature::from_bytes(&sig))
-        .map_err(|_| bad(format!("{field}.signature: does not verify with the device's signing key")))
+    let sig: [u8; 64] = sig
+        .try_into()
+        .map_err(|_| bad(format!("{field}.signature: expected 64 bytes")))?;
+    vk.verify_strict(
+        fallback_key_message(&fb.key_id, &fb.public_key).as_bytes(),
+        &Signature::from_bytes(&sig),
+    )
+    .map_err(|_| {
+        bad(format!(
+            "{field}.signature: does not verify with the device's signing key"
+        ))
+    })
 }
 
 /// Parses a stored or submitted Ed25519 public key.
 pub(crate) fn verifying_key(field: &str, s: &str) -> Result<VerifyingKey, AuthError> {
     let bytes = b64(field, s, 32)?;
-    let bytes: [u8; 32] = bytes.try_into().map_err(|_| bad(format!("{field}: expected 32 bytes")))?;
-    VerifyingKey::from_bytes(&bytes).map_err(|_| bad(format!("{field}: not a valid Ed25519 public key")))
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| bad(format!("{field}: expected 32 bytes")))?;
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| bad(format!("{field}: not a valid Ed25519 public key")))
 }
 
 /// Validates one-time keys: count, ids, encodings, no duplicates.
-pub(crate) fn one_time_keys(keys: &[vestnik_proto::OneTimeKey], field: &str) -> Result<Vec<(String, String)>, AuthError> {
+pub(crate) fn one_time_keys(
+    keys: &[vestnik_proto::OneTimeKey],
+    field: &str,
+) -> Result<Vec<(String, String)>, AuthError> {
     if keys.len() > MAX_ONE_TIME_KEYS_PER_UPLOAD {
-        return Err(bad(format!("{field}: expected at most {MAX_ONE_TIME_KEYS_PER_UPLOAD}, got {}", keys.len())));
+        return Err(bad(format!(
+            "{field}: expected at most {MAX_ONE_TIME_KEYS_PER_UPLOAD}, got {}",
+            keys.len()
+        )));
     }
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(keys.len());

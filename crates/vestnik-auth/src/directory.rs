@@ -3,7 +3,10 @@
 use vestnik_bus::Rate;
 use vestnik_core::ids;
 use vestnik_core::limits::MAX_ONE_TIME_KEYS_PER_DEVICE;
-use vestnik_proto::{ClaimResponse, KeyBundle, KeyCount, KeysUpload, OneTimeKey, PublicDevice, PublicDeviceList, SignedKey};
+use vestnik_proto::{
+    ClaimResponse, KeyBundle, KeyCount, KeysUpload, OneTimeKey, PublicDevice, PublicDeviceList,
+    SignedKey,
+};
 use vestnik_store::{FallbackKey, SessionAuth, StoreError};
 
 use crate::{device, AuthError, AuthService};
@@ -11,33 +14,62 @@ use crate::{device, AuthError, AuthService};
 /// Clients top up their pool when fewer keys than this remain.
 pub const ONE_TIME_KEY_LOW_WATERMARK: i64 = 20;
 /// Claims pop keys other people uploaded; cap how fast one account can drain them.
-const CLAIM_RATE: Rate = Rate { capacity: 300, per_secs: 60 };
+const CLAIM_RATE: Rate = Rate {
+    capacity: 300,
+    per_secs: 60,
+};
+const LOOKUP_RATE: Rate = Rate {
+    capacity: 60,
+    per_secs: 60,
+};
 
 impl AuthService {
-    pub async fn upload_keys(&self, auth: &SessionAuth, req: &KeysUpload) -> Result<KeyCount, AuthError> {
+    pub async fn upload_keys(
+        &self,
+        auth: &SessionAuth,
+        req: &KeysUpload,
+    ) -> Result<KeyCount, AuthError> {
         let otks = device::one_time_keys(&req.one_time_keys, "one_time_keys")?;
         let fallback = match &req.fallback_key {
             Some(fb) => {
                 let devices = self.store.list_devices(&auth.user_id).await?;
-                let me = devices.iter().find(|d| d.id == auth.device_id).ok_or(AuthError::Unauthenticated)?;
+                let me = devices
+                    .iter()
+                    .find(|d| d.id == auth.device_id)
+                    .ok_or(AuthError::Unauthenticated)?;
                 let vk = device::verifying_key("signing_key", &me.signing_key)?;
                 device::verify_fallback(&vk, fb, "fallback_key")?;
-                Some(FallbackKey { key_id: fb.key_id.clone(), public_key: fb.public_key.clone(), signature: fb.signature.clone() })
+                Some(FallbackKey {
+                    key_id: fb.key_id.clone(),
+                    public_key: fb.public_key.clone(),
+                    signature: fb.signature.clone(),
+                })
             }
             None => None,
         };
         let n = match self
             .store
-            .upload_keys(&auth.device_id, &otks, fallback.as_ref(), self.clock.now_ms(), MAX_ONE_TIME_KEYS_PER_DEVICE)
+            .upload_keys(
+                &auth.device_id,
+                &otks,
+                fallback.as_ref(),
+                self.clock.now_ms(),
+                MAX_ONE_TIME_KEYS_PER_DEVICE,
+            )
             .await
         {
             Ok(n) => n,
             Err(StoreError::TooManyKeys { max }) => {
-                return Err(AuthError::InvalidDevice(format!("one_time_keys: the server holds at most {max} per device")))
+                return Err(AuthError::InvalidDevice(format!(
+                    "one_time_keys: the server holds at most {max} per device"
+                )))
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(KeyCount { one_time_keys: n, low_watermark: ONE_TIME_KEY_LOW_WATERMARK })
+        Ok(KeyCount {
+            one_time_keys: n,
+            low_watermark: ONE_TIME_KEY_LOW_WATERMARK,
+        })
     }
 
     pub async fn key_count(&self, auth: &SessionAuth) -> Result<KeyCount, AuthError> {
@@ -47,8 +79,13 @@ impl AuthService {
         })
     }
 
-    pub async fn claim_keys(&self, auth: &SessionAuth, user_id: &str) -> Result<ClaimResponse, AuthError> {
-        self.rate_limit(&format!("claim:{}", auth.user_id), CLAIM_RATE).await?;
+    pub async fn claim_keys(
+        &self,
+        auth: &SessionAuth,
+        user_id: &str,
+    ) -> Result<ClaimResponse, AuthError> {
+        self.rate_limit(&format!("claim:{}", auth.user_id), CLAIM_RATE)
+            .await?;
         self.require_active_user(user_id).await?;
         let bundles = self.store.claim_keys(user_id).await?;
         Ok(ClaimResponse {
@@ -59,8 +96,14 @@ impl AuthService {
                     device_id: b.device.device_id,
                     identity_key: b.device.identity_key,
                     signing_key: b.device.signing_key,
-                    one_time_key: b.one_time_key.map(|(key_id, public_key)| OneTimeKey { key_id, public_key }),
-                    fallback_key: b.fallback_key.map(|f| SignedKey { key_id: f.key_id, public_key: f.public_key, signature: f.signature }),
+                    one_time_key: b
+                        .one_time_key
+                        .map(|(key_id, public_key)| OneTimeKey { key_id, public_key }),
+                    fallback_key: b.fallback_key.map(|f| SignedKey {
+                        key_id: f.key_id,
+                        public_key: f.public_key,
+                        signature: f.signature,
+                    }),
                 })
                 .collect(),
         })
@@ -72,9 +115,30 @@ impl AuthService {
         Ok(PublicDeviceList {
             devices: devices
                 .into_iter()
-                .map(|d| PublicDevice { user_id: d.user_id, device_id: d.device_id, identity_key: d.identity_key, signing_key: d.signing_key })
+                .map(|d| PublicDevice {
+                    user_id: d.user_id,
+                    device_id: d.device_id,
+                    identity_key: d.identity_key,
+                    signing_key: d.signing_key,
+                })
                 .collect(),
         })
+    }
+
+    /// Finds an active account by e-mail (contact discovery), rate-limited so
+    /// the address space cannot be enumerated quickly.
+    pub async fn lookup(
+        &self,
+        auth: &SessionAuth,
+        email: &str,
+    ) -> Result<vestnik_proto::LookupResponse, AuthError> {
+        self.rate_limit(&format!("lookup:{}", auth.user_id), LOOKUP_RATE)
+            .await?;
+        let email = vestnik_core::Email::parse(email)?;
+        match self.store.user_by_email(email.as_str()).await? {
+            Some(u) if u.is_active() => Ok(vestnik_proto::LookupResponse { user_id: u.id }),
+            _ => Err(AuthError::UserNotFound),
+        }
     }
 
     async fn require_active_user(&self, user_id: &str) -> Result<(), AuthError> {

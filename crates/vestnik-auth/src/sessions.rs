@@ -357,11 +357,23 @@ mod tests {
 pub const WS_TICKET_TTL_SECS: i64 = 30;
 
 impl AuthService {
-    pub async fn issue_ws_ticket(&self, auth: &SessionAuth) -> Result<vestnik_proto::WsTicket, AuthError> {
+    pub async fn issue_ws_ticket(
+        &self,
+        auth: &SessionAuth,
+    ) -> Result<vestnik_proto::WsTicket, AuthError> {
         let ticket = format!("vwt_{}", token::new_token());
         let ttl = (WS_TICKET_TTL_SECS * 1000) as u64;
-        self.kv.set(&format!("wst:{}", token::hash_token(&ticket)), &encode(auth), ttl).await?;
-        Ok(vestnik_proto::WsTicket { ticket, expires_in: WS_TICKET_TTL_SECS })
+        self.kv
+            .set(
+                &format!("wst:{}", token::hash_token(&ticket)),
+                &encode(auth),
+                ttl,
+            )
+            .await?;
+        Ok(vestnik_proto::WsTicket {
+            ticket,
+            expires_in: WS_TICKET_TTL_SECS,
+        })
     }
 
     pub async fn redeem_ws_ticket(&self, ticket: &str) -> Result<SessionAuth, AuthError> {
@@ -369,9 +381,23 @@ impl AuthService {
             return Err(AuthError::Unauthenticated);
         }
         let hash = token::hash_token(ticket);
-        let auth = self.kv.get(&format!("wst:{hash}")).await?.as_deref().and_then(decode).ok_or(AuthError::Unauthenticated)?;
+        let auth = self
+            .kv
+            .get(&format!("wst:{hash}"))
+            .await?
+            .as_deref()
+            .and_then(decode)
+            .ok_or(AuthError::Unauthenticated)?;
         // Single use, even when two connections race with the same ticket.
-        if !self.kv.set_nx(&format!("wst-used:{hash}"), "1", (WS_TICKET_TTL_SECS * 1000) as u64).await? {
+        if !self
+            .kv
+            .set_nx(
+                &format!("wst-used:{hash}"),
+                "1",
+                (WS_TICKET_TTL_SECS * 1000) as u64,
+            )
+            .await?
+        {
             return Err(AuthError::Unauthenticated);
         }
         self.kv.del(&[format!("wst:{hash}")]).await?;

@@ -11,7 +11,7 @@ use crate::routes::{account, auth, keys, messages, ops, twofactor, ws};
         auth::register, auth::verify, auth::login, auth::refresh, auth::logout, auth::logout_all, auth::pow_challenge,
         twofactor::setup, twofactor::enable, twofactor::disable,
         account::account, account::audit, account::devices, account::revoke_device,
-        keys::upload, keys::count, keys::claim, keys::user_devices,
+        keys::upload, keys::count, keys::claim, keys::user_devices, keys::lookup,
         messages::create_conversation, messages::list_conversations, messages::send, messages::pending, messages::ack,
         messages::block, messages::unblock, ws::ticket, ws::ws,
         ops::healthz, ops::readyz, ops::metrics,

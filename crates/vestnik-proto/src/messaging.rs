@@ -60,6 +60,17 @@ pub struct PublicDeviceList {
     pub devices: Vec<PublicDevice>,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupRequest {
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct LookupResponse {
+    pub user_id: String,
+}
+
 // ---------- conversations ----------
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -154,7 +165,9 @@ impl ServerFrame {
     /// The delivery cursor of a `message` or `receipt` frame.
     pub fn cursor(&self) -> Option<i64> {
         match self {
-            ServerFrame::Message { cursor, .. } | ServerFrame::Receipt { cursor, .. } => Some(*cursor),
+            ServerFrame::Message { cursor, .. } | ServerFrame::Receipt { cursor, .. } => {
+                Some(*cursor)
+            }
             _ => None,
         }
     }
@@ -209,8 +222,12 @@ pub enum ServerFrame {
     /// The backlog present at connect time has been sent.
     Synced,
     /// A user who shares a conversation with this account added or removed a device.
-    DevicesChanged { user_id: String },
-    Pong { nonce: Option<String> },
+    DevicesChanged {
+        user_id: String,
+    },
+    Pong {
+        nonce: Option<String>,
+    },
     Error {
         code: String,
         message: String,

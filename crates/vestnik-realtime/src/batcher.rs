@@ -13,7 +13,12 @@ pub const QUEUE: usize = 16 * 1024;
 
 pub type Reply = oneshot::Sender<Result<StoredMessage, RealtimeError>>;
 
-pub fn spawn(store: Arc<dyn Store>, retention_ms: i64, clock: Arc<dyn vestnik_core::Clock>, writers: usize) -> mpsc::Sender<(NewMessage, Reply)> {
+pub fn spawn(
+    store: Arc<dyn Store>,
+    retention_ms: i64,
+    clock: Arc<dyn vestnik_core::Clock>,
+    writers: usize,
+) -> mpsc::Sender<(NewMessage, Reply)> {
     let (tx, rx) = mpsc::channel::<(NewMessage, Reply)>(QUEUE);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     // Several writers keep PostgreSQL busy while one waits on its commit;

@@ -48,7 +48,10 @@ impl Default for Hub {
 
 fn shard_of(device_id: &str) -> usize {
     // Device ids are random hex, so a cheap fold spreads them evenly.
-    device_id.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize)) % SHARDS
+    device_id
+        .bytes()
+        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize))
+        % SHARDS
 }
 
 impl Hub {
@@ -56,7 +59,14 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);
         if let Ok(mut s) = self.shards[shard_of(device_id)].lock() {
-            s.by_device.entry(device_id.to_owned()).or_default().push(Conn { id, user_id: user_id.to_owned(), tx });
+            s.by_device
+                .entry(device_id.to_owned())
+                .or_default()
+                .push(Conn {
+                    id,
+                    user_id: user_id.to_owned(),
+                    tx,
+                });
         }
         if let Ok(mut u) = self.users.lock() {
             let devs = u.entry(user_id.to_owned()).or_default();
@@ -96,8 +106,12 @@ impl Hub {
 
     /// Queues a frame to every connection of a device; true if one took it.
     pub fn push(&self, device_id: &str, frame: &ServerFrame) -> bool {
-        let Ok(mut s) = self.shards[shard_of(device_id)].lock() else { return false };
-        let Some(conns) = s.by_device.get_mut(device_id) else { return false };
+        let Ok(mut s) = self.shards[shard_of(device_id)].lock() else {
+            return false;
+        };
+        let Some(conns) = s.by_device.get_mut(device_id) else {
+            return false;
+        };
         let mut delivered = false;
         conns.retain(|c| match c.tx.try_send(frame.clone()) {
             Ok(()) => {
@@ -120,7 +134,12 @@ impl Hub {
 
     /// Queues a frame to every online device of a user.
     pub fn push_user(&self, user_id: &str, frame: &ServerFrame) {
-        let devices = self.users.lock().ok().and_then(|u| u.get(user_id).cloned()).unwrap_or_default();
+        let devices = self
+            .users
+            .lock()
+            .ok()
+            .and_then(|u| u.get(user_id).cloned())
+            .unwrap_or_default();
         for d in devices {
             self.push(&d, frame);
         }
@@ -128,7 +147,10 @@ impl Hub {
 
     /// Disconnects every connection of a device (it was logged out or revoked).
     pub fn drop_device(&self, device_id: &str) {
-        let removed = self.shards[shard_of(device_id)].lock().ok().and_then(|mut s| s.by_device.remove(device_id));
+        let removed = self.shards[shard_of(device_id)]
+            .lock()
+            .ok()
+            .and_then(|mut s| s.by_device.remove(device_id));
         if let Some(conns) = removed {
             metrics::gauge!("vestnik_ws_connections").decrement(conns.len() as f64);
             if let Some(c) = conns.first() {
@@ -142,6 +164,9 @@ impl Hub {
     }
 
     pub fn is_online(&self, device_id: &str) -> bool {
-        self.shards[shard_of(device_id)].lock().map(|s| s.by_device.contains_key(device_id)).unwrap_or(false)
+        self.shards[shard_of(device_id)]
+            .lock()
+            .map(|s| s.by_device.contains_key(device_id))
+            .unwrap_or(false)
     }
 }

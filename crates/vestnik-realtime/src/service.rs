@@ -6,7 +6,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use vestnik_core::{ids, Clock};
 use vestnik_proto::{
-    Conversation, ConversationList, IncomingMessage, PendingPage, PublicDevice, Receipt, SendMessage, Sent, ServerFrame,
+    Conversation, ConversationList, IncomingMessage, PendingPage, PublicDevice, Receipt,
+    SendMessage, Sent, ServerFrame,
 };
 use vestnik_store::{NewMessage, OutboxRow, SessionAuth, Store};
 
@@ -74,13 +75,23 @@ fn frame(row: OutboxRow) -> ServerFrame {
 }
 
 fn public(d: vestnik_store::PublicDeviceRow) -> PublicDevice {
-    PublicDevice { user_id: d.user_id, device_id: d.device_id, identity_key: d.identity_key, signing_key: d.signing_key }
+    PublicDevice {
+        user_id: d.user_id,
+        device_id: d.device_id,
+        identity_key: d.identity_key,
+        signing_key: d.signing_key,
+    }
 }
 
 impl Realtime {
     /// Starts the batch writers and the retention reaper (needs a Tokio runtime).
     pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: RealtimeSettings) -> Self {
-        let writer = batcher::spawn(store.clone(), settings.retention_ms, clock.clone(), settings.writers);
+        let writer = batcher::spawn(
+            store.clone(),
+            settings.retention_ms,
+            clock.clone(),
+            settings.writers,
+        );
         let reaper_store = store.clone();
         let reaper_clock = clock.clone();
         let retention = settings.retention_ms;
@@ -108,14 +119,24 @@ impl Realtime {
                 }
             }
         });
-        Self { store, hub: Arc::new(Hub::default()), clock, writer, settings }
+        Self {
+            store,
+            hub: Arc::new(Hub::default()),
+            clock,
+            writer,
+            settings,
+        }
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
 
-    pub async fn create_direct(&self, auth: &SessionAuth, peer: &str) -> Result<Conversation, RealtimeError> {
+    pub async fn create_direct(
+        &self,
+        auth: &SessionAuth,
+        peer: &str,
+    ) -> Result<Conversation, RealtimeError> {
         if !ids::is_valid_id(peer) || peer == auth.user_id {
             return Err(RealtimeError::NoSuchUser);
         }
@@ -123,38 +144,66 @@ impl Realtime {
             Some(u) if u.is_active() => {}
             _ => return Err(RealtimeError::NoSuchUser),
         }
-        let c = self.store.direct_conversation(&ids::new_id(), &auth.user_id, peer, self.clock.now_ms()).await?;
+        let c = self
+            .store
+            .direct_conversation(&ids::new_id(), &auth.user_id, peer, self.clock.now_ms())
+            .await?;
         let member_user_ids = self.store.members(&c.id).await?;
-        Ok(Conversation { id: c.id, kind: c.kind, member_user_ids, created_at: c.created_at })
+        Ok(Conversation {
+            id: c.id,
+            kind: c.kind,
+            member_user_ids,
+            created_at: c.created_at,
+        })
     }
 
-    pub async fn conversations(&self, auth: &SessionAuth) -> Result<ConversationList, RealtimeError> {
+    pub async fn conversations(
+        &self,
+        auth: &SessionAuth,
+    ) -> Result<ConversationList, RealtimeError> {
         let mut out = Vec::new();
         for c in self.store.conversations_of(&auth.user_id).await? {
             let member_user_ids = self.store.members(&c.id).await?;
-            out.push(Conversation { id: c.id, kind: c.kind, member_user_ids, created_at: c.created_at });
+            out.push(Conversation {
+                id: c.id,
+                kind: c.kind,
+                member_user_ids,
+                created_at: c.created_at,
+            });
         }
         Ok(ConversationList { conversations: out })
     }
 
     fn validate(msg: &SendMessage) -> Result<(), RealtimeError> {
         let n = msg.client_msg_id.chars().count();
-        if n == 0 || n > MAX_CLIENT_MSG_ID_CHARS || msg.client_msg_id.chars().any(char::is_control) {
-            return Err(bad(format!("client_msg_id: expected 1-{MAX_CLIENT_MSG_ID_CHARS} printable characters")));
+        if n == 0 || n > MAX_CLIENT_MSG_ID_CHARS || msg.client_msg_id.chars().any(char::is_control)
+        {
+            return Err(bad(format!(
+                "client_msg_id: expected 1-{MAX_CLIENT_MSG_ID_CHARS} printable characters"
+            )));
         }
         if !ids::is_valid_id(&msg.conversation_id) {
             return Err(RealtimeError::NotMember);
         }
         if msg.envelopes.is_empty() || msg.envelopes.len() > MAX_ENVELOPES {
-            return Err(bad(format!("envelopes: expected 1-{MAX_ENVELOPES}, got {}", msg.envelopes.len())));
+            return Err(bad(format!(
+                "envelopes: expected 1-{MAX_ENVELOPES}, got {}",
+                msg.envelopes.len()
+            )));
         }
         let mut seen = HashSet::new();
         for e in &msg.envelopes {
             if !seen.insert(e.device_id.as_str()) {
-                return Err(bad(format!("envelopes: device {} appears twice", e.device_id)));
+                return Err(bad(format!(
+                    "envelopes: device {} appears twice",
+                    e.device_id
+                )));
             }
             if e.msg_type > 1 {
-                return Err(bad(format!("envelopes.msg_type: expected 0 (pre-key) or 1, got {}", e.msg_type)));
+                return Err(bad(format!(
+                    "envelopes.msg_type: expected 0 (pre-key) or 1, got {}",
+                    e.msg_type
+                )));
             }
             if e.ciphertext.is_empty() || e.ciphertext.len() > MAX_CIPHERTEXT_CHARS {
                 return Err(bad(format!(
@@ -162,7 +211,11 @@ impl Realtime {
                     e.ciphertext.len()
                 )));
             }
-            if !e.ciphertext.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)) {
+            if !e
+                .ciphertext
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+            {
                 return Err(bad("envelopes.ciphertext: expected base64"));
             }
         }
@@ -177,16 +230,25 @@ impl Realtime {
         if !members.iter().any(|m| *m == auth.user_id) {
             return Err(RealtimeError::NotMember);
         }
-        let others: Vec<String> = members.iter().filter(|m| **m != auth.user_id).cloned().collect();
+        let others: Vec<String> = members
+            .iter()
+            .filter(|m| **m != auth.user_id)
+            .cloned()
+            .collect();
         if self.store.blocked_by_any(&auth.user_id, &others).await? {
             return Err(RealtimeError::Blocked);
         }
         let devices = self.store.active_devices(&members).await?;
-        let expected: BTreeSet<&str> =
-            devices.iter().map(|d| d.device_id.as_str()).filter(|d| *d != auth.device_id).collect();
+        let expected: BTreeSet<&str> = devices
+            .iter()
+            .map(|d| d.device_id.as_str())
+            .filter(|d| *d != auth.device_id)
+            .collect();
         let given: BTreeSet<&str> = msg.envelopes.iter().map(|e| e.device_id.as_str()).collect();
         if expected != given {
-            return Err(RealtimeError::DeviceListStale(devices.into_iter().map(public).collect()));
+            return Err(RealtimeError::DeviceListStale(
+                devices.into_iter().map(public).collect(),
+            ));
         }
         let new = NewMessage {
             id: ids::new_id(),
@@ -195,16 +257,25 @@ impl Realtime {
             sender_device_id: auth.device_id.clone(),
             client_msg_id: msg.client_msg_id.clone(),
             created_at: self.clock.now_ms(),
-            envelopes: msg.envelopes.into_iter().map(|e| (e.device_id, i64::from(e.msg_type), e.ciphertext)).collect(),
+            envelopes: msg
+                .envelopes
+                .into_iter()
+                .map(|e| (e.device_id, i64::from(e.msg_type), e.ciphertext))
+                .collect(),
         };
         let (tx, rx) = oneshot::channel();
         let envelopes = new.envelopes.clone();
-        self.writer.try_send((new, tx)).map_err(|_| RealtimeError::Unavailable)?;
+        self.writer
+            .try_send((new, tx))
+            .map_err(|_| RealtimeError::Unavailable)?;
         let stored = rx.await.map_err(|_| RealtimeError::Unavailable)??;
         if !stored.duplicate {
             metrics::counter!("vestnik_messages_stored_total").increment(1);
             for (cursor, device_id) in &stored.outbox {
-                let Some((_, msg_type, body)) = envelopes.iter().find(|(d, _, _)| d == device_id) else { continue };
+                let Some((_, msg_type, body)) = envelopes.iter().find(|(d, _, _)| d == device_id)
+                else {
+                    continue;
+                };
                 let f = ServerFrame::Message {
                     cursor: *cursor,
                     message: IncomingMessage {
@@ -231,21 +302,41 @@ impl Realtime {
     }
 
     /// A page of what waits for this device after `after`, oldest first.
-    pub async fn pending(&self, auth: &SessionAuth, after: i64, limit: i64) -> Result<PendingPage, RealtimeError> {
+    pub async fn pending(
+        &self,
+        auth: &SessionAuth,
+        after: i64,
+        limit: i64,
+    ) -> Result<PendingPage, RealtimeError> {
         let limit = limit.clamp(1, PAGE_MAX);
         let mut rows = self.store.outbox(&auth.device_id, after, limit + 1).await?;
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
-        Ok(PendingPage { items: rows.into_iter().map(frame).collect(), more })
+        Ok(PendingPage {
+            items: rows.into_iter().map(frame).collect(),
+            more,
+        })
     }
 
     /// Deletes what this device has stored and tells the senders.
     pub async fn ack(&self, auth: &SessionAuth, cursors: &[i64]) -> Result<(), RealtimeError> {
         if cursors.len() > ACK_MAX {
-            return Err(bad(format!("cursors: expected at most {ACK_MAX}, got {}", cursors.len())));
+            return Err(bad(format!(
+                "cursors: expected at most {ACK_MAX}, got {}",
+                cursors.len()
+            )));
         }
         let now = self.clock.now_ms();
-        let receipts = self.store.ack(&auth.device_id, &auth.user_id, cursors, now, now + self.settings.retention_ms).await?;
+        let receipts = self
+            .store
+            .ack(
+                &auth.device_id,
+                &auth.user_id,
+                cursors,
+                now,
+                now + self.settings.retention_ms,
+            )
+            .await?;
         for r in receipts {
             let device = r.device_id.clone();
             self.hub.push(&device, &frame(r));
@@ -263,7 +354,9 @@ impl Realtime {
                 return;
             }
         };
-        let f = ServerFrame::DevicesChanged { user_id: user_id.to_owned() };
+        let f = ServerFrame::DevicesChanged {
+            user_id: user_id.to_owned(),
+        };
         self.hub.push_user(user_id, &f);
         for p in partners {
             self.hub.push_user(&p, &f);
@@ -271,14 +364,32 @@ impl Realtime {
     }
 
     /// Pages of the backlog for a freshly connected device.
-    pub async fn backlog_page(&self, device_id: &str, after: i64) -> Result<Vec<ServerFrame>, RealtimeError> {
-        Ok(self.store.outbox(device_id, after, PAGE_MAX).await?.into_iter().map(frame).collect())
+    pub async fn backlog_page(
+        &self,
+        device_id: &str,
+        after: i64,
+    ) -> Result<Vec<ServerFrame>, RealtimeError> {
+        Ok(self
+            .store
+            .outbox(device_id, after, PAGE_MAX)
+            .await?
+            .into_iter()
+            .map(frame)
+            .collect())
     }
 
-    pub async fn set_block(&self, auth: &SessionAuth, user_id: &str, on: bool) -> Result<(), RealtimeError> {
+    pub async fn set_block(
+        &self,
+        auth: &SessionAuth,
+        user_id: &str,
+        on: bool,
+    ) -> Result<(), RealtimeError> {
         if !ids::is_valid_id(user_id) || user_id == auth.user_id {
             return Err(RealtimeError::NoSuchUser);
         }
-        Ok(self.store.set_block(&auth.user_id, user_id, on, self.clock.now_ms()).await?)
+        Ok(self
+            .store
+            .set_block(&auth.user_id, user_id, on, self.clock.now_ms())
+            .await?)
     }
 }

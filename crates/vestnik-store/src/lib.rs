@@ -145,7 +145,13 @@ pub trait KeyStore: Send + Sync {
 #[async_trait]
 pub trait MessageStore: Send + Sync {
     /// The direct conversation of two users, created on first use.
-    async fn direct_conversation(&self, id: &str, a: &str, b: &str, now: i64) -> Result<ConversationRow>;
+    async fn direct_conversation(
+        &self,
+        id: &str,
+        a: &str,
+        b: &str,
+        now: i64,
+    ) -> Result<ConversationRow>;
     async fn conversation(&self, id: &str) -> Result<Option<ConversationRow>>;
     async fn members(&self, conversation_id: &str) -> Result<Vec<String>>;
     async fn conversations_of(&self, user_id: &str) -> Result<Vec<ConversationRow>>;
@@ -156,13 +162,24 @@ pub trait MessageStore: Send + Sync {
     async fn set_block(&self, user_id: &str, blocked: &str, on: bool, now: i64) -> Result<()>;
     /// Stores messages and their envelopes in one transaction (one result per
     /// message, in order); a retried `client_msg_id` returns the stored one.
-    async fn store_messages(&self, batch: &[NewMessage], expires_at: i64) -> Result<Vec<StoredMessage>>;
+    async fn store_messages(
+        &self,
+        batch: &[NewMessage],
+        expires_at: i64,
+    ) -> Result<Vec<StoredMessage>>;
     /// The device's pending items after `after`, oldest first.
     async fn outbox(&self, device_id: &str, after: i64, limit: i64) -> Result<Vec<OutboxRow>>;
     /// Deletes acknowledged items and queues a delivery receipt to every
     /// active device of each acknowledged message's sender. Returns the
     /// receipts queued.
-    async fn ack(&self, device_id: &str, user_id: &str, cursors: &[i64], now: i64, expires_at: i64) -> Result<Vec<OutboxRow>>;
+    async fn ack(
+        &self,
+        device_id: &str,
+        user_id: &str,
+        cursors: &[i64],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Vec<OutboxRow>>;
     /// Deletes outbox items and message records past their retention.
     async fn expire(&self, now: i64, message_cutoff: i64, limit: i64) -> Result<u64>;
 }

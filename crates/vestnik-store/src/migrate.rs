@@ -8,18 +8,20 @@ pub struct Migration {
     pub postgres: &'static str,
 }
 
-pub static MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "auth",
-    sqlite: include_str!("../migrations/sqlite/0001_auth.sql"),
-    postgres: include_str!("../migrations/postgres/0001_auth.sql"),
-},
-Migration {
-    version: 2,
-    name: "messaging",
-    sqlite: include_str!("../migrations/sqlite/0002_messaging.sql"),
-    postgres: include_str!("../migrations/postgres/0002_messaging.sql"),
-}];
+pub static MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "auth",
+        sqlite: include_str!("../migrations/sqlite/0001_auth.sql"),
+        postgres: include_str!("../migrations/postgres/0001_auth.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "messaging",
+        sqlite: include_str!("../migrations/sqlite/0002_messaging.sql"),
+        postgres: include_str!("../migrations/postgres/0002_messaging.sql"),
+    },
+];
 
 pub(crate) const CREATE_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";

@@ -189,7 +189,6 @@ pub struct KeyBundleRow {
     pub fallback_key: Option<FallbackKey>,
 }
 
-
 /// One envelope: (recipient device, Olm message type, base64 ciphertext).
 pub type EnvelopeRow = (String, i64, String);
 

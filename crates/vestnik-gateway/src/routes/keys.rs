@@ -1,6 +1,9 @@
 use axum::extract::{Path, State};
 use std::sync::Arc;
-use vestnik_proto::{ClaimRequest, ClaimResponse, ErrorBody, KeyCount, KeysUpload, PublicDeviceList};
+use vestnik_proto::{
+    ClaimRequest, ClaimResponse, ErrorBody, KeyCount, KeysUpload, LookupRequest, LookupResponse,
+    PublicDeviceList,
+};
 
 use crate::extract::{Authed, Json};
 use crate::{ApiError, Gateway};
@@ -8,14 +11,21 @@ use crate::{ApiError, Gateway};
 /// Publish more one-time keys and/or a new signed fallback key for this device.
 #[utoipa::path(put, path = "/v1/keys", tag = "keys", security(("bearer" = [])), request_body = KeysUpload,
     responses((status = 200, body = KeyCount), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub async fn upload(State(gw): State<Arc<Gateway>>, Authed(auth): Authed, Json(req): Json<KeysUpload>) -> Result<axum::Json<KeyCount>, ApiError> {
+pub async fn upload(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Json(req): Json<KeysUpload>,
+) -> Result<axum::Json<KeyCount>, ApiError> {
     Ok(axum::Json(gw.auth.upload_keys(&auth, &req).await?))
 }
 
 /// How many one-time keys this device still has on the server.
 #[utoipa::path(get, path = "/v1/keys/count", tag = "keys", security(("bearer" = [])),
     responses((status = 200, body = KeyCount), (status = 401, body = ErrorBody)))]
-pub async fn count(State(gw): State<Arc<Gateway>>, Authed(auth): Authed) -> Result<axum::Json<KeyCount>, ApiError> {
+pub async fn count(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+) -> Result<axum::Json<KeyCount>, ApiError> {
     Ok(axum::Json(gw.auth.key_count(&auth).await?))
 }
 
@@ -23,7 +33,11 @@ pub async fn count(State(gw): State<Arc<Gateway>>, Authed(auth): Authed) -> Resu
 /// the fallback key is given when a device's pool is empty.
 #[utoipa::path(post, path = "/v1/keys/claim", tag = "keys", security(("bearer" = [])), request_body = ClaimRequest,
     responses((status = 200, body = ClaimResponse), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn claim(State(gw): State<Arc<Gateway>>, Authed(auth): Authed, Json(req): Json<ClaimRequest>) -> Result<axum::Json<ClaimResponse>, ApiError> {
+pub async fn claim(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Json(req): Json<ClaimRequest>,
+) -> Result<axum::Json<ClaimResponse>, ApiError> {
     Ok(axum::Json(gw.auth.claim_keys(&auth, &req.user_id).await?))
 }
 
@@ -31,6 +45,21 @@ pub async fn claim(State(gw): State<Arc<Gateway>>, Authed(auth): Authed, Json(re
 #[utoipa::path(get, path = "/v1/users/{id}/devices", tag = "keys", security(("bearer" = [])),
     params(("id" = String, Path, description = "user id")),
     responses((status = 200, body = PublicDeviceList), (status = 404, body = ErrorBody)))]
-pub async fn user_devices(State(gw): State<Arc<Gateway>>, Authed(_auth): Authed, Path(id): Path<String>) -> Result<axum::Json<PublicDeviceList>, ApiError> {
+pub async fn user_devices(
+    State(gw): State<Arc<Gateway>>,
+    Authed(_auth): Authed,
+    Path(id): Path<String>,
+) -> Result<axum::Json<PublicDeviceList>, ApiError> {
     Ok(axum::Json(gw.auth.public_devices(&id).await?))
+}
+
+/// Find a user by e-mail address.
+#[utoipa::path(post, path = "/v1/users/lookup", tag = "keys", security(("bearer" = [])), request_body = LookupRequest,
+    responses((status = 200, body = LookupResponse), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn lookup(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Json(req): Json<LookupRequest>,
+) -> Result<axum::Json<LookupResponse>, ApiError> {
+    Ok(axum::Json(gw.auth.lookup(&auth, &req.email).await?))
 }

@@ -3,7 +3,10 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::IntoParams;
-use vestnik_proto::{AckRequest, Conversation, ConversationList, CreateConversation, ErrorBody, PendingPage, SendMessage, Sent};
+use vestnik_proto::{
+    AckRequest, Conversation, ConversationList, CreateConversation, ErrorBody, PendingPage,
+    SendMessage, Sent,
+};
 
 use crate::extract::{Authed, Json};
 use crate::{ApiError, Gateway};
@@ -11,16 +14,29 @@ use crate::{ApiError, Gateway};
 /// Open (or find) a direct conversation with another user.
 #[utoipa::path(post, path = "/v1/conversations", tag = "messages", security(("bearer" = [])), request_body = CreateConversation,
     responses((status = 200, body = Conversation), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn create_conversation(State(gw): State<Arc<Gateway>>, Authed(auth): Authed, Json(req): Json<CreateConversation>) -> Result<axum::Json<Conversation>, ApiError> {
+pub async fn create_conversation(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Json(req): Json<CreateConversation>,
+) -> Result<axum::Json<Conversation>, ApiError> {
     if req.kind != "direct" {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", "kind: expected \"direct\""));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "kind: expected \"direct\"",
+        ));
     }
-    Ok(axum::Json(gw.realtime.create_direct(&auth, &req.peer_user_id).await?))
+    Ok(axum::Json(
+        gw.realtime.create_direct(&auth, &req.peer_user_id).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/conversations", tag = "messages", security(("bearer" = [])),
     responses((status = 200, body = ConversationList), (status = 401, body = ErrorBody)))]
-pub async fn list_conversations(State(gw): State<Arc<Gateway>>, Authed(auth): Authed) -> Result<axum::Json<ConversationList>, ApiError> {
+pub async fn list_conversations(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+) -> Result<axum::Json<ConversationList>, ApiError> {
     Ok(axum::Json(gw.realtime.conversations(&auth).await?))
 }
 
@@ -28,7 +44,11 @@ pub async fn list_conversations(State(gw): State<Arc<Gateway>>, Authed(auth): Au
 /// 409 `device_list_stale` carries the current devices; nothing is stored then.
 #[utoipa::path(post, path = "/v1/messages", tag = "messages", security(("bearer" = [])), request_body = SendMessage,
     responses((status = 200, body = Sent), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn send(State(gw): State<Arc<Gateway>>, Authed(auth): Authed, Json(req): Json<SendMessage>) -> Result<axum::Json<Sent>, ApiError> {
+pub async fn send(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Json(req): Json<SendMessage>,
+) -> Result<axum::Json<Sent>, ApiError> {
     Ok(axum::Json(gw.realtime.send(&auth, req).await?))
 }
 
@@ -44,15 +64,28 @@ pub struct PendingQuery {
 /// What waits for this device (messages and receipts), oldest first.
 #[utoipa::path(get, path = "/v1/messages/pending", tag = "messages", security(("bearer" = [])), params(PendingQuery),
     responses((status = 200, body = PendingPage), (status = 400, body = ErrorBody)))]
-pub async fn pending(State(gw): State<Arc<Gateway>>, Authed(auth): Authed, q: Result<Query<PendingQuery>, axum::extract::rejection::QueryRejection>) -> Result<axum::Json<PendingPage>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    Ok(axum::Json(gw.realtime.pending(&auth, q.after.unwrap_or(0), q.limit.unwrap_or(100)).await?))
+pub async fn pending(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    q: Result<Query<PendingQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<PendingPage>, ApiError> {
+    let Query(q) =
+        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    Ok(axum::Json(
+        gw.realtime
+            .pending(&auth, q.after.unwrap_or(0), q.limit.unwrap_or(100))
+            .await?,
+    ))
 }
 
 /// Acknowledge stored items; they are deleted and the senders get receipts.
 #[utoipa::path(post, path = "/v1/messages/ack", tag = "messages", security(("bearer" = [])), request_body = AckRequest,
     responses((status = 204), (status = 400, body = ErrorBody)))]
-pub async fn ack(State(gw): State<Arc<Gateway>>, Authed(auth): Authed, Json(req): Json<AckRequest>) -> Result<StatusCode, ApiError> {
+pub async fn ack(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Json(req): Json<AckRequest>,
+) -> Result<StatusCode, ApiError> {
     gw.realtime.ack(&auth, &req.cursors).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -60,14 +93,22 @@ pub async fn ack(State(gw): State<Arc<Gateway>>, Authed(auth): Authed, Json(req)
 /// Stop (PUT) or resume (DELETE) accepting messages from a user.
 #[utoipa::path(put, path = "/v1/blocks/{user_id}", tag = "messages", security(("bearer" = [])),
     params(("user_id" = String, Path, description = "user to block")), responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn block(State(gw): State<Arc<Gateway>>, Authed(auth): Authed, Path(user_id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn block(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path(user_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     gw.realtime.set_block(&auth, &user_id, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(delete, path = "/v1/blocks/{user_id}", tag = "messages", security(("bearer" = [])),
     params(("user_id" = String, Path, description = "user to unblock")), responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn unblock(State(gw): State<Arc<Gateway>>, Authed(auth): Authed, Path(user_id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn unblock(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path(user_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     gw.realtime.set_block(&auth, &user_id, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }

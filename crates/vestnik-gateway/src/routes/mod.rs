@@ -34,14 +34,21 @@ pub fn api_routes() -> Router<Arc<Gateway>> {
         .route("/v1/keys/count", get(keys::count))
         .route("/v1/keys/claim", post(keys::claim))
         .route("/v1/users/{id}/devices", get(keys::user_devices))
-        .route("/v1/conversations", post(messages::create_conversation).get(messages::list_conversations))
+        .route("/v1/users/lookup", post(keys::lookup))
+        .route(
+            "/v1/conversations",
+            post(messages::create_conversation).get(messages::list_conversations),
+        )
         .route(
             "/v1/messages",
             post(messages::send).layer(DefaultBodyLimit::max(ws::MAX_FRAME_BYTES)),
         )
         .route("/v1/messages/pending", get(messages::pending))
         .route("/v1/messages/ack", post(messages::ack))
-        .route("/v1/blocks/{user_id}", put(messages::block).delete(messages::unblock))
+        .route(
+            "/v1/blocks/{user_id}",
+            put(messages::block).delete(messages::unblock),
+        )
         .route("/v1/ws/ticket", post(ws::ticket))
         .route("/v1/ws", get(ws::ws))
 }

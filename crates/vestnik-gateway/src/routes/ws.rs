@@ -29,7 +29,10 @@ const IDLE_LIMIT: Duration = Duration::from_secs(75);
 /// A single-use ticket for `/v1/ws?ticket=…`, valid 30 seconds.
 #[utoipa::path(post, path = "/v1/ws/ticket", tag = "messages", security(("bearer" = [])),
     responses((status = 200, body = WsTicket), (status = 401, body = ErrorBody)))]
-pub async fn ticket(State(gw): State<Arc<Gateway>>, Authed(auth): Authed) -> Result<axum::Json<WsTicket>, ApiError> {
+pub async fn ticket(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+) -> Result<axum::Json<WsTicket>, ApiError> {
     Ok(axum::Json(gw.auth.issue_ws_ticket(&auth).await?))
 }
 
@@ -63,8 +66,12 @@ pub async fn ws(
         Err(e) => return ApiError::from(e).into_response(),
     };
     match upgrade {
-        Ok(u) => u.max_message_size(MAX_FRAME_BYTES).on_upgrade(move |socket| connection(gw, auth, socket)).into_response(),
-        Err(e) => ApiError::new(StatusCode::BAD_REQUEST, "websocket_required", e.body_text()).into_response(),
+        Ok(u) => u
+            .max_message_size(MAX_FRAME_BYTES)
+            .on_upgrade(move |socket| connection(gw, auth, socket))
+            .into_response(),
+        Err(e) => ApiError::new(StatusCode::BAD_REQUEST, "websocket_required", e.body_text())
+            .into_response(),
     }
 }
 
@@ -76,7 +83,12 @@ async fn send_frame(socket: &mut WebSocket, frame: &ServerFrame) -> bool {
 }
 
 fn error_frame(e: ApiError, client_msg_id: Option<String>) -> ServerFrame {
-    ServerFrame::Error { code: e.code.to_string(), message: e.message, client_msg_id, devices: e.devices }
+    ServerFrame::Error {
+        code: e.code.to_string(),
+        message: e.message,
+        client_msg_id,
+        devices: e.devices,
+    }
 }
 
 async fn connection(gw: Arc<Gateway>, auth: SessionAuth, mut socket: WebSocket) {
@@ -87,7 +99,12 @@ async fn connection(gw: Arc<Gateway>, auth: SessionAuth, mut socket: WebSocket) 
     hub.leave(&device_id, conn.id);
 }
 
-async fn run(gw: &Arc<Gateway>, auth: SessionAuth, socket: &mut WebSocket, live: &mut mpsc::Receiver<ServerFrame>) {
+async fn run(
+    gw: &Arc<Gateway>,
+    auth: SessionAuth,
+    socket: &mut WebSocket,
+    live: &mut mpsc::Receiver<ServerFrame>,
+) {
     // Joined before the backlog is read, so nothing committed meanwhile is
     // missed; an item may then arrive twice, which clients dedup by cursor.
     let mut after = 0;
@@ -158,10 +175,21 @@ async fn run(gw: &Arc<Gateway>, auth: SessionAuth, socket: &mut WebSocket, live:
 }
 
 /// Handles one client frame; sends run concurrently and answer through `out`.
-async fn handle(gw: &Arc<Gateway>, auth: &Arc<SessionAuth>, text: &str, out: &mpsc::Sender<ServerFrame>, in_flight: &Arc<Semaphore>) -> Option<ServerFrame> {
+async fn handle(
+    gw: &Arc<Gateway>,
+    auth: &Arc<SessionAuth>,
+    text: &str,
+    out: &mpsc::Sender<ServerFrame>,
+    in_flight: &Arc<Semaphore>,
+) -> Option<ServerFrame> {
     let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(f) => f,
-        Err(e) => return Some(error_frame(ApiError::new(StatusCode::BAD_REQUEST, "invalid_frame", e.to_string()), None)),
+        Err(e) => {
+            return Some(error_frame(
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_frame", e.to_string()),
+                None,
+            ))
+        }
     };
     match frame {
         ClientFrame::Ping { nonce } => Some(ServerFrame::Pong { nonce }),
@@ -171,7 +199,11 @@ async fn handle(gw: &Arc<Gateway>, auth: &Arc<SessionAuth>, text: &str, out: &mp
         },
         ClientFrame::Send(msg) => {
             let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                let e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_in_flight", "wait for `sent` answers before sending more");
+                let e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_in_flight",
+                    "wait for `sent` answers before sending more",
+                );
                 return Some(error_frame(e, Some(msg.client_msg_id)));
             };
             let (gw, auth, out) = (gw.clone(), auth.clone(), out.clone());
