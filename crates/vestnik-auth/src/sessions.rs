@@ -334,24 +334,6 @@ impl AuthService {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cached_grants_round_trip() {
-        let a = SessionAuth {
-            session_id: "s".repeat(32),
-            user_id: "u".repeat(32),
-            device_id: "d".repeat(32),
-            access_expires_at: 123,
-            is_admin: true,
-        };
-        assert_eq!(decode(&encode(&a)), Some(a));
-        assert_eq!(decode("a|b"), None);
-    }
-}
-
 /// WebSocket tickets: browsers cannot set headers on a WebSocket, so they
 /// trade their bearer token for a short-lived single-use ticket in the URL.
 pub const WS_TICKET_TTL_SECS: i64 = 30;
@@ -407,5 +389,23 @@ impl AuthService {
             return Err(AuthError::Unauthenticated);
         }
         Ok(auth)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_grants_round_trip() {
+        let a = SessionAuth {
+            session_id: "s".repeat(32),
+            user_id: "u".repeat(32),
+            device_id: "d".repeat(32),
+            access_expires_at: 123,
+            is_admin: true,
+        };
+        assert_eq!(decode(&encode(&a)), Some(a));
+        assert_eq!(decode("a|b"), None);
     }
 }

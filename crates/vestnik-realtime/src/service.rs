@@ -227,7 +227,7 @@ impl Realtime {
     pub async fn send(&self, auth: &SessionAuth, msg: SendMessage) -> Result<Sent, RealtimeError> {
         Self::validate(&msg)?;
         let members = self.store.members(&msg.conversation_id).await?;
-        if !members.iter().any(|m| *m == auth.user_id) {
+        if !members.contains(&auth.user_id) {
             return Err(RealtimeError::NotMember);
         }
         let others: Vec<String> = members
@@ -361,6 +361,15 @@ impl Realtime {
         for p in partners {
             self.hub.push_user(&p, &f);
         }
+    }
+
+    /// Runs the retention reaper once now (it also runs every minute).
+    pub async fn expire_now(&self) -> Result<u64, RealtimeError> {
+        let now = self.clock.now_ms();
+        Ok(self
+            .store
+            .expire(now, now - self.settings.retention_ms, 100_000)
+            .await?)
     }
 
     /// Pages of the backlog for a freshly connected device.

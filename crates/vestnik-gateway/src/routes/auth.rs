@@ -49,10 +49,9 @@ pub async fn login(
     Meta(meta): Meta,
     Json(req): Json<LoginRequest>,
 ) -> Result<(StatusCode, axum::Json<SessionTokens>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(gw.auth.login(&meta, &req).await?),
-    ))
+    let tokens = gw.auth.login(&meta, &req).await?;
+    gw.realtime.devices_changed(&tokens.user_id).await;
+    Ok((StatusCode::CREATED, axum::Json(tokens)))
 }
 
 /// Trade a refresh token for a new pair. A refresh token works once; using it

@@ -36,7 +36,7 @@ CREATE TABLE outbox (
     seq BIGINT NOT NULL,
     sender_user_id TEXT NOT NULL,
     sender_device_id TEXT NOT NULL,
-    msg_type INTEGER NOT NULL,
+    msg_type BIGINT NOT NULL,
     body TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL
