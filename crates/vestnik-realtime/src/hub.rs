@@ -93,43 +93,58 @@ impl Hub {
             }
         }
         if let Some(user) = user_gone {
-            if let Ok(mut u) = self.users.lock() {
-                if let Some(devs) = u.get_mut(&user) {
-                    devs.retain(|d| d != device_id);
-                    if devs.is_empty() {
-                        u.remove(&user);
-                    }
-                }
-            }
+            self.forget_user_device(&user, device_id);
         }
     }
 
     /// Queues a frame to every connection of a device; true if one took it.
     pub fn push(&self, device_id: &str, frame: &ServerFrame) -> bool {
-        let Ok(mut s) = self.shards[shard_of(device_id)].lock() else {
-            return false;
-        };
-        let Some(conns) = s.by_device.get_mut(device_id) else {
-            return false;
-        };
         let mut delivered = false;
-        conns.retain(|c| match c.tx.try_send(frame.clone()) {
-            Ok(()) => {
-                delivered = true;
-                true
+        let mut gone_user = None;
+        {
+            let Ok(mut s) = self.shards[shard_of(device_id)].lock() else {
+                return false;
+            };
+            let Some(conns) = s.by_device.get_mut(device_id) else {
+                return false;
+            };
+            let user = conns.first().map(|c| c.user_id.clone());
+            conns.retain(|c| match c.tx.try_send(frame.clone()) {
+                Ok(()) => {
+                    delivered = true;
+                    true
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    metrics::counter!("vestnik_ws_slow_reader_disconnects_total").increment(1);
+                    tracing::info!(device_id, conn = c.id, "slow reader: dropping connection");
+                    metrics::gauge!("vestnik_ws_connections").decrement(1.0);
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    metrics::gauge!("vestnik_ws_connections").decrement(1.0);
+                    false
+                }
+            });
+            if conns.is_empty() {
+                s.by_device.remove(device_id);
+                gone_user = user;
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics::counter!("vestnik_ws_slow_reader_disconnects_total").increment(1);
-                tracing::info!(device_id, conn = c.id, "slow reader: dropping connection");
-                metrics::gauge!("vestnik_ws_connections").decrement(1.0);
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                metrics::gauge!("vestnik_ws_connections").decrement(1.0);
-                false
-            }
-        });
+        }
+        if let Some(user) = gone_user {
+            self.forget_user_device(&user, device_id);
+        }
         delivered
+    }
+
+    fn forget_user_device(&self, user_id: &str, device_id: &str) {
+        if let Ok(mut u) = self.users.lock() {
+            if let Some(devs) = u.get_mut(user_id) {
+                devs.retain(|d| d != device_id);
+                if devs.is_empty() {
+                    u.remove(user_id);
+                }
+            }
+        }
     }
 
     /// Queues a frame to every online device of a user.
@@ -154,11 +169,7 @@ impl Hub {
         if let Some(conns) = removed {
             metrics::gauge!("vestnik_ws_connections").decrement(conns.len() as f64);
             if let Some(c) = conns.first() {
-                if let Ok(mut u) = self.users.lock() {
-                    if let Some(devs) = u.get_mut(&c.user_id) {
-                        devs.retain(|d| d != device_id);
-                    }
-                }
+                self.forget_user_device(&c.user_id, device_id);
             }
         }
     }
@@ -168,5 +179,55 @@ impl Hub {
             .lock()
             .map(|s| s.by_device.contains_key(device_id))
             .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: i64) -> ServerFrame {
+        ServerFrame::DevicesChanged {
+            user_id: n.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_falls_a_full_queue_behind_is_dropped_not_buffered() {
+        let hub = Hub::default();
+        let mut conn = hub.join("u", "d");
+        for i in 0..CONNECTION_QUEUE as i64 {
+            assert!(hub.push("d", &frame(i)), "frame {i} fits the queue");
+        }
+        assert!(
+            !hub.push("d", &frame(-1)),
+            "the frame past the bound is refused"
+        );
+        assert!(!hub.is_online("d"), "the slow connection is gone");
+        // What was queued drains, then the channel ends: the socket task closes.
+        let mut n = 0;
+        while conn.rx.recv().await.is_some() {
+            n += 1;
+        }
+        assert_eq!(n, CONNECTION_QUEUE);
+    }
+
+    #[tokio::test]
+    async fn frames_reach_every_connection_of_a_device_and_of_a_user() {
+        let hub = Hub::default();
+        let mut a1 = hub.join("alice", "laptop");
+        let mut a2 = hub.join("alice", "laptop");
+        let mut p = hub.join("alice", "phone");
+        hub.push_user("alice", &frame(1));
+        for rx in [&mut a1.rx, &mut a2.rx, &mut p.rx] {
+            assert_eq!(rx.recv().await, Some(frame(1)));
+        }
+        hub.leave("laptop", a1.id);
+        assert!(hub.is_online("laptop"));
+        hub.drop_device("laptop");
+        assert!(!hub.is_online("laptop"));
+        assert!(a2.rx.recv().await.is_none());
+        hub.push_user("alice", &frame(2));
+        assert_eq!(p.rx.recv().await, Some(frame(2)));
     }
 }
