@@ -10,6 +10,7 @@ mod login;
 mod password;
 mod pow;
 mod registration;
+mod seed;
 mod sessions;
 mod totp;
 mod twofactor;
@@ -25,6 +26,7 @@ pub use error::AuthError;
 pub use keys::ServerKeys;
 pub use password::{check_password_policy, hash_password};
 pub use pow::solve as solve_pow;
+pub use seed::SeededDevice;
 pub use totp::totp_code_at;
 pub use vestnik_store::SessionAuth;
 

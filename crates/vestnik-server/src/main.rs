@@ -76,6 +76,21 @@ enum AdminCommand {
         #[arg(long)]
         email: String,
     },
+    /// Create accounts for load tests without e-mail or password hashing;
+    /// prints JSON lines {user_id, device_id, access_token}. Seeded accounts
+    /// cannot log in with a password.
+    Seed {
+        /// Accounts are named <prefix>-<n>@seed.invalid
+        #[arg(long, default_value = "load")]
+        prefix: String,
+        #[arg(long, default_value_t = 100)]
+        users: usize,
+        #[arg(long, default_value_t = 2)]
+        devices: usize,
+        /// Lifetime of the printed access tokens
+        #[arg(long, default_value_t = 86_400)]
+        token_ttl_secs: i64,
+    },
 }
 
 fn init_logging(config: &Config) {
@@ -229,6 +244,30 @@ async fn admin(command: AdminCommand, config: Config) -> anyhow::Result<()> {
                 "no account for {email}"
             );
             println!("{email} is disabled and its sessions are ended");
+        }
+        AdminCommand::Seed {
+            prefix,
+            users,
+            devices,
+            token_ttl_secs,
+        } => {
+            anyhow::ensure!(
+                users <= 1_000_000 && devices <= 20,
+                "expected at most 1,000,000 users of at most 20 devices"
+            );
+            for n in 0..users {
+                for d in gw
+                    .auth
+                    .seed_account(
+                        &format!("{prefix}-{n}@seed.invalid"),
+                        devices,
+                        token_ttl_secs,
+                    )
+                    .await?
+                {
+                    println!("{}", serde_json::to_string(&d)?);
+                }
+            }
         }
         AdminCommand::Enable { email } => {
             let email = vestnik_core::Email::parse(&email)?;

@@ -183,5 +183,38 @@ fn migrate_and_admin_commands_work_on_sqlite() {
     assert!(list.contains("root@example.org\tdisabled"), "{list}");
     let out = run(&["admin", "disable", "--email", "ghost@example.org"], None);
     assert!(!out.status.success());
+
+    let out = run(
+        &[
+            "admin",
+            "seed",
+            "--prefix",
+            "t",
+            "--users",
+            "2",
+            "--devices",
+            "3",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 6);
+    assert!(lines.iter().all(|l| l["access_token"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("vsa_"))));
+    let list = String::from_utf8_lossy(&run(&["admin", "list"], None).stdout).to_string();
+    assert!(
+        list.contains("t-0@seed.invalid\tactive")
+            && !list.contains("t-0@seed.invalid\tactive admin"),
+        "{list}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -80,6 +80,7 @@ pub trait UserStore: Send + Sync {
     async fn list_users(&self, after_email: Option<&str>, limit: i64) -> Result<Vec<UserRow>>;
     /// Sets the status of an existing account; false when there is none.
     async fn set_user_status(&self, user_id: &str, status: UserStatus, now: i64) -> Result<bool>;
+    async fn set_admin(&self, user_id: &str, admin: bool) -> Result<()>;
     /// Creates an active administrator, or promotes the existing account.
     async fn upsert_admin(
         &self,

@@ -204,6 +204,11 @@ macro_rules! impl_sql_store {
                 Ok(r.rows_affected() == 1)
             }
 
+            async fn set_admin(&self, user_id: &str, admin: bool) -> $crate::Result<()> {
+                sqlx::query("UPDATE users SET is_admin = $2 WHERE id = $1").bind(user_id).bind(admin).execute(self.write()).await?;
+                Ok(())
+            }
+
             async fn upsert_admin(&self, id: &str, email: &str, password_hash: &str, now: i64) -> $crate::Result<()> {
                 sqlx::query(
                     "INSERT INTO users (id, email, password_hash, status, is_admin, created_at, updated_at)
