@@ -24,7 +24,10 @@ pub struct Gateway {
     pub realtime: Arc<vestnik_realtime::Realtime>,
     pub store: Arc<dyn Store>,
     pub kv: Arc<dyn Kv>,
+    /// Shared by every node (Redis when configured).
     pub limiter: Arc<dyn RateLimiter>,
+    /// This node's own limiter, for limits that need no cluster-wide view.
+    pub local_limiter: Arc<dyn RateLimiter>,
     pub metrics: PrometheusHandle,
     pub settings: GatewaySettings,
 }

@@ -170,8 +170,16 @@ async fn edge(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -> R
 }
 
 async fn limit(gw: &Gateway, ip: IpAddr, route: &str) -> Result<(), ApiError> {
-    let check = |key: String, rate| async move {
-        match gw.limiter.check(&key, rate).await {
+    let check = |limiter: &'static str, key: String, rate| async move {
+        // The general per-IP flood guard is enforced per node (no network
+        // round trip on every request); the tighter auth limits are shared
+        // across nodes because they guard passwords and mail.
+        let l = if limiter == "local" {
+            &gw.local_limiter
+        } else {
+            &gw.limiter
+        };
+        match l.check(&key, rate).await {
             Ok(vestnik_bus::Decision::Allowed) => Ok(()),
             Ok(vestnik_bus::Decision::Limited { retry_after_ms }) => {
                 Err(ApiError::rate_limited(retry_after_ms))
@@ -185,9 +193,9 @@ async fn limit(gw: &Gateway, ip: IpAddr, route: &str) -> Result<(), ApiError> {
     {
         return Ok(());
     }
-    check(format!("ip:{ip}"), gw.settings.ip_rate).await?;
+    check("local", format!("ip:{ip}"), gw.settings.ip_rate).await?;
     if is_auth_class(route) {
-        check(format!("ip-auth:{ip}"), gw.settings.auth_ip_rate).await?;
+        check("shared", format!("ip-auth:{ip}"), gw.settings.auth_ip_rate).await?;
     }
     Ok(())
 }

@@ -115,6 +115,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         store,
         kv,
         limiter,
+        local_limiter: Arc::new(vestnik_bus::MemoryRateLimiter::new(Arc::new(SystemClock))),
         metrics: vestnik_gateway::metrics_handle(),
         settings: GatewaySettings {
             ip_rate: Rate {
