@@ -226,19 +226,17 @@ impl Realtime {
     /// devices, stores the message (batched), pushes it to online devices.
     pub async fn send(&self, auth: &SessionAuth, msg: SendMessage) -> Result<Sent, RealtimeError> {
         Self::validate(&msg)?;
-        let members = self.store.members(&msg.conversation_id).await?;
-        if !members.contains(&auth.user_id) {
+        let ctx = self
+            .store
+            .send_context(&msg.conversation_id, &auth.user_id)
+            .await?;
+        if !ctx.members.contains(&auth.user_id) {
             return Err(RealtimeError::NotMember);
         }
-        let others: Vec<String> = members
-            .iter()
-            .filter(|m| **m != auth.user_id)
-            .cloned()
-            .collect();
-        if self.store.blocked_by_any(&auth.user_id, &others).await? {
+        if ctx.blocked {
             return Err(RealtimeError::Blocked);
         }
-        let devices = self.store.active_devices(&members).await?;
+        let devices = ctx.devices;
         let expected: BTreeSet<&str> = devices
             .iter()
             .map(|d| d.device_id.as_str())

@@ -158,8 +158,9 @@ pub trait MessageStore: Send + Sync {
     async fn conversations_of(&self, user_id: &str) -> Result<Vec<ConversationRow>>;
     /// Users who share at least one conversation with `user_id`.
     async fn partners_of(&self, user_id: &str) -> Result<Vec<String>>;
-    /// True when any of `users` has blocked `sender`.
-    async fn blocked_by_any(&self, sender: &str, users: &[String]) -> Result<bool>;
+    /// Everything the send path checks, in one query: the members, their
+    /// active devices, and whether any member has blocked `sender`.
+    async fn send_context(&self, conversation_id: &str, sender: &str) -> Result<SendContext>;
     async fn set_block(&self, user_id: &str, blocked: &str, on: bool, now: i64) -> Result<()>;
     /// Stores messages and their envelopes in one transaction (one result per
     /// message, in order); a retried `client_msg_id` returns the stored one.

@@ -228,3 +228,12 @@ pub struct OutboxRow {
     pub body: String,
     pub created_at: i64,
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendContext {
+    /// Empty when the conversation does not exist.
+    pub members: Vec<String>,
+    pub devices: Vec<PublicDeviceRow>,
+    /// Some member has blocked the sender.
+    pub blocked: bool,
+}

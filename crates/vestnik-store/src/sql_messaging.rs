@@ -160,20 +160,28 @@ macro_rules! impl_messaging_store {
                 .await?)
             }
 
-            async fn blocked_by_any(&self, sender: &str, users: &[String]) -> $crate::Result<bool> {
-                if users.is_empty() {
-                    return Ok(false);
+            async fn send_context(&self, conversation_id: &str, sender: &str) -> $crate::Result<$crate::SendContext> {
+                let rows: Vec<(String, Option<String>, Option<String>, Option<String>, bool)> = sqlx::query_as(
+                    "SELECT m.user_id, d.id, d.identity_key, d.signing_key,
+                            EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = m.user_id AND b.blocked_user_id = $2)
+                     FROM members m LEFT JOIN devices d ON d.user_id = m.user_id AND d.revoked_at IS NULL
+                     WHERE m.conversation_id = $1 ORDER BY m.user_id, d.created_at, d.id",
+                )
+                .bind(conversation_id)
+                .bind(sender)
+                .fetch_all(self.read())
+                .await?;
+                let mut ctx = $crate::SendContext::default();
+                for (user_id, device_id, identity_key, signing_key, blocked) in rows {
+                    ctx.blocked |= blocked && user_id != sender;
+                    if ctx.members.last() != Some(&user_id) {
+                        ctx.members.push(user_id.clone());
+                    }
+                    if let (Some(device_id), Some(identity_key), Some(signing_key)) = (device_id, identity_key, signing_key) {
+                        ctx.devices.push($crate::PublicDeviceRow { user_id, device_id, identity_key, signing_key });
+                    }
                 }
-                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM blocks WHERE blocked_user_id = ");
-                qb.push_bind(sender);
-                qb.push(" AND user_id IN (");
-                let mut sep = qb.separated(", ");
-                for u in users {
-                    sep.push_bind(u.as_str());
-                }
-                qb.push(")");
-                let n: i64 = qb.build_query_scalar().fetch_one(self.read()).await?;
-                Ok(n > 0)
+                Ok(ctx)
             }
 
             async fn set_block(&self, user_id: &str, blocked: &str, on: bool, now: i64) -> $crate::Result<()> {
