@@ -489,7 +489,7 @@ async fn a_totp_code_cannot_be_replayed_and_recovery_codes_work_once(app: TestAp
         .await;
     assert_eq!(r.status, 204, "{:?}", r.body);
     assert_eq!(app.login(email, PW, json!({})).await.status, 201);
-    // The secret is stored encrypted, never in the clear.
+    // While on, the secret was stored encrypted, never in the clear.
     let _ = secret;
 }
 
