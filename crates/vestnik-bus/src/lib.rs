@@ -5,10 +5,14 @@
 //! Redis implementation (several nodes behind one Redis). Callers hold the traits
 //! as `Arc<dyn Kv>` / `Arc<dyn RateLimiter>` and never learn which one they got.
 
+mod events;
 mod memory;
 mod redis_impl;
 mod sharded;
 
+pub use events::{
+    EventBus, LocalEventBus, LocalPresence, Presence, RedisEventBus, RedisPresence, PRESENCE_TTL_MS,
+};
 pub use memory::{MemoryKv, MemoryRateLimiter};
 pub use redis_impl::{connect_redis, RedisKv, RedisRateLimiter};
 

@@ -73,6 +73,9 @@ pub struct Config {
     pub db_pool_size: u32,
     /// Undelivered messages expire after this many days. default: 30
     pub message_retention_days: u32,
+    /// This node's name in the cluster (its Redis event stream). A node that
+    /// restarts with the same id resumes its stream. default: random per start
+    pub node_id: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -130,6 +133,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             db_pool_size: 16,
             message_retention_days: 30,
+            node_id: None,
         }
     }
 }
@@ -265,6 +269,16 @@ impl Config {
                     "cors_origins",
                     format!("expected origins like https://chat.example.org, got {o:?}"),
                 ));
+            }
+        }
+        if let Some(n) = &self.node_id {
+            if n.is_empty()
+                || n.len() > 64
+                || !n
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                return Err(bad("node_id", "expected 1-64 characters of [A-Za-z0-9-_.]"));
             }
         }
         if !(1..=3650).contains(&self.message_retention_days) {

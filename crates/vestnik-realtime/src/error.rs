@@ -14,6 +14,8 @@ pub enum RealtimeError {
     DeviceListStale(Vec<PublicDevice>),
     #[error("the server is shutting down or overloaded; retry")]
     Unavailable,
+    #[error("event bus: {0}")]
+    Bus(String),
     #[error("store: {0}")]
     Store(#[from] vestnik_store::StoreError),
 }

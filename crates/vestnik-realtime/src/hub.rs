@@ -174,6 +174,15 @@ impl Hub {
         }
     }
 
+    /// Every device with a connection here (for the presence heartbeat).
+    pub fn local_devices(&self) -> Vec<String> {
+        self.shards
+            .iter()
+            .filter_map(|s| s.lock().ok())
+            .flat_map(|s| s.by_device.keys().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
     pub fn is_online(&self, device_id: &str) -> bool {
         self.shards[shard_of(device_id)]
             .lock()

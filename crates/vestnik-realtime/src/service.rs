@@ -13,6 +13,7 @@ use vestnik_store::{NewMessage, OutboxRow, SessionAuth, Store};
 
 use crate::batcher::{self, Reply};
 use crate::{Hub, RealtimeError};
+use vestnik_bus::{EventBus, Presence};
 
 /// Largest ciphertext of one envelope (base64 characters).
 pub const MAX_CIPHERTEXT_CHARS: usize = 64 * 1024;
@@ -35,9 +36,19 @@ pub struct RealtimeSettings {
 pub struct Realtime {
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
+    node_id: String,
+    presence: Arc<dyn Presence>,
+    bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
     writer: mpsc::Sender<(NewMessage, Reply)>,
     settings: RealtimeSettings,
+}
+
+/// A frame on its way to a device connected to another node.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Routed {
+    device_id: String,
+    frame: ServerFrame,
 }
 
 fn bad(msg: impl Into<String>) -> RealtimeError {
@@ -85,7 +96,14 @@ fn public(d: vestnik_store::PublicDeviceRow) -> PublicDevice {
 
 impl Realtime {
     /// Starts the batch writers and the retention reaper (needs a Tokio runtime).
-    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: RealtimeSettings) -> Self {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: RealtimeSettings,
+        node_id: String,
+        presence: Arc<dyn Presence>,
+        bus: Arc<dyn EventBus>,
+    ) -> Result<Self, RealtimeError> {
         let writer = batcher::spawn(
             store.clone(),
             settings.retention_ms,
@@ -119,12 +137,100 @@ impl Realtime {
                 }
             }
         });
-        Self {
+        let hub = Arc::new(Hub::default());
+        // Frames other nodes route to devices connected here.
+        let mut events = bus
+            .subscribe(&node_id)
+            .await
+            .map_err(|e| RealtimeError::Bus(e.to_string()))?;
+        let inbound_hub = hub.clone();
+        tokio::spawn(async move {
+            while let Some(payload) = events.recv().await {
+                match serde_json::from_str::<Routed>(&payload) {
+                    Ok(r) => {
+                        inbound_hub.push(&r.device_id, &r.frame);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "malformed routed event"),
+                }
+            }
+        });
+        // Presence entries expire unless refreshed, so a dead node's devices
+        // stop being routed to it.
+        let (beat_hub, beat_presence, beat_node) = (hub.clone(), presence.clone(), node_id.clone());
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(Duration::from_millis(vestnik_bus::PRESENCE_TTL_MS / 3));
+            loop {
+                tick.tick().await;
+                let devices = beat_hub.local_devices();
+                if let Err(e) = beat_presence.register(&beat_node, &devices).await {
+                    tracing::warn!(error = %e, "presence heartbeat failed");
+                }
+            }
+        });
+        Ok(Self {
             store,
-            hub: Arc::new(Hub::default()),
+            hub,
+            node_id,
+            presence,
+            bus,
             clock,
             writer,
             settings,
+        })
+    }
+
+    /// A device connected here: route its frames to this node.
+    pub async fn online(&self, device_id: &str) {
+        if let Err(e) = self
+            .presence
+            .register(&self.node_id, &[device_id.to_owned()])
+            .await
+        {
+            tracing::warn!(error = %e, "presence register failed");
+        }
+    }
+
+    pub async fn offline(&self, device_id: &str) {
+        if !self.hub.is_online(device_id) {
+            if let Err(e) = self.presence.unregister(&self.node_id, device_id).await {
+                tracing::warn!(error = %e, "presence unregister failed");
+            }
+        }
+    }
+
+    /// Pushes frames to devices here, and routes the rest to the nodes that
+    /// hold their sockets. Devices connected nowhere get them from the outbox.
+    async fn deliver(&self, frames: Vec<(String, ServerFrame)>) {
+        let mut remote = Vec::new();
+        for (device, frame) in frames {
+            if !self.hub.push(&device, &frame) {
+                remote.push((device, frame));
+            }
+        }
+        if remote.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = remote.iter().map(|(d, _)| d.clone()).collect();
+        let nodes = match self.presence.locate(&ids).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "presence lookup failed; devices will fetch from the outbox");
+                return;
+            }
+        };
+        for ((device_id, frame), nodes) in remote.into_iter().zip(nodes) {
+            for node in nodes.iter().filter(|n| **n != self.node_id) {
+                let payload = serde_json::to_string(&Routed {
+                    device_id: device_id.clone(),
+                    frame: frame.clone(),
+                });
+                if let Ok(p) = payload {
+                    if let Err(e) = self.bus.publish(node, &p).await {
+                        tracing::warn!(error = %e, node, "routing an event failed");
+                    }
+                }
+            }
         }
     }
 
@@ -269,6 +375,7 @@ impl Realtime {
         let stored = rx.await.map_err(|_| RealtimeError::Unavailable)??;
         if !stored.duplicate {
             metrics::counter!("vestnik_messages_stored_total").increment(1);
+            let mut frames = Vec::with_capacity(stored.outbox.len());
             for (cursor, device_id) in &stored.outbox {
                 let Some((_, msg_type, body)) = envelopes.iter().find(|(d, _, _)| d == device_id)
                 else {
@@ -287,8 +394,9 @@ impl Realtime {
                         sent_at: stored.created_at,
                     },
                 };
-                self.hub.push(device_id, &f);
+                frames.push((device_id.clone(), f));
             }
+            self.deliver(frames).await;
         }
         Ok(Sent {
             client_msg_id: msg.client_msg_id,
@@ -335,10 +443,13 @@ impl Realtime {
                 now + self.settings.retention_ms,
             )
             .await?;
-        for r in receipts {
-            let device = r.device_id.clone();
-            self.hub.push(&device, &frame(r));
-        }
+        self.deliver(
+            receipts
+                .into_iter()
+                .map(|r| (r.device_id.clone(), frame(r)))
+                .collect(),
+        )
+        .await;
         Ok(())
     }
 
@@ -355,9 +466,19 @@ impl Realtime {
         let f = ServerFrame::DevicesChanged {
             user_id: user_id.to_owned(),
         };
-        self.hub.push_user(user_id, &f);
-        for p in partners {
-            self.hub.push_user(&p, &f);
+        let mut users = partners;
+        users.push(user_id.to_owned());
+        match self.store.active_devices(&users).await {
+            Ok(devices) => {
+                self.deliver(
+                    devices
+                        .into_iter()
+                        .map(|d| (d.device_id, f.clone()))
+                        .collect(),
+                )
+                .await
+            }
+            Err(e) => tracing::warn!(error = %e, "devices_changed: device lookup failed"),
         }
     }
 

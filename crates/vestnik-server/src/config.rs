@@ -31,6 +31,7 @@ pub const KEYS: &[&str] = &[
     "cors_origins",
     "db_pool_size",
     "message_retention_days",
+    "node_id",
 ];
 
 /// Values given as command-line flags; `None` leaves the lower layers alone.

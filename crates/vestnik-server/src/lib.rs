@@ -8,7 +8,10 @@ use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use vestnik_auth::{AuthService, AuthSettings, ServerKeys};
-use vestnik_bus::{Kv, MemoryKv, MemoryRateLimiter, Rate, RateLimiter, RedisKv, RedisRateLimiter};
+use vestnik_bus::{
+    EventBus, Kv, LocalEventBus, LocalPresence, MemoryKv, MemoryRateLimiter, Presence, Rate,
+    RateLimiter, RedisEventBus, RedisKv, RedisPresence, RedisRateLimiter,
+};
 use vestnik_core::{Clock, Config, MailKind, SystemClock};
 use vestnik_gateway::{Gateway, GatewaySettings};
 use vestnik_mail::{FileMailer, Mailer, MailerSendMailer, SmtpMailer};
@@ -65,22 +68,37 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
     if !applied.is_empty() {
         tracing::info!(?applied, backend = store.backend(), "migrations applied");
     }
-    let (kv, limiter): (Arc<dyn Kv>, Arc<dyn RateLimiter>) =
+    type Shared = (
+        Arc<dyn Kv>,
+        Arc<dyn RateLimiter>,
+        Arc<dyn Presence>,
+        Arc<dyn EventBus>,
+    );
+    let (kv, limiter, presence, bus): Shared =
         match config.redis_url.as_deref().filter(|u| !u.is_empty()) {
             Some(url) => {
                 let conn = vestnik_bus::connect_redis(url)
                     .await
                     .context("connecting to redis_url")?;
+                let prefix = &config.redis_prefix;
                 (
-                    Arc::new(RedisKv::new(conn.clone(), &config.redis_prefix)),
-                    Arc::new(RedisRateLimiter::new(conn, &config.redis_prefix)),
+                    Arc::new(RedisKv::new(conn.clone(), prefix)),
+                    Arc::new(RedisRateLimiter::new(conn.clone(), prefix)),
+                    Arc::new(RedisPresence::new(conn.clone(), prefix)),
+                    Arc::new(RedisEventBus::new(conn, url, prefix)?),
                 )
             }
             None => (
                 Arc::new(MemoryKv::new(clock.clone())),
                 Arc::new(MemoryRateLimiter::new(clock.clone())),
+                Arc::new(LocalPresence::default()),
+                Arc::new(LocalEventBus::default()),
             ),
         };
+    let node_id = config
+        .node_id
+        .clone()
+        .unwrap_or_else(vestnik_core::ids::new_id);
     let master = server_key::load_or_create(config)?;
     let settings = AuthSettings {
         access_ttl_secs: config.access_token_ttl_secs,
@@ -99,7 +117,11 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
             retention_ms: i64::from(config.message_retention_days) * 86_400_000,
             writers: if config.is_postgres() { 4 } else { 1 },
         },
-    );
+        node_id,
+        presence,
+        bus,
+    )
+    .await?;
     let auth = AuthService::new(
         store.clone(),
         kv.clone(),

@@ -95,8 +95,10 @@ async fn connection(gw: Arc<Gateway>, auth: SessionAuth, mut socket: WebSocket) 
     let hub = gw.realtime.hub().clone();
     let mut conn = hub.join(&auth.user_id, &auth.device_id);
     let device_id = auth.device_id.clone();
+    gw.realtime.online(&device_id).await;
     run(&gw, auth, &mut socket, &mut conn.rx).await;
     hub.leave(&device_id, conn.id);
+    gw.realtime.offline(&device_id).await;
 }
 
 async fn run(

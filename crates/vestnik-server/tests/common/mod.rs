@@ -25,6 +25,7 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     pub clock: ManualClock,
     pub gw: Arc<vestnik_gateway::Gateway>,
+    pub gw_config: Config,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -146,8 +147,36 @@ pub async fn spawn_app_with(backend: Backend, tune: impl FnOnce(&mut Config)) ->
         data_dir,
         clock,
         gw,
+        gw_config: config,
         shutdown: Some(tx),
     })
+}
+
+/// `n` nodes sharing one PostgreSQL database, one Redis prefix and one server key.
+pub async fn spawn_cluster(n: usize) -> Option<Vec<TestApp>> {
+    let first = spawn_app_with(Backend::PostgresRedis, |c| {
+        c.server_key = Some("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into());
+        c.node_id = Some("node-0".into());
+    })
+    .await?;
+    let (db, prefix) = (
+        first.gw_config.database_url.clone(),
+        first.gw_config.redis_prefix.clone(),
+    );
+    let mut nodes = vec![first];
+    for i in 1..n {
+        let (db, prefix) = (db.clone(), prefix.clone());
+        let node = spawn_app_with(Backend::Sqlite, move |c| {
+            c.database_url = db;
+            c.redis_url = Some(redis_url());
+            c.redis_prefix = prefix;
+            c.server_key = Some("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into());
+            c.node_id = Some(format!("node-{i}"));
+        })
+        .await?;
+        nodes.push(node);
+    }
+    Some(nodes)
 }
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {

@@ -1,0 +1,135 @@
+//! Three server nodes sharing one PostgreSQL and one Redis: frames for a
+//! device connected to another node are routed there through Redis.
+mod common;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws(node: &common::TestApp, token: &str) -> Ws {
+    let mut req = format!("{}/v1/ws", node.base.replace("http", "ws"))
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let mut s = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect")
+        .0;
+    assert_eq!(next(&mut s).await["type"], "synced");
+    s
+}
+
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = m {
+            return serde_json::from_str(t.as_str()).expect("json");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_receipts_and_device_changes_cross_nodes() {
+    let Some(nodes) = common::spawn_cluster(3).await else {
+        return;
+    };
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    const PW: &str = "correct horse battery staple";
+    let alice = a.register("alice@example.org", PW).await;
+    let bob = b.register("bob@example.org", PW).await;
+    let alice2 = c.login("alice@example.org", PW, json!({})).await.body;
+    let tok = |v: &Value| v["access_token"].as_str().expect("token").to_owned();
+    let dev = |v: &Value| v["device_id"].as_str().expect("device").to_owned();
+    let conv = a
+        .post_auth(
+            "/v1/conversations",
+            &tok(&alice),
+            Some(json!({"kind": "direct", "peer_user_id": bob["user_id"]})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .expect("conversation")
+        .to_owned();
+
+    let mut alice_ws = ws(a, &tok(&alice)).await;
+    let mut bob_ws = ws(b, &tok(&bob)).await;
+    let mut alice2_ws = ws(c, &tok(&alice2)).await;
+
+    let envelopes: Vec<Value> = [dev(&bob), dev(&alice2)]
+        .iter()
+        .map(|d| json!({"device_id": d, "msg_type": 0, "ciphertext": "QUJD"}))
+        .collect();
+    let send = json!({"type": "send", "client_msg_id": "x1", "conversation_id": conv, "envelopes": envelopes});
+    alice_ws
+        .send(Message::Text(send.to_string().into()))
+        .await
+        .expect("send");
+    assert_eq!(next(&mut alice_ws).await["type"], "sent");
+    let on_b = next(&mut bob_ws).await;
+    assert_eq!(
+        (on_b["type"].as_str(), on_b["seq"].as_i64()),
+        (Some("message"), Some(1)),
+        "node B got it live"
+    );
+    let on_c = next(&mut alice2_ws).await;
+    assert_eq!(on_c["type"], "message", "node C got it live");
+
+    // Bob acks on B; Alice's devices on A and C get the receipt live.
+    let ack = json!({"type": "ack", "cursors": [on_b["cursor"]]});
+    bob_ws
+        .send(Message::Text(ack.to_string().into()))
+        .await
+        .expect("ack");
+    assert_eq!(next(&mut alice_ws).await["type"], "receipt");
+    assert_eq!(next(&mut alice2_ws).await["type"], "receipt");
+
+    // Bob adds a device through C: Alice on A hears of it.
+    let l = c.login("bob@example.org", PW, json!({})).await;
+    assert_eq!(l.status, 201, "{:?}", l.body);
+    assert_eq!(
+        next(&mut alice_ws).await,
+        json!({"type": "devices_changed", "user_id": bob["user_id"]})
+    );
+
+    // A device that moves to another node is found there.
+    drop(bob_ws);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut bob_on_c = ws(c, &tok(&bob)).await;
+    let devices = a
+        .get_auth(
+            &format!("/v1/users/{}/devices", bob["user_id"].as_str().expect("id")),
+            &tok(&alice),
+        )
+        .await;
+    let mut envelopes: Vec<Value> = devices.body["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .map(|d| json!({"device_id": d["device_id"], "msg_type": 1, "ciphertext": "REVG"}))
+        .collect();
+    envelopes.push(json!({"device_id": dev(&alice2), "msg_type": 1, "ciphertext": "REVG"}));
+    let send = json!({"type": "send", "client_msg_id": "x2", "conversation_id": conv, "envelopes": envelopes});
+    alice_ws
+        .send(Message::Text(send.to_string().into()))
+        .await
+        .expect("send");
+    assert_eq!(next(&mut alice_ws).await["type"], "sent");
+    let f = next(&mut bob_on_c).await;
+    assert_eq!(
+        (f["type"].as_str(), f["seq"].as_i64()),
+        (Some("message"), Some(2))
+    );
+}
