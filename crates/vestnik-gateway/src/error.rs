@@ -123,6 +123,7 @@ impl From<RealtimeError> for ApiError {
             RealtimeError::Unavailable => Self::new(S::SERVICE_UNAVAILABLE, "unavailable", msg),
             RealtimeError::Store(err) => Self::internal("store", err),
             RealtimeError::Bus(err) => Self::internal("bus", err),
+            RealtimeError::RateLimited { retry_after_ms } => Self::rate_limited(retry_after_ms),
         }
     }
 }

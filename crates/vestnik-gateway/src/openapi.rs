@@ -13,7 +13,7 @@ use crate::routes::{account, auth, keys, messages, ops, twofactor, ws};
         account::account, account::audit, account::devices, account::revoke_device,
         keys::upload, keys::count, keys::claim, keys::user_devices, keys::lookup,
         messages::create_conversation, messages::list_conversations, messages::send, messages::pending, messages::ack,
-        messages::block, messages::unblock, ws::ticket, ws::ws,
+        messages::read_markers, messages::mark_read, messages::block, messages::unblock, ws::ticket, ws::ws,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(vestnik_proto::ClientFrame, vestnik_proto::ServerFrame)),

@@ -180,6 +180,24 @@ pub struct AckRequest {
     pub cursors: Vec<i64>,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ReadMarker {
+    pub user_id: String,
+    pub seq: i64,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReadMarkers {
+    pub markers: Vec<ReadMarker>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadRequest {
+    pub seq: i64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WsTicket {
     /// Pass as `?ticket=` to `/v1/ws` within `expires_in` seconds; works once.
@@ -201,7 +219,19 @@ pub struct StaleDevices {
 pub enum ClientFrame {
     Send(SendMessage),
     Ack(AckRequest),
-    Ping { nonce: Option<String> },
+    Ping {
+        nonce: Option<String>,
+    },
+    /// "typing…" in a conversation: relayed to the other members, never stored.
+    Typing {
+        conversation_id: String,
+        typing: bool,
+    },
+    /// This account has read the conversation up to `seq` (only moves forward).
+    Read {
+        conversation_id: String,
+        seq: i64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
@@ -222,6 +252,17 @@ pub enum ServerFrame {
     /// The backlog present at connect time has been sent.
     Synced,
     /// A user who shares a conversation with this account added or removed a device.
+    Typing {
+        conversation_id: String,
+        user_id: String,
+        typing: bool,
+    },
+    /// `user_id` has read `conversation_id` up to `seq`.
+    Read {
+        conversation_id: String,
+        user_id: String,
+        seq: i64,
+    },
     DevicesChanged {
         user_id: String,
     },

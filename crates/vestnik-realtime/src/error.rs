@@ -14,6 +14,8 @@ pub enum RealtimeError {
     DeviceListStale(Vec<PublicDevice>),
     #[error("the server is shutting down or overloaded; retry")]
     Unavailable,
+    #[error("too many typing/read frames; slow down")]
+    RateLimited { retry_after_ms: u64 },
     #[error("event bus: {0}")]
     Bus(String),
     #[error("store: {0}")]

@@ -24,6 +24,11 @@ pub const MAX_CLIENT_MSG_ID_CHARS: usize = 64;
 pub const PAGE_MAX: i64 = 500;
 /// Cursors in one acknowledgement.
 pub const ACK_MAX: usize = 1000;
+/// Typing and read frames per device: a burst of 20, then 5 a second.
+pub const EPHEMERAL_RATE: vestnik_bus::Rate = vestnik_bus::Rate {
+    capacity: 20,
+    per_secs: 4,
+};
 
 #[derive(Debug, Clone)]
 pub struct RealtimeSettings {
@@ -42,6 +47,7 @@ pub struct Realtime {
     clock: Arc<dyn Clock>,
     writer: mpsc::Sender<(NewMessage, Reply)>,
     settings: RealtimeSettings,
+    ephemeral_limiter: vestnik_bus::MemoryRateLimiter,
 }
 
 /// A frame on its way to a device connected to another node.
@@ -168,6 +174,7 @@ impl Realtime {
                 }
             }
         });
+        let ephemeral_limiter = vestnik_bus::MemoryRateLimiter::new(clock.clone());
         Ok(Self {
             store,
             hub,
@@ -177,6 +184,7 @@ impl Realtime {
             clock,
             writer,
             settings,
+            ephemeral_limiter,
         })
     }
 
@@ -479,6 +487,118 @@ impl Realtime {
                 .await
             }
             Err(e) => tracing::warn!(error = %e, "devices_changed: device lookup failed"),
+        }
+    }
+
+    /// Relays "typing…" to the other members' devices; nothing is stored.
+    pub async fn typing(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+        typing: bool,
+    ) -> Result<(), RealtimeError> {
+        self.ephemeral_rate(auth).await?;
+        let members = self.member_of(auth, conversation_id).await?;
+        let f = ServerFrame::Typing {
+            conversation_id: conversation_id.to_owned(),
+            user_id: auth.user_id.clone(),
+            typing,
+        };
+        let others: Vec<String> = members.into_iter().filter(|m| *m != auth.user_id).collect();
+        let devices = self.store.active_devices(&others).await?;
+        self.deliver(
+            devices
+                .into_iter()
+                .map(|d| (d.device_id, f.clone()))
+                .collect(),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Moves this account's read marker forward and tells every member's
+    /// devices (the reader's other devices included).
+    pub async fn read(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+        seq: i64,
+    ) -> Result<(), RealtimeError> {
+        self.ephemeral_rate(auth).await?;
+        let members = self.member_of(auth, conversation_id).await?;
+        let last = self
+            .store
+            .conversation(conversation_id)
+            .await?
+            .map_or(0, |c| c.last_seq);
+        if seq < 1 || seq > last {
+            return Err(bad(format!("seq: expected 1..={last}, got {seq}")));
+        }
+        if !self
+            .store
+            .set_read_marker(conversation_id, &auth.user_id, seq, self.clock.now_ms())
+            .await?
+        {
+            return Ok(());
+        }
+        let f = ServerFrame::Read {
+            conversation_id: conversation_id.to_owned(),
+            user_id: auth.user_id.clone(),
+            seq,
+        };
+        let devices = self.store.active_devices(&members).await?;
+        let targets = devices
+            .into_iter()
+            .filter(|d| d.device_id != auth.device_id);
+        self.deliver(targets.map(|d| (d.device_id, f.clone())).collect())
+            .await;
+        Ok(())
+    }
+
+    /// Who has read how far (for groups: every member's marker).
+    pub async fn read_markers(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+    ) -> Result<vestnik_proto::ReadMarkers, RealtimeError> {
+        self.member_of(auth, conversation_id).await?;
+        let markers = self.store.read_markers(conversation_id).await?;
+        Ok(vestnik_proto::ReadMarkers {
+            markers: markers
+                .into_iter()
+                .map(|(user_id, seq, at)| vestnik_proto::ReadMarker { user_id, seq, at })
+                .collect(),
+        })
+    }
+
+    async fn member_of(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+    ) -> Result<Vec<String>, RealtimeError> {
+        if !ids::is_valid_id(conversation_id) {
+            return Err(RealtimeError::NotMember);
+        }
+        let members = self.store.members(conversation_id).await?;
+        if !members.contains(&auth.user_id) {
+            return Err(RealtimeError::NotMember);
+        }
+        Ok(members)
+    }
+
+    /// Typing and read frames cost fan-out for nothing stored: cap them per device.
+    async fn ephemeral_rate(&self, auth: &SessionAuth) -> Result<(), RealtimeError> {
+        use vestnik_bus::RateLimiter;
+        match self
+            .ephemeral_limiter
+            .check(&auth.device_id, EPHEMERAL_RATE)
+            .await
+        {
+            Ok(vestnik_bus::Decision::Allowed) => Ok(()),
+            Ok(vestnik_bus::Decision::Limited { retry_after_ms }) => {
+                Err(RealtimeError::RateLimited { retry_after_ms })
+            }
+            Err(e) => Err(RealtimeError::Bus(e.to_string())),
         }
     }
 

@@ -26,6 +26,7 @@ both_backends!(
     undelivered_envelopes_expire_after_the_retention_period,
     partners_hear_when_a_device_is_added_or_removed,
     bad_frames_and_bad_sends_get_clear_errors,
+    typing_and_read_markers_reach_the_right_people_only,
 );
 
 struct User {
@@ -786,4 +787,127 @@ async fn bad_frames_and_bad_sends_get_clear_errors(app: TestApp) {
         .get_auth("/v1/messages/pending?after=abc", &alice.devices[0].1)
         .await;
     assert_eq!(r.code(), "invalid_query");
+}
+
+/// The next frame of a type, skipping others (message frames interleave).
+async fn next_of(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let f = next_json(ws).await;
+        if f["type"] == kind {
+            return f;
+        }
+    }
+}
+
+/// Proves silence: a ping's pong is the next frame of those kinds.
+async fn nothing_but_pong(ws: &mut Ws, kinds: &[&str]) {
+    ws.send(Message::Text(
+        json!({"type": "ping", "nonce": "quiet"}).to_string().into(),
+    ))
+    .await
+    .expect("ping");
+    loop {
+        let f = next_json(ws).await;
+        assert!(
+            !kinds.contains(&f["type"].as_str().unwrap_or("")),
+            "unexpected {f}"
+        );
+        if f["type"] == "pong" {
+            return;
+        }
+    }
+}
+
+async fn typing_and_read_markers_reach_the_right_people_only(app: TestApp) {
+    let (alice, bob, conv) = two_users(&app).await;
+    let carol = user(&app, "carol@example.org", 0).await;
+    let mut a0 = ws_bearer(&app, &alice.devices[0].1).await;
+    let mut a1 = ws_bearer(&app, &alice.devices[1].1).await;
+    let mut b0 = ws_bearer(&app, &bob.devices[0].1).await;
+    let mut b1 = ws_bearer(&app, &bob.devices[1].1).await;
+    let mut c0 = ws_bearer(&app, &carol.devices[0].1).await;
+    for ws in [&mut a0, &mut a1, &mut b0, &mut b1, &mut c0] {
+        assert_eq!(next_json(ws).await["type"], "synced");
+    }
+    let typing = json!({"type": "typing", "conversation_id": conv, "typing": true});
+    a0.send(Message::Text(typing.to_string().into()))
+        .await
+        .expect("typing");
+    for ws in [&mut b0, &mut b1] {
+        assert_eq!(
+            next_of(ws, "typing").await,
+            json!({"type": "typing", "conversation_id": conv, "user_id": alice.id, "typing": true})
+        );
+    }
+    nothing_but_pong(&mut a1, &["typing"]).await;
+    nothing_but_pong(&mut c0, &["typing", "read"]).await;
+
+    let targets = [
+        bob.devices[0].0.as_str(),
+        bob.devices[1].0.as_str(),
+        alice.devices[1].0.as_str(),
+    ];
+    send(&app, &alice.devices[0].1, &conv, "r1", &targets).await;
+    send(&app, &alice.devices[0].1, &conv, "r2", &targets).await;
+    b0.send(Message::Text(
+        json!({"type": "read", "conversation_id": conv, "seq": 2})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .expect("read");
+    for ws in [&mut a0, &mut a1, &mut b1] {
+        assert_eq!(
+            next_of(ws, "read").await,
+            json!({"type": "read", "conversation_id": conv, "user_id": bob.id, "seq": 2})
+        );
+    }
+    let markers = app
+        .get_auth(
+            &format!("/v1/conversations/{conv}/read"),
+            &alice.devices[0].1,
+        )
+        .await;
+    assert_eq!(markers.body["markers"][0]["user_id"], bob.id.as_str());
+    assert_eq!(markers.body["markers"][0]["seq"], 2);
+    // Beyond the last message, or by a non-member: clear errors; backwards: no-op.
+    let r = app
+        .post_auth(
+            &format!("/v1/conversations/{conv}/read"),
+            &bob.devices[0].1,
+            Some(json!({"seq": 99})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    let r = app
+        .post_auth(
+            &format!("/v1/conversations/{conv}/read"),
+            &carol.devices[0].1,
+            Some(json!({"seq": 1})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (404, "conversation_not_found"));
+    let r = app
+        .post_auth(
+            &format!("/v1/conversations/{conv}/read"),
+            &bob.devices[0].1,
+            Some(json!({"seq": 1})),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    nothing_but_pong(&mut a0, &["read"]).await;
+    c0.send(Message::Text(typing.to_string().into()))
+        .await
+        .expect("typing");
+    assert_eq!(
+        next_of(&mut c0, "error").await["code"],
+        "conversation_not_found"
+    );
+    // A typing flood is cut off.
+    for _ in 0..40 {
+        a0.send(Message::Text(typing.to_string().into()))
+            .await
+            .expect("typing");
+    }
+    assert_eq!(next_of(&mut a0, "error").await["code"], "rate_limited");
 }

@@ -161,6 +161,16 @@ pub trait MessageStore: Send + Sync {
     /// Everything the send path checks, in one query: the members, their
     /// active devices, and whether any member has blocked `sender`.
     async fn send_context(&self, conversation_id: &str, sender: &str) -> Result<SendContext>;
+    /// Moves the user's read marker forward (never back); true when it moved.
+    async fn set_read_marker(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        seq: i64,
+        now: i64,
+    ) -> Result<bool>;
+    /// (user id, seq, at) per member who has read anything.
+    async fn read_markers(&self, conversation_id: &str) -> Result<Vec<(String, i64, i64)>>;
     async fn set_block(&self, user_id: &str, blocked: &str, on: bool, now: i64) -> Result<()>;
     /// Stores messages and their envelopes in one transaction (one result per
     /// message, in order); a retried `client_msg_id` returns the stored one.

@@ -21,6 +21,12 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_messaging.sql"),
         postgres: include_str!("../migrations/postgres/0002_messaging.sql"),
     },
+    Migration {
+        version: 3,
+        name: "read_markers",
+        sqlite: include_str!("../migrations/sqlite/0003_read_markers.sql"),
+        postgres: include_str!("../migrations/postgres/0003_read_markers.sql"),
+    },
 ];
 
 pub(crate) const CREATE_TABLE: &str =

@@ -171,6 +171,8 @@ pub struct ConversationRow {
     pub id: String,
     pub kind: String,
     pub created_at: i64,
+    /// The newest message's sequence number (0 when empty).
+    pub last_seq: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -107,7 +107,7 @@ macro_rules! impl_messaging_store {
                 .execute(&mut *tx)
                 .await?;
                 let row: $crate::ConversationRow =
-                    sqlx::query_as("SELECT id, kind, created_at FROM conversations WHERE direct_key = $1")
+                    sqlx::query_as("SELECT id, kind, created_at, last_seq FROM conversations WHERE direct_key = $1")
                         .bind(&key)
                         .fetch_one(&mut *tx)
                         .await?;
@@ -127,7 +127,7 @@ macro_rules! impl_messaging_store {
             }
 
             async fn conversation(&self, id: &str) -> $crate::Result<Option<$crate::ConversationRow>> {
-                Ok(sqlx::query_as("SELECT id, kind, created_at FROM conversations WHERE id = $1")
+                Ok(sqlx::query_as("SELECT id, kind, created_at, last_seq FROM conversations WHERE id = $1")
                     .bind(id)
                     .fetch_optional(self.read())
                     .await?)
@@ -142,7 +142,7 @@ macro_rules! impl_messaging_store {
 
             async fn conversations_of(&self, user_id: &str) -> $crate::Result<Vec<$crate::ConversationRow>> {
                 Ok(sqlx::query_as(
-                    "SELECT c.id, c.kind, c.created_at FROM conversations c JOIN members m ON m.conversation_id = c.id
+                    "SELECT c.id, c.kind, c.created_at, c.last_seq FROM conversations c JOIN members m ON m.conversation_id = c.id
                      WHERE m.user_id = $1 ORDER BY c.created_at, c.id",
                 )
                 .bind(user_id)
@@ -182,6 +182,27 @@ macro_rules! impl_messaging_store {
                     }
                 }
                 Ok(ctx)
+            }
+
+            async fn set_read_marker(&self, conversation_id: &str, user_id: &str, seq: i64, now: i64) -> $crate::Result<bool> {
+                let r = sqlx::query(
+                    "INSERT INTO read_markers (conversation_id, user_id, seq, at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (conversation_id, user_id) DO UPDATE SET seq = $3, at = $4 WHERE read_markers.seq < $3",
+                )
+                .bind(conversation_id)
+                .bind(user_id)
+                .bind(seq)
+                .bind(now)
+                .execute(self.write())
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn read_markers(&self, conversation_id: &str) -> $crate::Result<Vec<(String, i64, i64)>> {
+                Ok(sqlx::query_as("SELECT user_id, seq, at FROM read_markers WHERE conversation_id = $1 ORDER BY user_id")
+                    .bind(conversation_id)
+                    .fetch_all(self.read())
+                    .await?)
             }
 
             async fn set_block(&self, user_id: &str, blocked: &str, on: bool, now: i64) -> $crate::Result<()> {

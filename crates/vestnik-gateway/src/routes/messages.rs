@@ -5,7 +5,7 @@ use std::sync::Arc;
 use utoipa::IntoParams;
 use vestnik_proto::{
     AckRequest, Conversation, ConversationList, CreateConversation, ErrorBody, PendingPage,
-    SendMessage, Sent,
+    ReadMarkers, ReadRequest, SendMessage, Sent,
 };
 
 use crate::extract::{Authed, Json};
@@ -110,5 +110,31 @@ pub async fn unblock(
     Path(user_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     gw.realtime.set_block(&auth, &user_id, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every member's read marker in a conversation.
+#[utoipa::path(get, path = "/v1/conversations/{id}/read", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "conversation id")),
+    responses((status = 200, body = ReadMarkers), (status = 404, body = ErrorBody)))]
+pub async fn read_markers(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ReadMarkers>, ApiError> {
+    Ok(axum::Json(gw.realtime.read_markers(&auth, &id).await?))
+}
+
+/// Mark the conversation read up to `seq` (the same as the `read` frame).
+#[utoipa::path(post, path = "/v1/conversations/{id}/read", tag = "messages", security(("bearer" = [])), request_body = ReadRequest,
+    params(("id" = String, Path, description = "conversation id")),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn mark_read(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path(id): Path<String>,
+    Json(req): Json<ReadRequest>,
+) -> Result<StatusCode, ApiError> {
+    gw.realtime.read(&auth, &id, req.seq).await?;
     Ok(StatusCode::NO_CONTENT)
 }

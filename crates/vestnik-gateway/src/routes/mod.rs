@@ -43,6 +43,10 @@ pub fn api_routes() -> Router<Arc<Gateway>> {
             "/v1/messages",
             post(messages::send).layer(DefaultBodyLimit::max(ws::MAX_FRAME_BYTES)),
         )
+        .route(
+            "/v1/conversations/{id}/read",
+            get(messages::read_markers).post(messages::mark_read),
+        )
         .route("/v1/messages/pending", get(messages::pending))
         .route("/v1/messages/ack", post(messages::ack))
         .route(

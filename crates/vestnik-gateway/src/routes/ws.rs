@@ -195,6 +195,24 @@ async fn handle(
     };
     match frame {
         ClientFrame::Ping { nonce } => Some(ServerFrame::Pong { nonce }),
+        ClientFrame::Typing {
+            conversation_id,
+            typing,
+        } => gw
+            .realtime
+            .typing(auth, &conversation_id, typing)
+            .await
+            .err()
+            .map(|e| error_frame(e.into(), None)),
+        ClientFrame::Read {
+            conversation_id,
+            seq,
+        } => gw
+            .realtime
+            .read(auth, &conversation_id, seq)
+            .await
+            .err()
+            .map(|e| error_frame(e.into(), None)),
         ClientFrame::Ack(a) => match gw.realtime.ack(auth, &a.cursors).await {
             Ok(()) => None,
             Err(e) => Some(error_frame(e.into(), None)),
