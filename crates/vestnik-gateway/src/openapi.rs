@@ -10,7 +10,7 @@ use crate::routes::{account, auth, keys, messages, ops, twofactor, ws};
     paths(
         auth::register, auth::verify, auth::login, auth::refresh, auth::logout, auth::logout_all, auth::pow_challenge,
         twofactor::setup, twofactor::enable, twofactor::disable,
-        account::account, account::audit, account::devices, account::revoke_device,
+        account::account, account::audit, account::devices, account::revoke_device, account::set_presence,
         keys::upload, keys::count, keys::claim, keys::user_devices, keys::lookup,
         messages::create_conversation, messages::list_conversations, messages::send, messages::pending, messages::ack,
         messages::read_markers, messages::mark_read, messages::block, messages::unblock, ws::ticket, ws::ws,

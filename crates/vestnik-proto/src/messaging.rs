@@ -227,6 +227,11 @@ pub enum ClientFrame {
         conversation_id: String,
         typing: bool,
     },
+    /// Ask for the presence of users one shares a conversation with (at most
+    /// 100); answered with one `presence` frame each, and changes follow.
+    SubscribePresence {
+        user_ids: Vec<String>,
+    },
     /// This account has read the conversation up to `seq` (only moves forward).
     Read {
         conversation_id: String,
@@ -263,6 +268,13 @@ pub enum ServerFrame {
         user_id: String,
         seq: i64,
     },
+    /// `last_seen` is Unix ms of the last disconnect; both are absent when the
+    /// user hides their presence.
+    Presence {
+        user_id: String,
+        online: Option<bool>,
+        last_seen: Option<i64>,
+    },
     DevicesChanged {
         user_id: String,
     },
@@ -277,4 +289,11 @@ pub enum ServerFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         devices: Option<Vec<PublicDevice>>,
     },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceSettings {
+    /// `everyone`, `contacts` (people one shares a conversation with) or `nobody`.
+    pub visibility: String,
 }

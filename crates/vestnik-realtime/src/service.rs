@@ -24,6 +24,8 @@ pub const MAX_CLIENT_MSG_ID_CHARS: usize = 64;
 pub const PAGE_MAX: i64 = 500;
 /// Cursors in one acknowledgement.
 pub const ACK_MAX: usize = 1000;
+/// Users in one presence subscription.
+pub const PRESENCE_SUBSCRIBE_MAX: usize = 100;
 /// Typing and read frames per device: a burst of 20, then 5 a second.
 pub const EPHEMERAL_RATE: vestnik_bus::Rate = vestnik_bus::Rate {
     capacity: 20,
@@ -600,6 +602,131 @@ impl Realtime {
             }
             Err(e) => Err(RealtimeError::Bus(e.to_string())),
         }
+    }
+
+    /// The presence of users the caller shares a conversation with; anyone
+    /// else (or anyone hiding) reads as unknown, so nothing leaks.
+    pub async fn subscribe_presence(
+        &self,
+        auth: &SessionAuth,
+        user_ids: &[String],
+    ) -> Result<Vec<ServerFrame>, RealtimeError> {
+        self.ephemeral_rate(auth).await?;
+        if user_ids.len() > PRESENCE_SUBSCRIBE_MAX {
+            return Err(bad(format!(
+                "user_ids: expected at most {PRESENCE_SUBSCRIBE_MAX}, got {}",
+                user_ids.len()
+            )));
+        }
+        let partners: HashSet<String> = self
+            .store
+            .partners_of(&auth.user_id)
+            .await?
+            .into_iter()
+            .collect();
+        let visible: Vec<String> = user_ids
+            .iter()
+            .filter(|u| partners.contains(*u))
+            .cloned()
+            .collect();
+        let mut known = std::collections::HashMap::new();
+        for (user_id, last_seen, visibility) in self.store.presence_info(&visible).await? {
+            if visibility != "nobody" {
+                known.insert(user_id, last_seen);
+            }
+        }
+        let online = self
+            .online_users(&known.keys().cloned().collect::<Vec<_>>())
+            .await?;
+        Ok(user_ids
+            .iter()
+            .map(|u| match known.get(u) {
+                Some(last_seen) => ServerFrame::Presence {
+                    user_id: u.clone(),
+                    online: Some(online.contains(u)),
+                    last_seen: *last_seen,
+                },
+                None => ServerFrame::Presence {
+                    user_id: u.clone(),
+                    online: None,
+                    last_seen: None,
+                },
+            })
+            .collect())
+    }
+
+    /// Users with at least one device connected to any node.
+    async fn online_users(&self, users: &[String]) -> Result<HashSet<String>, RealtimeError> {
+        let devices = self.store.active_devices(users).await?;
+        let ids: Vec<String> = devices.iter().map(|d| d.device_id.clone()).collect();
+        let located = self
+            .presence
+            .locate(&ids)
+            .await
+            .map_err(|e| RealtimeError::Bus(e.to_string()))?;
+        Ok(devices
+            .into_iter()
+            .zip(located)
+            .filter(|(d, nodes)| !nodes.is_empty() || self.hub.is_online(&d.device_id))
+            .map(|(d, _)| d.user_id)
+            .collect())
+    }
+
+    /// A device of `user_id` connected or disconnected: record last seen and
+    /// tell the people who share a conversation with them (unless hidden).
+    pub async fn presence_changed(&self, user_id: &str) {
+        let result: Result<(), RealtimeError> = async {
+            let info = self.store.presence_info(&[user_id.to_owned()]).await?;
+            let Some((_, _, visibility)) = info.into_iter().next() else {
+                return Ok(());
+            };
+            let online = self
+                .online_users(&[user_id.to_owned()])
+                .await?
+                .contains(user_id);
+            let now = self.clock.now_ms();
+            if !online {
+                self.store.set_last_seen(user_id, now).await?;
+            }
+            if visibility == "nobody" {
+                return Ok(());
+            }
+            let f = ServerFrame::Presence {
+                user_id: user_id.to_owned(),
+                online: Some(online),
+                last_seen: (!online).then_some(now),
+            };
+            let partners = self.store.partners_of(user_id).await?;
+            let devices = self.store.active_devices(&partners).await?;
+            self.deliver(
+                devices
+                    .into_iter()
+                    .map(|d| (d.device_id, f.clone()))
+                    .collect(),
+            )
+            .await;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "presence update failed");
+        }
+    }
+
+    pub async fn set_presence_visibility(
+        &self,
+        auth: &SessionAuth,
+        visibility: &str,
+    ) -> Result<(), RealtimeError> {
+        if !["everyone", "contacts", "nobody"].contains(&visibility) {
+            return Err(bad(format!(
+                "visibility: expected everyone, contacts or nobody, got {visibility:?}"
+            )));
+        }
+        Ok(self
+            .store
+            .set_presence_visibility(&auth.user_id, visibility)
+            .await?)
     }
 
     /// Runs the retention reaper once now (it also runs every minute).

@@ -27,6 +27,7 @@ both_backends!(
     partners_hear_when_a_device_is_added_or_removed,
     bad_frames_and_bad_sends_get_clear_errors,
     typing_and_read_markers_reach_the_right_people_only,
+    presence_goes_to_conversation_partners_and_respects_privacy,
 );
 
 struct User {
@@ -910,4 +911,83 @@ async fn typing_and_read_markers_reach_the_right_people_only(app: TestApp) {
             .expect("typing");
     }
     assert_eq!(next_of(&mut a0, "error").await["code"], "rate_limited");
+}
+
+async fn presence_goes_to_conversation_partners_and_respects_privacy(app: TestApp) {
+    let alice = user(&app, "alice@example.org", 0).await;
+    let bob = user(&app, "bob@example.org", 0).await;
+    let carol = user(&app, "carol@example.org", 0).await;
+    direct(&app, &alice.devices[0].1, &bob.id).await;
+    let mut a = ws_bearer(&app, &alice.devices[0].1).await;
+    let mut c = ws_bearer(&app, &carol.devices[0].1).await;
+    assert_eq!(next_json(&mut a).await["type"], "synced");
+    assert_eq!(next_json(&mut c).await["type"], "synced");
+    let sub = json!({"type": "subscribe_presence", "user_ids": [bob.id, carol.id]});
+    a.send(Message::Text(sub.to_string().into()))
+        .await
+        .expect("subscribe");
+    let p1 = next_of(&mut a, "presence").await;
+    assert_eq!(
+        p1,
+        json!({"type": "presence", "user_id": bob.id, "online": false, "last_seen": null})
+    );
+    let p2 = next_of(&mut a, "presence").await;
+    assert_eq!(
+        p2,
+        json!({"type": "presence", "user_id": carol.id, "online": null, "last_seen": null}),
+        "not a partner: unknown"
+    );
+
+    let mut b = ws_bearer(&app, &bob.devices[0].1).await;
+    assert_eq!(next_json(&mut b).await["type"], "synced");
+    let on = next_of(&mut a, "presence").await;
+    assert_eq!(
+        (on["user_id"].as_str(), on["online"].as_bool()),
+        (Some(bob.id.as_str()), Some(true))
+    );
+    b.close(None).await.expect("close");
+    let off = next_of(&mut a, "presence").await;
+    assert_eq!(off["online"], false);
+    assert!(off["last_seen"].as_i64().is_some_and(|t| t > 0));
+    nothing_but_pong(&mut c, &["presence"]).await;
+
+    // Hidden: no pushes, and a subscription reads unknown.
+    let r = app
+        .send(
+            Method::PUT,
+            "/v1/account/presence",
+            Some(&bob.devices[0].1),
+            Some(&json!({"visibility": "nobody"})),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let mut b = ws_bearer(&app, &bob.devices[0].1).await;
+    assert_eq!(next_json(&mut b).await["type"], "synced");
+    a.send(Message::Text(
+        json!({"type": "subscribe_presence", "user_ids": [bob.id]})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .expect("subscribe");
+    assert_eq!(next_of(&mut a, "presence").await["online"], Value::Null);
+    nothing_but_pong(&mut a, &["presence"]).await;
+    let r = app
+        .send(
+            Method::PUT,
+            "/v1/account/presence",
+            Some(&bob.devices[0].1),
+            Some(&json!({"visibility": "sometimes"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    let many: Vec<String> = (0..101).map(|i| format!("{i:032x}")).collect();
+    a.send(Message::Text(
+        json!({"type": "subscribe_presence", "user_ids": many})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .expect("subscribe");
+    assert_eq!(next_of(&mut a, "error").await["code"], "invalid_input");
 }

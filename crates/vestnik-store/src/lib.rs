@@ -171,6 +171,13 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<bool>;
     /// (user id, seq, at) per member who has read anything.
     async fn read_markers(&self, conversation_id: &str) -> Result<Vec<(String, i64, i64)>>;
+    /// (last seen, visibility) of each user that exists.
+    async fn presence_info(
+        &self,
+        user_ids: &[String],
+    ) -> Result<Vec<(String, Option<i64>, String)>>;
+    async fn set_last_seen(&self, user_id: &str, at: i64) -> Result<()>;
+    async fn set_presence_visibility(&self, user_id: &str, visibility: &str) -> Result<()>;
     async fn set_block(&self, user_id: &str, blocked: &str, on: bool, now: i64) -> Result<()>;
     /// Stores messages and their envelopes in one transaction (one result per
     /// message, in order); a retried `client_msg_id` returns the stored one.

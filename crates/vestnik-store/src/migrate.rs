@@ -27,6 +27,12 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_read_markers.sql"),
         postgres: include_str!("../migrations/postgres/0003_read_markers.sql"),
     },
+    Migration {
+        version: 4,
+        name: "presence",
+        sqlite: include_str!("../migrations/sqlite/0004_presence.sql"),
+        postgres: include_str!("../migrations/postgres/0004_presence.sql"),
+    },
 ];
 
 pub(crate) const CREATE_TABLE: &str =

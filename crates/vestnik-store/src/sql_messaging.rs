@@ -205,6 +205,33 @@ macro_rules! impl_messaging_store {
                     .await?)
             }
 
+                        async fn presence_info(&self, user_ids: &[String]) -> $crate::Result<Vec<(String, Option<i64>, String)>> {
+                if user_ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id, last_seen_at, presence_visibility FROM users WHERE id IN (");
+                let mut sep = qb.separated(", ");
+                for u in user_ids {
+                    sep.push_bind(u.as_str());
+                }
+                qb.push(")");
+                Ok(qb.build_query_as().fetch_all(self.read()).await?)
+            }
+
+            async fn set_last_seen(&self, user_id: &str, at: i64) -> $crate::Result<()> {
+                sqlx::query("UPDATE users SET last_seen_at = $2 WHERE id = $1").bind(user_id).bind(at).execute(self.write()).await?;
+                Ok(())
+            }
+
+            async fn set_presence_visibility(&self, user_id: &str, visibility: &str) -> $crate::Result<()> {
+                sqlx::query("UPDATE users SET presence_visibility = $2 WHERE id = $1")
+                    .bind(user_id)
+                    .bind(visibility)
+                    .execute(self.write())
+                    .await?;
+                Ok(())
+            }
+
             async fn set_block(&self, user_id: &str, blocked: &str, on: bool, now: i64) -> $crate::Result<()> {
                 let q = if on {
                     "INSERT INTO blocks (user_id, blocked_user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"

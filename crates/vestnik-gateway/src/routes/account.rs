@@ -66,3 +66,17 @@ pub async fn revoke_device(
     gw.realtime.devices_changed(&auth.user_id).await;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Who may see this account's online status and last seen.
+#[utoipa::path(put, path = "/v1/account/presence", tag = "account", security(("bearer" = [])), request_body = vestnik_proto::PresenceSettings,
+    responses((status = 204), (status = 400, body = ErrorBody)))]
+pub async fn set_presence(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    crate::extract::Json(req): crate::extract::Json<vestnik_proto::PresenceSettings>,
+) -> Result<StatusCode, ApiError> {
+    gw.realtime
+        .set_presence_visibility(&auth, &req.visibility)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -28,6 +28,7 @@ pub fn api_routes() -> Router<Arc<Gateway>> {
         .route("/v1/auth/2fa/disable", post(twofactor::disable))
         .route("/v1/account", get(account::account))
         .route("/v1/account/audit", get(account::audit))
+        .route("/v1/account/presence", put(account::set_presence))
         .route("/v1/devices", get(account::devices))
         .route("/v1/devices/{id}", delete(account::revoke_device))
         .route("/v1/keys", put(keys::upload))

@@ -95,10 +95,13 @@ async fn connection(gw: Arc<Gateway>, auth: SessionAuth, mut socket: WebSocket) 
     let hub = gw.realtime.hub().clone();
     let mut conn = hub.join(&auth.user_id, &auth.device_id);
     let device_id = auth.device_id.clone();
+    let user_id = auth.user_id.clone();
     gw.realtime.online(&device_id).await;
+    gw.realtime.presence_changed(&user_id).await;
     run(&gw, auth, &mut socket, &mut conn.rx).await;
     hub.leave(&device_id, conn.id);
     gw.realtime.offline(&device_id).await;
+    gw.realtime.presence_changed(&user_id).await;
 }
 
 async fn run(
@@ -195,6 +198,17 @@ async fn handle(
     };
     match frame {
         ClientFrame::Ping { nonce } => Some(ServerFrame::Pong { nonce }),
+        ClientFrame::SubscribePresence { user_ids } => {
+            match gw.realtime.subscribe_presence(auth, &user_ids).await {
+                Ok(frames) => {
+                    for f in frames {
+                        let _ = out.send(f).await;
+                    }
+                    None
+                }
+                Err(e) => Some(error_frame(e.into(), None)),
+            }
+        }
         ClientFrame::Typing {
             conversation_id,
             typing,
