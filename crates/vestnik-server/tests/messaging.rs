@@ -391,7 +391,18 @@ async fn ws_bearer(app: &TestApp, token: &str) -> Ws {
         .0
 }
 
+/// The next frame, skipping presence updates (they interleave with everything;
+/// the presence test reads them with `next_of`).
 async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let f = next_raw(ws).await;
+        if f["type"] != "presence" {
+            return f;
+        }
+    }
+}
+
+async fn next_raw(ws: &mut Ws) -> Value {
     loop {
         let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -793,7 +804,7 @@ async fn bad_frames_and_bad_sends_get_clear_errors(app: TestApp) {
 /// The next frame of a type, skipping others (message frames interleave).
 async fn next_of(ws: &mut Ws, kind: &str) -> Value {
     loop {
-        let f = next_json(ws).await;
+        let f = next_raw(ws).await;
         if f["type"] == kind {
             return f;
         }
