@@ -1,18 +1,28 @@
-//! Load-generation helpers. Today: `session`, which creates an account on a
-//! running server over the public API and prints an access token for `wrk`.
-use anyhow::{bail, Context};
-use base64::engine::general_purpose::STANDARD_NO_PAD;
-use base64::Engine;
+//! `vestnik-bench`: the load generator. It speaks the real protocol (HTTP and
+//! the WebSocket frames) to a running server on this machine, with accounts
+//! made by `vestnik admin seed`, and prints a table for people and, with
+//! `--json`, one JSON line for machines. Every loop is bounded in count and
+//! in time, and only loopback addresses are accepted.
+//!
+//! Scenarios: `throughput`, `latency`, `connections`, `reconnect-storm`,
+//! `baseline` (the machine's raw limits). `session` registers one account
+//! through the public API for `wrk`. See BENCHMARKS.md and scripts/bench-messaging.
+mod baseline;
+mod common;
+mod connections;
+mod messaging;
+mod session;
+mod storm;
+
 use clap::{Parser, Subcommand};
-use ed25519_dalek::{Signer, SigningKey};
-use rand::RngCore;
-use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "vestnik-bench", about = "Vestnik load-generation helpers")]
+#[command(name = "vestnik-bench", about = "Vestnik load generator")]
 struct Cli {
+    /// Runtime worker threads (default: one per core)
+    #[arg(long, global = true)]
+    threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,87 +40,54 @@ enum Command {
         #[arg(long)]
         email: String,
     },
+    /// 1:1 messages, closed loop (default) or at a fixed `--rate`: messages
+    /// fully delivered per second.
+    Throughput(messaging::Opts),
+    /// 1:1 messages at a fixed rate (default 2,000/s): send → receive latency.
+    Latency(messaging::Opts),
+    /// Ramp to K idle authenticated sockets; the server's RSS per socket.
+    Connections(connections::Opts),
+    /// Devices with messages waiting reconnect at once: time to drain every backlog.
+    ReconnectStorm(storm::Opts),
+    /// The machine's raw limits: database inserts, Redis streams, WebSocket echo.
+    Baseline(baseline::Opts),
+    /// (used by `baseline`) A bare WebSocket echo server on a loopback address.
+    #[command(hide = true)]
+    EchoServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
 }
 
-fn random32() -> [u8; 32] {
-    let mut b = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    b
-}
-
-/// A device with well-formed keys and a correctly signed fallback key.
-fn device() -> Value {
-    let signing = SigningKey::from_bytes(&random32());
-    let fallback = STANDARD_NO_PAD.encode(random32());
-    let sig = signing.sign(format!("vestnik:fallback_key:v1:fb:{fallback}").as_bytes());
-    json!({
-        "name": "bench", "platform": "bench",
-        "identity_key": STANDARD_NO_PAD.encode(random32()),
-        "signing_key": STANDARD_NO_PAD.encode(signing.verifying_key().as_bytes()),
-        "fallback_key": {"key_id": "fb", "public_key": fallback, "signature": STANDARD_NO_PAD.encode(sig.to_bytes())},
-    })
-}
-
-fn code_for(mail_dir: &Path, email: &str) -> anyhow::Result<Option<String>> {
-    let mut files: Vec<_> = std::fs::read_dir(mail_dir)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .collect();
-    files.sort();
-    for f in files.iter().rev() {
-        let text = std::fs::read_to_string(f)?;
-        if text.contains(&format!("To: {email}")) {
-            if let Some(i) = text.find("verification code is ") {
-                return Ok(text.get(i + 21..i + 27).map(str::to_owned));
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = cli.threads {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt.build()?;
+    common::now_ns();
+    rt.block_on(async move {
+        match cli.command {
+            Command::Session {
+                base,
+                mail_dir,
+                email,
+            } => {
+                common::Target::parse(&base)?;
+                println!("{}", session::session(&base, &mail_dir, &email).await?);
+                Ok(())
             }
+            Command::Throughput(o) => messaging::run(o, "throughput").await,
+            Command::Latency(mut o) => {
+                o.rate.get_or_insert(2000.0);
+                messaging::run(o, "latency").await
+            }
+            Command::Connections(o) => connections::run(o).await,
+            Command::ReconnectStorm(o) => storm::run(o).await,
+            Command::Baseline(o) => baseline::run(o).await,
+            Command::EchoServer { listen } => baseline::echo_server(&listen).await,
         }
-    }
-    Ok(None)
-}
-
-async fn session(base: &str, mail_dir: &Path, email: &str) -> anyhow::Result<String> {
-    let http = reqwest::Client::new();
-    let r = http
-        .post(format!("{base}/v1/auth/register"))
-        .json(&json!({"email": email}))
-        .send()
-        .await?;
-    if r.status() != 202 {
-        bail!("register: {} {}", r.status(), r.text().await?);
-    }
-    let mut code = None;
-    for _ in 0..100 {
-        code = code_for(mail_dir, email)?;
-        if code.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let code = code.context("no code mailed")?;
-    let body = json!({"email": email, "code": code, "password": "benchmark passphrase 1", "device": device()});
-    let r = http
-        .post(format!("{base}/v1/auth/register/verify"))
-        .json(&body)
-        .send()
-        .await?;
-    if r.status() != 201 {
-        bail!("verify: {} {}", r.status(), r.text().await?);
-    }
-    let v: Value = r.json().await?;
-    v["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no access_token")
-}
-
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Session {
-            base,
-            mail_dir,
-            email,
-        } => println!("{}", session(&base, &mail_dir, &email).await?),
-    }
-    Ok(())
+    })
 }

@@ -256,7 +256,7 @@ pub enum ServerFrame {
     Sent(Sent),
     /// The backlog present at connect time has been sent.
     Synced,
-    /// A user who shares a conversation with this account added or removed a device.
+    /// A member of the conversation started or stopped typing (never stored).
     Typing {
         conversation_id: String,
         user_id: String,
@@ -275,6 +275,7 @@ pub enum ServerFrame {
         online: Option<bool>,
         last_seen: Option<i64>,
     },
+    /// A user who shares a conversation with this account added or removed a device.
     DevicesChanged {
         user_id: String,
     },

@@ -1,0 +1,556 @@
+//! What every scenario shares: the target (loopback only), seeded accounts,
+//! direct conversations, WebSocket connections from chosen loopback source
+//! addresses, a cheap parser of server frames, the timestamped ciphertext,
+//! histograms, and samples of the server process (RSS, CPU, /metrics).
+use anyhow::{bail, Context};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::borrow::Cow;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::WebSocketStream;
+
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Nanoseconds since the first call in this process: the clock of every
+/// timestamp a scenario embeds and compares (one process, one clock).
+pub fn now_ns() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The server under test. Only loopback addresses are accepted: this tool
+/// generates load, and must never be pointed at someone else's machine.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub base: String,
+    pub addr: SocketAddr,
+}
+
+impl Target {
+    pub fn parse(base: &str) -> anyhow::Result<Self> {
+        let base = base.trim_end_matches('/').to_owned();
+        let rest = base
+            .strip_prefix("http://")
+            .context("--base: expected http://<loopback address>:<port>")?;
+        let hostport = rest.split('/').next().unwrap_or(rest);
+        let addr = hostport
+            .to_socket_addrs()
+            .with_context(|| format!("--base: cannot resolve {hostport}"))?
+            .find(|a| a.is_ipv4())
+            .with_context(|| format!("--base: no IPv4 address for {hostport}"))?;
+        if !addr.ip().is_loopback() {
+            bail!("--base: {addr} is not a loopback address; this load generator only targets the local machine");
+        }
+        Ok(Self { base, addr })
+    }
+}
+
+/// Loopback source addresses 127.0.0.2, 127.0.0.3, …: each has its own
+/// ephemeral port range, so many sockets do not exhaust one address's ports.
+pub fn source_ip(i: usize, count: usize) -> Option<IpAddr> {
+    if count == 0 {
+        return None;
+    }
+    let n = u32::try_from(i % count.min(250)).unwrap_or(0) + 2;
+    Some(IpAddr::V4(Ipv4Addr::from(0x7f00_0000 | n)))
+}
+
+/// A seeded device: one JSON line of `vestnik admin seed`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SeededDevice {
+    pub user_id: String,
+    pub device_id: String,
+    pub access_token: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub devices: Vec<SeededDevice>,
+}
+
+/// Reads `vestnik admin seed` output, grouping devices by user in file order.
+pub fn load_accounts(path: &Path) -> anyhow::Result<Vec<User>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading accounts file {}", path.display()))?;
+    let mut users: Vec<User> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let d: SeededDevice = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: expected a seed JSON line", path.display(), n + 1))?;
+        match users.last_mut() {
+            Some(u) if u.id == d.user_id => u.devices.push(d),
+            _ => users.push(User {
+                id: d.user_id.clone(),
+                devices: vec![d],
+            }),
+        }
+    }
+    if users.is_empty() {
+        bail!("{}: no accounts", path.display());
+    }
+    Ok(users)
+}
+
+/// Opens (or finds) the direct conversation of users `a` and `b`, over HTTP
+/// with `a`'s first device; returns its id.
+pub async fn direct_conversation(
+    http: &reqwest::Client,
+    target: &Target,
+    a: &User,
+    b: &User,
+) -> anyhow::Result<String> {
+    let token = &a
+        .devices
+        .first()
+        .context("a user without devices")?
+        .access_token;
+    let r = http
+        .post(format!("{}/v1/conversations", target.base))
+        .bearer_auth(token)
+        .json(&json!({"kind": "direct", "peer_user_id": b.id}))
+        .send()
+        .await?;
+    let status = r.status();
+    if !status.is_success() {
+        bail!("POST /v1/conversations: {status} {}", r.text().await?);
+    }
+    let v: Value = r.json().await?;
+    v["id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("conversation without id")
+}
+
+/// Conversations for pairs (users[2i], users[2i+1]), `concurrency` requests at a time.
+pub async fn pair_conversations(
+    target: &Target,
+    users: &[User],
+    pairs: usize,
+    concurrency: usize,
+) -> anyhow::Result<Vec<String>> {
+    if users.len() < 2 * pairs {
+        bail!(
+            "{} pairs need {} seeded users, the accounts file has {}",
+            pairs,
+            2 * pairs,
+            users.len()
+        );
+    }
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let results: Vec<anyhow::Result<String>> = futures::stream::iter(0..pairs)
+        .map(|i| {
+            let http = &http;
+            async move { direct_conversation(http, target, &users[2 * i], &users[2 * i + 1]).await }
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// Small buffers: the default 128 KiB read buffer per socket would make the
+/// load generator, not the server, the memory bottleneck at many sockets.
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
+}
+
+/// `GET /v1/ws` with `Authorization: Bearer`, from the loopback source `src`.
+pub async fn connect(target: &Target, src: Option<IpAddr>, token: &str) -> anyhow::Result<Ws> {
+    let sock = TcpSocket::new_v4()?;
+    if let Some(ip) = src {
+        sock.bind(SocketAddr::new(ip, 0))
+            .with_context(|| format!("binding source address {ip}"))?;
+    }
+    let stream = sock.connect(target.addr).await?;
+    stream.set_nodelay(true)?;
+    let mut req = format!("ws://{}/v1/ws", target.addr).into_client_request()?;
+    req.headers_mut().insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}"))?,
+    );
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(req, stream, Some(ws_config())).await?;
+    Ok(ws)
+}
+
+/// The fields of a server frame the scenarios look at, borrowed from the
+/// text where possible (unknown fields are ignored).
+#[derive(Debug, Deserialize)]
+pub struct Frame<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
+    #[serde(default)]
+    pub cursor: Option<i64>,
+    #[serde(default, borrow)]
+    pub ciphertext: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub client_msg_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub code: Option<Cow<'a, str>>,
+}
+
+/// Raw bytes of a ciphertext: 150 bytes are 200 base64 characters, the size
+/// of a short Olm message.
+pub const CIPHERTEXT_RAW: usize = 150;
+
+/// What a benchmark ciphertext carries in its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// [`now_ns`] when the message was (meant to be) sent.
+    pub sent_ns: u64,
+    pub sender: u32,
+    pub seq: u64,
+}
+
+impl Stamp {
+    /// Base64 of `CIPHERTEXT_RAW` bytes: the stamp, then `filler`.
+    pub fn ciphertext(&self, filler: &[u8; CIPHERTEXT_RAW]) -> String {
+        let mut raw = *filler;
+        raw[..8].copy_from_slice(&self.sent_ns.to_le_bytes());
+        raw[8..12].copy_from_slice(&self.sender.to_le_bytes());
+        raw[12..20].copy_from_slice(&self.seq.to_le_bytes());
+        STANDARD.encode(raw)
+    }
+
+    pub fn parse(ciphertext: &str) -> Option<Self> {
+        // 28 characters decode to 21 bytes, enough for the 20-byte stamp.
+        let head = STANDARD.decode(ciphertext.get(..28)?).ok()?;
+        Some(Self {
+            sent_ns: u64::from_le_bytes(head.get(..8)?.try_into().ok()?),
+            sender: u32::from_le_bytes(head.get(8..12)?.try_into().ok()?),
+            seq: u64::from_le_bytes(head.get(12..20)?.try_into().ok()?),
+        })
+    }
+}
+
+/// A latency histogram in nanoseconds, 1 µs .. 10 min, 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1_000, 600_000_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+}
+
+pub fn record(h: &mut Histogram<u64>, ns: u64) {
+    h.saturating_record(ns.max(1_000));
+}
+
+/// p50/p90/p99/p99.9/max in milliseconds.
+pub fn summary(h: &Histogram<u64>) -> Value {
+    let ms = |ns: u64| (ns as f64 / 1e6 * 1000.0).round() / 1000.0;
+    if h.is_empty() {
+        return json!({"count": 0});
+    }
+    json!({
+        "count": h.len(),
+        "p50_ms": ms(h.value_at_quantile(0.5)),
+        "p90_ms": ms(h.value_at_quantile(0.9)),
+        "p99_ms": ms(h.value_at_quantile(0.99)),
+        "p99_9_ms": ms(h.value_at_quantile(0.999)),
+        "max_ms": ms(h.max()),
+        "mean_ms": (h.mean() / 1e6 * 1000.0).round() / 1000.0,
+    })
+}
+
+/// Resident set size of a process, in bytes.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// User + system CPU time of a process so far, in seconds.
+pub fn cpu_secs(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some((utime + stime) / 100.0)
+}
+
+/// Busy CPU seconds of the whole machine so far (all cores; /proc/stat).
+pub fn machine_busy_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …: busy = all but idle and iowait.
+    let total: f64 = f.iter().take(8).sum();
+    let idle = f.get(3)? + f.get(4)?;
+    Some((total - idle) / 100.0)
+}
+
+/// CPU seconds of the server, of this process and of the whole machine,
+/// sampled together.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSample {
+    at: Instant,
+    server: Option<f64>,
+    bench: Option<f64>,
+    machine: Option<f64>,
+}
+
+impl CpuSample {
+    pub fn take(server_pid: Option<u32>) -> Self {
+        Self {
+            at: Instant::now(),
+            server: server_pid.and_then(|p| cpu_secs(Some(p))),
+            bench: cpu_secs(None),
+            machine: machine_busy_secs(),
+        }
+    }
+
+    /// Cores used by the server, by this process, and by everything else on
+    /// the machine (other work sharing it) since `self`.
+    pub fn cores_since(&self, server_pid: Option<u32>) -> Value {
+        let now = Self::take(server_pid);
+        let secs = now.at.duration_since(self.at).as_secs_f64().max(1e-9);
+        let cores = |a: Option<f64>, b: Option<f64>| {
+            a.zip(b)
+                .map(|(a, b)| ((b - a) / secs * 100.0).round() / 100.0)
+        };
+        let (server, bench, machine) = (
+            cores(self.server, now.server),
+            cores(self.bench, now.bench),
+            cores(self.machine, now.machine),
+        );
+        let other =
+            machine.map(|m| round2((m - server.unwrap_or(0.0) - bench.unwrap_or(0.0)).max(0.0)));
+        json!({
+            "server_cores": server,
+            "bench_cores": bench,
+            "machine_busy_cores": machine,
+            "other_processes_cores": other,
+        })
+    }
+}
+
+/// `name_sum` and `name_count` of a Prometheus histogram on /metrics.
+pub async fn metric_sum_count(target: &Target, name: &str) -> Option<(f64, f64)> {
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", target.base))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |suffix: &str| -> Option<f64> {
+        let key = format!("{name}_{suffix}");
+        text.lines()
+            .find(|l| l.split([' ', '{']).next() == Some(key.as_str()))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    Some((value("sum").unwrap_or(0.0), value("count").unwrap_or(0.0)))
+}
+
+/// Prints the result as an aligned table (for people) and, with `json`,
+/// appends it as one JSON line to that file (for machines; `-` = stdout).
+pub fn emit(result: &Value, json_out: Option<&Path>) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    flatten("", result, &mut rows);
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (k, v) in &rows {
+        out.push_str(&format!("  {k:<width$}  {v}\n"));
+    }
+    match json_out {
+        Some(p) if p.as_os_str() == "-" => println!("{}", serde_json::to_string(result)?),
+        Some(p) => {
+            print!("{out}");
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?;
+            writeln!(f, "{}", serde_json::to_string(result)?)?;
+        }
+        None => print!("{out}"),
+    }
+    Ok(())
+}
+
+fn flatten(prefix: &str, v: &Value, rows: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, rows);
+            }
+        }
+        Value::Null => {}
+        Value::String(s) => rows.push((prefix.to_owned(), s.clone())),
+        other => rows.push((prefix.to_owned(), other.to_string())),
+    }
+}
+
+/// Wraps a scenario's measurements with what identifies the run.
+pub fn result(scenario: &str, config: Value, measured: Value) -> Value {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    json!({
+        "scenario": scenario,
+        "machine": {"cores": cores, "memory_gib": mem_total_gib()},
+        "config": config,
+        "result": measured,
+    })
+}
+
+fn mem_total_gib() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: f64 = info
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((kb / 1024.0 / 1024.0 * 10.0).round() / 10.0)
+}
+
+pub fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vestnik_proto::{IncomingMessage, Sent, ServerFrame};
+
+    #[test]
+    fn the_stamp_survives_the_ciphertext_and_is_200_base64_characters() {
+        let s = Stamp {
+            sent_ns: 123_456_789_012,
+            sender: 4_000_000_000,
+            seq: u64::MAX - 3,
+        };
+        let ct = s.ciphertext(&[7u8; CIPHERTEXT_RAW]);
+        assert_eq!(ct.len(), 200);
+        assert!(ct
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)));
+        assert_eq!(Stamp::parse(&ct), Some(s));
+        assert_eq!(Stamp::parse("short"), None);
+    }
+
+    #[test]
+    fn frames_the_server_sends_parse_into_the_light_frame() {
+        let ct = Stamp {
+            sent_ns: 5,
+            sender: 6,
+            seq: 7,
+        }
+        .ciphertext(&[0u8; CIPHERTEXT_RAW]);
+        let msg = ServerFrame::Message {
+            cursor: 42,
+            message: IncomingMessage {
+                message_id: "m".into(),
+                conversation_id: "c".into(),
+                seq: 1,
+                sender_user_id: "u".into(),
+                sender_device_id: "d".into(),
+                msg_type: 1,
+                ciphertext: ct.clone(),
+                sent_at: 9,
+            },
+        };
+        let text = serde_json::to_string(&msg).expect("serialize");
+        let f: Frame = serde_json::from_str(&text).expect("parse");
+        assert_eq!(f.kind, "message");
+        assert_eq!(f.cursor, Some(42));
+        assert_eq!(f.ciphertext.as_deref(), Some(ct.as_str()));
+
+        let sent = ServerFrame::Sent(Sent {
+            client_msg_id: "r-1-2".into(),
+            message_id: "m".into(),
+            conversation_id: "c".into(),
+            seq: 3,
+            sent_at: 4,
+        });
+        let text = serde_json::to_string(&sent).expect("serialize");
+        let f: Frame = serde_json::from_str(&text).expect("parse");
+        assert_eq!(
+            (f.kind.as_ref(), f.client_msg_id.as_deref()),
+            ("sent", Some("r-1-2"))
+        );
+
+        let err = ServerFrame::Error {
+            code: "device_list_stale".into(),
+            message: "a \"quoted\" message".into(),
+            client_msg_id: Some("x".into()),
+            devices: None,
+        };
+        let text = serde_json::to_string(&err).expect("serialize");
+        let f: Frame = serde_json::from_str(&text).expect("parse");
+        assert_eq!(f.code.as_deref(), Some("device_list_stale"));
+        let f: Frame = serde_json::from_str(r#"{"type":"synced"}"#).expect("parse");
+        assert_eq!(f.kind, "synced");
+    }
+
+    #[test]
+    fn only_loopback_targets_are_accepted() {
+        assert!(Target::parse("http://127.0.0.1:8080").is_ok());
+        assert!(Target::parse("http://localhost:8080/").is_ok());
+        assert!(Target::parse("http://10.1.2.3:8080").is_err());
+        assert!(Target::parse("https://127.0.0.1:8080").is_err());
+        assert_eq!(source_ip(0, 0), None);
+        assert_eq!(source_ip(0, 4), Some("127.0.0.2".parse().expect("ip")));
+        assert_eq!(source_ip(5, 4), Some("127.0.0.3".parse().expect("ip")));
+    }
+
+    #[test]
+    fn accounts_group_by_user_in_file_order() {
+        let dir = std::env::temp_dir().join(format!("vestnik-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let f = dir.join("a.jsonl");
+        std::fs::write(
+            &f,
+            "{\"user_id\":\"u1\",\"device_id\":\"d1\",\"access_token\":\"t1\"}\n\
+             {\"user_id\":\"u1\",\"device_id\":\"d2\",\"access_token\":\"t2\"}\n\
+             {\"user_id\":\"u2\",\"device_id\":\"d3\",\"access_token\":\"t3\"}\n",
+        )
+        .expect("write");
+        let users = load_accounts(&f).expect("load");
+        assert_eq!(users.len(), 2);
+        assert_eq!(users[0].devices.len(), 2);
+        assert_eq!(users[1].devices[0].device_id, "d3");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

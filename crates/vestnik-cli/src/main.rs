@@ -1,0 +1,325 @@
+//! `vestnik-chat`: the terminal client. One-shot commands for scripts and an
+//! interactive chat (`vestnik-chat chat --with bob@example.org`).
+mod profile;
+mod tui;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use std::io::BufRead;
+use std::path::PathBuf;
+use vestnik_client::{Client, SecondFactor};
+
+use profile::{Profile, ProfileFile};
+
+#[derive(Parser)]
+#[command(
+    name = "vestnik-chat",
+    version,
+    about = "Vestnik terminal client: end-to-end-encrypted messaging"
+)]
+struct Cli {
+    /// Directory of this device's profile (store, key, settings)
+    #[arg(long, global = true, env = "VESTNIK_PROFILE")]
+    profile: Option<PathBuf>,
+    /// Server URL (saved in the profile at register/login)
+    #[arg(long, global = true, env = "VESTNIK_SERVER")]
+    server: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an account: mails a code, then asks for it and a password
+    /// (password from VESTNIK_PASSWORD if set)
+    Register {
+        #[arg(long)]
+        email: String,
+        /// The mailed code, if you already have one
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// Log this machine in as a new device of an existing account
+    Login {
+        #[arg(long)]
+        email: String,
+        /// Current authenticator code, when 2FA is on
+        #[arg(long)]
+        totp: Option<String>,
+        /// A recovery code instead of --totp
+        #[arg(long)]
+        recovery_code: Option<String>,
+    },
+    /// Send a text message
+    Send {
+        /// E-mail address or user id
+        #[arg(long)]
+        to: String,
+        message: String,
+    },
+    /// Fetch and decrypt what is waiting, print it
+    Sync,
+    /// The conversation with someone, oldest first
+    History {
+        #[arg(long)]
+        with: String,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// This account's devices
+    Devices,
+    /// The safety number to compare with someone (in person or by call)
+    VerifySafetyNumber {
+        #[arg(long)]
+        with: String,
+    },
+    /// Interactive chat in the terminal
+    Chat {
+        #[arg(long)]
+        with: String,
+    },
+    /// Two-factor authentication
+    #[command(name = "2fa")]
+    TwoFactor {
+        #[command(subcommand)]
+        command: TwoFactorCommand,
+    },
+    /// Log this device out (its keys leave the server)
+    Logout,
+}
+
+#[derive(Subcommand)]
+enum TwoFactorCommand {
+    /// Show a new secret and its otpauth:// URI
+    Setup,
+    /// Turn 2FA on with a current code; prints recovery codes
+    Enable { code: String },
+    /// Turn 2FA off with a current or recovery code
+    Disable { code: String },
+}
+
+fn read_line(prompt: &str) -> anyhow::Result<String> {
+    eprint!("{prompt}");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+fn password() -> anyhow::Result<String> {
+    match std::env::var("VESTNIK_PASSWORD") {
+        Ok(p) => Ok(p),
+        Err(_) => read_line("password: "),
+    }
+}
+
+async fn open(profile: &Profile) -> anyhow::Result<Client> {
+    let file = profile.load()?;
+    Ok(Client::open(profile.config(&file.server_url, false)?).await?)
+}
+
+/// An e-mail address is looked up; anything else must be a user id.
+async fn peer(client: &Client, who: &str) -> anyhow::Result<String> {
+    if who.contains('@') {
+        Ok(client
+            .lookup_user(who)
+            .await
+            .with_context(|| format!("looking up {who}"))?)
+    } else if who.len() == 32 && who.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(who.to_owned())
+    } else {
+        bail!("expected an e-mail address or a user id, got {who:?}")
+    }
+}
+
+fn time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    format!("{h:02}:{m:02}:{s:02}")
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vestnik-chat: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let profile = Profile::new(cli.profile.clone().unwrap_or_else(profile::default_dir));
+    let server = || {
+        cli.server
+            .clone()
+            .unwrap_or_else(|| "http://127.0.0.1:8080".into())
+    };
+    match cli.command {
+        Command::Register { email, code } => {
+            if profile.exists() {
+                bail!(
+                    "{} already holds a device; choose another --profile",
+                    profile.dir.display()
+                );
+            }
+            let code = match code {
+                Some(c) => c,
+                None => {
+                    Client::request_registration_code(&server(), &email).await?;
+                    read_line(&format!("code mailed to {email}: "))?
+                }
+            };
+            let pw = password()?;
+            let client =
+                Client::register(profile.config(&server(), true)?, &email, code.trim(), &pw)
+                    .await?;
+            profile.save(&ProfileFile {
+                server_url: server(),
+                email: email.clone(),
+            })?;
+            println!(
+                "registered {email}: user {} device {}",
+                client.user_id(),
+                client.device_id()
+            );
+            client.close().await;
+        }
+        Command::Login {
+            email,
+            totp,
+            recovery_code,
+        } => {
+            if profile.exists() {
+                bail!(
+                    "{} already holds a device; choose another --profile",
+                    profile.dir.display()
+                );
+            }
+            let second = match (totp, recovery_code) {
+                (Some(t), _) => Some(SecondFactor::Totp(t)),
+                (None, Some(r)) => Some(SecondFactor::RecoveryCode(r)),
+                _ => None,
+            };
+            let pw = password()?;
+            let client =
+                Client::login(profile.config(&server(), true)?, &email, &pw, second).await?;
+            profile.save(&ProfileFile {
+                server_url: server(),
+                email: email.clone(),
+            })?;
+            println!(
+                "logged in {email}: user {} device {}",
+                client.user_id(),
+                client.device_id()
+            );
+            client.close().await;
+        }
+        Command::Send { to, message } => {
+            let client = open(&profile).await?;
+            let peer = peer(&client, &to).await?;
+            let sent = client.send_text(&peer, &message).await?;
+            println!("sent #{} {}", sent.seq, sent.message_id);
+            client.close().await;
+        }
+        Command::Sync => {
+            let client = open(&profile).await?;
+            let mut events = client.events();
+            let n = client.sync().await?;
+            for _ in 0..n {
+                match tokio::time::timeout(std::time::Duration::from_millis(200), events.recv())
+                    .await
+                {
+                    Ok(Some(vestnik_client::ClientEvent::Message(m))) => {
+                        println!(
+                            "[{}] {} #{}: {}",
+                            time(m.sent_at),
+                            m.sender_user_id,
+                            m.seq,
+                            m.body
+                        )
+                    }
+                    Ok(Some(_)) => {}
+                    _ => break,
+                }
+            }
+            println!("{n} item(s) synced");
+            client.close().await;
+        }
+        Command::History { with, limit } => {
+            let client = open(&profile).await?;
+            let peer = peer(&client, &with).await?;
+            let conv = client.conversation_with(&peer).await?;
+            client.sync().await?;
+            for m in client.history(&conv, limit.clamp(1, 10_000)).await? {
+                let who = if m.sender_user_id == client.user_id() {
+                    "me".to_owned()
+                } else {
+                    m.sender_user_id.clone()
+                };
+                let when = m.sent_at.map(time).unwrap_or_else(|| "pending".into());
+                let ticks = if m.sender_user_id != client.user_id() {
+                    ""
+                } else if !m.delivered_to.is_empty() {
+                    " ✓✓"
+                } else if m.seq.is_some() {
+                    " ✓"
+                } else {
+                    " …"
+                };
+                println!("[{when}] {who}: {}{ticks}", m.body);
+            }
+            client.close().await;
+        }
+        Command::Devices => {
+            let client = open(&profile).await?;
+            for d in client.devices().await? {
+                let current = if d.current { " (this device)" } else { "" };
+                println!("{}\t{}\t{}{current}", d.id, d.platform, d.name);
+            }
+            client.close().await;
+        }
+        Command::VerifySafetyNumber { with } => {
+            let client = open(&profile).await?;
+            let peer = peer(&client, &with).await?;
+            let number = client.safety_number(&peer).await?;
+            println!("safety number with {with}:\n{number}");
+            println!("Compare it with theirs in person or on a call; it changes when a device is added or replaced.");
+            client.close().await;
+        }
+        Command::Chat { with } => {
+            let client = open(&profile).await?;
+            let peer_id = peer(&client, &with).await?;
+            tui::run(client, peer_id, with).await?;
+        }
+        Command::TwoFactor { command } => {
+            let client = open(&profile).await?;
+            match command {
+                TwoFactorCommand::Setup => {
+                    let s = client.setup_totp().await?;
+                    println!("secret: {}\nuri: {}", s.secret, s.otpauth_uri);
+                }
+                TwoFactorCommand::Enable { code } => {
+                    let r = client.enable_totp(&code).await?;
+                    println!("2FA is on. Recovery codes (each works once; keep them safe):");
+                    for c in r.recovery_codes {
+                        println!("  {c}");
+                    }
+                }
+                TwoFactorCommand::Disable { code } => {
+                    client.disable_totp(&code).await?;
+                    println!("2FA is off");
+                }
+            }
+            client.close().await;
+        }
+        Command::Logout => {
+            let client = open(&profile).await?;
+            client.logout().await?;
+            std::fs::remove_dir_all(&profile.dir).ok();
+            println!("logged out; {} removed", profile.dir.display());
+        }
+    }
+    Ok(())
+}

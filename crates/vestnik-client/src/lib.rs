@@ -1,0 +1,77 @@
+//! Vestnik's native async client library (tokio).
+//!
+//! A [`Client`] is one device of one account:
+//!
+//! - **Account and device**: [`Client::request_registration_code`] then
+//!   [`Client::register`] (the mailed code), or [`Client::login`] (with a
+//!   [`SecondFactor`] when 2FA is on) create the device: a fresh Olm account
+//!   (vestnik-crypto on vodozemac) whose identity, signing, signed fallback
+//!   and one-time keys are published with it. [`Client::open`] reopens it
+//!   from its store after a restart. Tokens are refreshed on `401`.
+//! - **Local store**: one SQLite file per device, sealed under the
+//!   [`StoreKey`] (the Olm state, the tokens and every message body; see
+//!   the `store` module docs for what stays in the clear and why).
+//! - **Socket**: [`Client::connect`] runs the WebSocket in the background,
+//!   reconnecting with capped exponential backoff and jitter. Everything
+//!   that arrives is decrypted, stored, then acknowledged; duplicates
+//!   (at-least-once delivery) are acknowledged and dropped by message id.
+//!   [`Client::events`] yields [`ClientEvent`]s: messages, receipts,
+//!   connection changes, device changes.
+//! - **Sending**: [`Client::send_text`] / [`Client::queue_text`] write to
+//!   a local outbox first; a background worker encrypts one Olm envelope per
+//!   device of every member except this one (claiming pre-key bundles where
+//!   there is no session yet), sends over the socket (or REST when there is
+//!   none), re-encrypts on `device_list_stale`, and after a broken
+//!   connection sends again with the same `client_msg_id` (the server
+//!   answers a repeat with the original `sent`).
+//! - **Keys**: one-time keys are topped up when the server's count falls
+//!   below its low watermark; [`Client::safety_number`] gives the code users
+//!   compare to verify each other's devices.
+//!
+//! The plaintext inside each Olm message is JSON:
+//! `{"v":1,"kind":"text","body":"…","client_msg_id":"…","conversation_id":"…"}`;
+//! a message whose `conversation_id` differs from the one the server filed
+//! it under is refused.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), vestnik_client::ClientError> {
+//! use vestnik_client::{Client, ClientConfig, ClientEvent, StoreKey};
+//! let config = ClientConfig::new("https://chat.example", "alice.db", StoreKey::secret(vec![7u8; 32]));
+//! let alice = Client::open(config).await?;
+//! let mut events = alice.events();
+//! alice.connect();
+//! let bob = alice.lookup_user("bob@example.com").await?;
+//! alice.send_text(&bob, "hello").await?;
+//! while let Some(e) = events.recv().await {
+//!     if let ClientEvent::Message(m) = e {
+//!         println!("{}: {}", m.sender_user_id, m.body);
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+#![deny(unsafe_code, unreachable_pub, clippy::unwrap_used)]
+
+mod api;
+mod backoff;
+mod client;
+mod config;
+mod engine;
+mod error;
+mod events;
+mod payload;
+mod seal;
+mod socket;
+mod store;
+mod types;
+
+pub use api::MAX_POW_DIFFICULTY;
+pub use client::{Client, SecondFactor};
+pub use config::{ClientConfig, StoreKey, DEFAULT_ONE_TIME_KEYS, MAX_TEXT_BYTES};
+pub use error::{ClientError, Result};
+pub use events::EventStream;
+pub use payload::PAYLOAD_VERSION;
+pub use types::{
+    ClientEvent, DeliveryReceipt, Direction, HistoryEntry, MessageState, ReceivedMessage,
+    SentMessage, Stats,
+};
+pub use vestnik_proto::{Conversation, DeviceInfo, PublicDevice, RecoveryCodes, TotpSetup};

@@ -1,0 +1,184 @@
+//! What the client hands to the application: events and history rows.
+use serde::{Deserialize, Serialize};
+
+/// Who wrote a message, seen from this account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From another user.
+    Incoming,
+    /// From this account (this device or another of its devices).
+    Outgoing,
+}
+
+/// Where a history row stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageState {
+    /// Written on this device, waiting in the local outbox for the server's `sent`.
+    Pending,
+    /// Accepted by the server (it has a message id and a sequence number).
+    Sent,
+    /// Received and decrypted.
+    Received,
+    /// Refused by the server for good (e.g. blocked, not a member).
+    Failed,
+}
+
+impl MessageState {
+    pub(crate) fn parse(s: &str) -> Self {
+        match s {
+            "pending" => MessageState::Pending,
+            "sent" => MessageState::Sent,
+            "received" => MessageState::Received,
+            _ => MessageState::Failed,
+        }
+    }
+}
+
+/// A decrypted message that arrived for this device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// Server id (unique; duplicates are never emitted twice).
+    pub message_id: String,
+    pub conversation_id: String,
+    /// Server-assigned order within the conversation.
+    pub seq: i64,
+    pub sender_user_id: String,
+    pub sender_device_id: String,
+    /// Server time, Unix milliseconds.
+    pub sent_at: i64,
+    /// The text.
+    pub body: String,
+    /// The sender's id for it.
+    pub client_msg_id: String,
+    /// Incoming, or Outgoing when another device of this account sent it.
+    pub direction: Direction,
+    /// It was an Olm pre-key message (it opened a new session).
+    pub prekey: bool,
+}
+
+/// The server accepted a message from this device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    pub client_msg_id: String,
+    pub message_id: String,
+    pub conversation_id: String,
+    pub seq: i64,
+    pub sent_at: i64,
+}
+
+/// A device took delivery of a message this account sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryReceipt {
+    pub message_id: String,
+    pub conversation_id: String,
+    /// The recipient user.
+    pub user_id: String,
+    /// The recipient device.
+    pub device_id: String,
+    /// Server time, Unix milliseconds.
+    pub at: i64,
+}
+
+/// Everything the client reports, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The WebSocket is open (the backlog follows).
+    Connected,
+    /// The backlog present at connect time has been stored and acknowledged.
+    Synced,
+    /// The WebSocket closed; the client reconnects by itself.
+    Disconnected {
+        /// Why, for logs.
+        reason: String,
+    },
+    /// A new message, stored before this event and acknowledged after it.
+    Message(ReceivedMessage),
+    /// A delivery receipt for a message this account sent (each device once).
+    Receipt(DeliveryReceipt),
+    /// A message from the local outbox was accepted by the server.
+    Sent(SentMessage),
+    /// A message from the local outbox was refused for good.
+    SendFailed {
+        client_msg_id: String,
+        /// The server's error code, or a description.
+        reason: String,
+    },
+    /// A user sharing a conversation with this account added or removed a device.
+    DevicesChanged { user_id: String },
+    /// A member of a conversation started or stopped typing (not stored).
+    Typing {
+        conversation_id: String,
+        user_id: String,
+        typing: bool,
+    },
+    /// A member has read a conversation up to `seq`.
+    Read {
+        conversation_id: String,
+        user_id: String,
+        seq: i64,
+    },
+    /// A user's presence (after [`crate::Client::subscribe_presence`]); both
+    /// fields are None when the user hides it.
+    Presence {
+        user_id: String,
+        online: Option<bool>,
+        /// Unix milliseconds of the last disconnect.
+        last_seen: Option<i64>,
+    },
+    /// A message that could not be decrypted or parsed; it is acknowledged
+    /// (and so dropped by the server) and never retried.
+    Undecryptable {
+        message_id: String,
+        conversation_id: String,
+        sender_user_id: String,
+        sender_device_id: String,
+        reason: String,
+    },
+    /// The server refused this device's tokens: it was logged out or
+    /// revoked. The socket stops; log in again with a new store.
+    SessionEnded { reason: String },
+    /// The reader fell this many events behind and they were dropped
+    /// (everything is still in [`crate::Client::history`]).
+    Lagged { missed: u64 },
+}
+
+/// One row of a conversation's local history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Local id of the row.
+    pub local_id: String,
+    /// Server id; None while pending.
+    pub message_id: Option<String>,
+    pub client_msg_id: Option<String>,
+    pub conversation_id: Option<String>,
+    /// Server order; None while pending.
+    pub seq: Option<i64>,
+    pub sender_user_id: String,
+    pub sender_device_id: String,
+    pub direction: Direction,
+    pub state: MessageState,
+    pub body: String,
+    /// Server time; None while pending.
+    pub sent_at: Option<i64>,
+    /// Devices that took delivery (outgoing messages), sorted.
+    pub delivered_to: Vec<String>,
+}
+
+/// Counters, mostly for tests and diagnostics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// WebSocket connections opened.
+    pub connections: u64,
+    /// Sends refused with `device_list_stale` and re-encrypted.
+    pub stale_resends: u64,
+    /// Sends repeated with the same `client_msg_id` (lost answer, reconnect).
+    pub resends: u64,
+    /// Incoming messages and receipts dropped as duplicates.
+    pub duplicates: u64,
+    /// Access tokens refreshed.
+    pub refreshes: u64,
+    /// One-time keys uploaded after registration.
+    pub one_time_keys_uploaded: u64,
+}

@@ -1,0 +1,468 @@
+//! The real server in-process on a random port (SQLite, or PostgreSQL +
+//! Redis), a TCP proxy the tests can cut, and helpers to make accounts and
+//! wait for events.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+use vestnik_client::{
+    Client, ClientConfig, ClientEvent, EventStream, ReceivedMessage, SecondFactor, StoreKey,
+};
+use vestnik_core::clock::ManualClock;
+use vestnik_core::Config;
+
+pub const PASSWORD: &str = "vestnik-test-passphrase-42";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    PostgresRedis,
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+fn pg_url() -> String {
+    std::env::var("VESTNIK_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn redis_url() -> String {
+    std::env::var("VESTNIK_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A fresh database on the test PostgreSQL server; None outside CI when
+/// the server is unreachable (CI must fail instead).
+async fn fresh_pg_database() -> Option<String> {
+    use sqlx::Connection;
+    let admin = pg_url();
+    let mut conn = match sqlx::PgConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) if !in_ci() => {
+            eprintln!(
+                "SKIPPED: PostgreSQL at {admin} is unreachable ({e}); CI=true makes this a failure"
+            );
+            return None;
+        }
+        Err(e) => panic!("PostgreSQL at {admin} is unreachable in CI: {e}"),
+    };
+    let name = format!("vestnik_client_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or(admin);
+    Some(format!("{base}/{name}"))
+}
+
+async fn redis_reachable() -> bool {
+    match vestnik_bus::connect_redis(&redis_url()).await {
+        Ok(_) => true,
+        Err(e) if !in_ci() => {
+            eprintln!(
+                "SKIPPED: Redis at {} is unreachable ({e}); CI=true makes this a failure",
+                redis_url()
+            );
+            false
+        }
+        Err(e) => panic!("Redis at {} is unreachable in CI: {e}", redis_url()),
+    }
+}
+
+/// A running server plus a scratch directory for client stores.
+pub struct Server {
+    pub base: String,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub clients_dir: PathBuf,
+    pub clock: ManualClock,
+    pub gw: Arc<vestnik_gateway::Gateway>,
+    pub backend: Backend,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        let _ = std::fs::remove_dir_all(&self.clients_dir);
+    }
+}
+
+pub async fn spawn_server(backend: Backend) -> Option<Server> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let data_dir = std::env::temp_dir().join(format!("vestnik-client-test-{id}"));
+    let clients_dir = std::env::temp_dir().join(format!("vestnik-client-stores-{id}"));
+    std::fs::create_dir_all(&clients_dir).expect("clients dir");
+    let mut config = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: data_dir.clone(),
+        pow_difficulty: 8,
+        rate_ip_per_minute: 100_000,
+        rate_auth_ip_per_minute: 100_000,
+        rate_auth_email_per_hour: 100_000,
+        db_pool_size: 8,
+        ..Config::default()
+    };
+    if backend == Backend::PostgresRedis {
+        if !redis_reachable().await {
+            return None;
+        }
+        config.database_url = Some(fresh_pg_database().await?);
+        config.redis_url = Some(redis_url());
+        config.redis_prefix = format!("vct-{}", uuid::Uuid::new_v4().simple());
+    }
+    if std::env::var("TEST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("TEST_LOG").unwrap_or_default())
+            .try_init();
+    }
+    let clock = ManualClock::default();
+    let gw = vestnik_server::build(&config, Arc::new(clock.clone()))
+        .await
+        .expect("build server");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(vestnik_server::serve(listener, gw.clone(), async move {
+        let _ = rx.await;
+    }));
+    Some(Server {
+        base: format!("http://{addr}"),
+        addr,
+        data_dir,
+        clients_dir,
+        clock,
+        gw,
+        backend,
+        shutdown: Some(tx),
+    })
+}
+
+/// Runs each named test body on both backends.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() -> anyhow::Result<()> {
+                   match $crate::common::spawn_server($crate::common::Backend::Sqlite).await {
+                       Some(s) => super::$name(s).await,
+                       None => Ok(()),
+                   }
+               } )*
+        }
+        mod postgres_redis {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() -> anyhow::Result<()> {
+                   match $crate::common::spawn_server($crate::common::Backend::PostgresRedis).await {
+                       Some(s) => super::$name(s).await,
+                       None => Ok(()),
+                   }
+               } )*
+        }
+    };
+}
+
+impl Server {
+    /// The newest code mailed to `email`.
+    pub fn mailed_code(&self, email: &str) -> Option<String> {
+        let dir = self.data_dir.join("mail");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        for f in files.iter().rev() {
+            let text = std::fs::read_to_string(f).ok()?;
+            if !text
+                .to_lowercase()
+                .contains(&format!("to: {}", email.to_lowercase()))
+            {
+                continue;
+            }
+            let idx = text.find("verification code is ")?;
+            return Some(text[idx + 21..idx + 27].to_owned());
+        }
+        None
+    }
+
+    pub fn store_path(&self, name: &str) -> PathBuf {
+        self.clients_dir.join(format!("{name}.db"))
+    }
+
+    /// Client settings with fast retries, for this server (or a proxy in front of it).
+    pub fn config(&self, url: &str, name: &str) -> ClientConfig {
+        let mut c = ClientConfig::new(url, self.store_path(name), key_for(name));
+        c.device_name = name.to_owned();
+        c.platform = "linux".into();
+        c.reconnect_min = Duration::from_millis(50);
+        c.reconnect_max = Duration::from_millis(400);
+        c.keepalive = Duration::from_millis(500);
+        c.send_timeout = Duration::from_secs(5);
+        c.request_timeout = Duration::from_secs(10);
+        c
+    }
+
+    /// A new account whose first device is `name`.
+    pub async fn register(&self, email: &str, name: &str) -> anyhow::Result<Client> {
+        self.register_via(&self.base.clone(), email, name).await
+    }
+
+    pub async fn register_via(&self, url: &str, email: &str, name: &str) -> anyhow::Result<Client> {
+        Client::request_registration_code(url, email).await?;
+        let code = self
+            .mailed_code(email)
+            .ok_or_else(|| anyhow::anyhow!("no code mailed to {email}"))?;
+        Ok(Client::register(self.config(url, name), email, &code, PASSWORD).await?)
+    }
+
+    /// Another device of an existing account.
+    pub async fn login(&self, email: &str, name: &str) -> anyhow::Result<Client> {
+        Ok(Client::login(self.config(&self.base, name), email, PASSWORD, None).await?)
+    }
+
+    pub async fn login_2fa(
+        &self,
+        email: &str,
+        name: &str,
+        f: SecondFactor,
+    ) -> anyhow::Result<Client> {
+        Ok(Client::login(self.config(&self.base, name), email, PASSWORD, Some(f)).await?)
+    }
+
+    /// What waits in the server's outbox for a device (ciphertext bodies).
+    pub async fn outbox_bodies(&self, device_id: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .gw
+            .store
+            .outbox(device_id, 0, 10_000)
+            .await?
+            .into_iter()
+            .map(|r| r.body)
+            .collect())
+    }
+
+    /// The raw bytes of the server's SQLite files (database and WAL).
+    pub fn database_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for suffix in ["", "-wal"] {
+            if let Ok(b) = std::fs::read(self.data_dir.join(format!("vestnik.db{suffix}"))) {
+                out.extend(b);
+            }
+        }
+        out
+    }
+}
+
+/// A store key per client name (stable, so a client can be reopened).
+pub fn key_for(name: &str) -> StoreKey {
+    let mut k = name.as_bytes().to_vec();
+    k.resize(32, b'k');
+    StoreKey::secret(k)
+}
+
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+pub fn file_contains(path: &Path, needle: &str) -> bool {
+    let mut all = Vec::new();
+    for suffix in ["", "-wal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        if let Ok(b) = std::fs::read(PathBuf::from(p)) {
+            all.extend(b);
+        }
+    }
+    contains(&all, needle)
+}
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The next event matching `pred`, within `WAIT`.
+pub async fn wait_for(
+    events: &mut EventStream,
+    what: &str,
+    mut pred: impl FnMut(&ClientEvent) -> bool,
+) -> anyhow::Result<ClientEvent> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let e = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out waiting for {what}"))?
+            .ok_or_else(|| anyhow::anyhow!("event stream ended waiting for {what}"))?;
+        if let ClientEvent::Lagged { missed } = e {
+            anyhow::bail!("lagged by {missed} events waiting for {what}");
+        }
+        if pred(&e) {
+            return Ok(e);
+        }
+    }
+}
+
+/// The next `n` messages (other events skipped).
+pub async fn messages(events: &mut EventStream, n: usize) -> anyhow::Result<Vec<ReceivedMessage>> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let e = wait_for(events, &format!("message {} of {n}", out.len() + 1), |e| {
+            matches!(
+                e,
+                ClientEvent::Message(_) | ClientEvent::Undecryptable { .. }
+            )
+        })
+        .await?;
+        match e {
+            ClientEvent::Message(m) => out.push(m),
+            other => anyhow::bail!("unexpected {other:?}"),
+        }
+    }
+    Ok(out)
+}
+
+/// Drains what is already queued and asserts no further message arrives
+/// within `quiet`.
+pub async fn no_more_messages(events: &mut EventStream, quiet: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + quiet;
+    while let Ok(Some(e)) = tokio::time::timeout_at(deadline, events.recv()).await {
+        if let ClientEvent::Message(m) = &e {
+            anyhow::bail!("unexpected extra message {:?}", m.body);
+        }
+        if let ClientEvent::Undecryptable { .. } = &e {
+            anyhow::bail!("unexpected {e:?}");
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `cond` holds (polling), within `WAIT`.
+pub async fn eventually<F, Fut>(what: &str, mut cond: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if cond().await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("timed out waiting until {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+// ---------- a TCP proxy the tests can cut ----------
+
+/// Forwards connections to the server. `set_down(true)` cuts every
+/// connection and refuses new ones; `set_deaf(true)` keeps forwarding what
+/// clients send but drops what the server answers.
+#[derive(Clone)]
+pub struct Proxy {
+    pub url: String,
+    down: Arc<AtomicBool>,
+    deaf: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl Proxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let proxy = Proxy {
+            url: format!("http://{addr}"),
+            down: Arc::new(AtomicBool::new(false)),
+            deaf: Arc::new(AtomicBool::new(false)),
+            conns: Arc::new(Mutex::new(Vec::new())),
+        };
+        let p = proxy.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if p.down.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let deaf = p.deaf.clone();
+                let task = tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = cr.read(&mut buf).await?;
+                            if n == 0 {
+                                return Ok::<_, std::io::Error>(());
+                            }
+                            sw.write_all(&buf[..n]).await?;
+                        }
+                    };
+                    let down = async {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = sr.read(&mut buf).await?;
+                            if n == 0 {
+                                return Ok::<_, std::io::Error>(());
+                            }
+                            if !deaf.load(Ordering::SeqCst) {
+                                cw.write_all(&buf[..n]).await?;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = up => {}
+                        _ = down => {}
+                    }
+                });
+                p.conns
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(task.abort_handle());
+            }
+        });
+        proxy
+    }
+
+    pub fn kill_all(&self) {
+        for c in self
+            .conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+        {
+            c.abort();
+        }
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            self.kill_all();
+        }
+    }
+
+    pub fn set_deaf(&self, deaf: bool) {
+        self.deaf.store(deaf, Ordering::SeqCst);
+    }
+}
