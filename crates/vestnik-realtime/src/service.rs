@@ -360,6 +360,21 @@ impl Realtime {
             .collect();
         let given: BTreeSet<&str> = msg.envelopes.iter().map(|e| e.device_id.as_str()).collect();
         if expected != given {
+            // A retry of a message stored before the device list changed gets
+            // its original answer, not a demand to re-encrypt.
+            if let Some((message_id, seq, sent_at)) = self
+                .store
+                .stored_message(&auth.device_id, &msg.client_msg_id)
+                .await?
+            {
+                return Ok(Sent {
+                    client_msg_id: msg.client_msg_id,
+                    message_id,
+                    conversation_id: msg.conversation_id,
+                    seq,
+                    sent_at,
+                });
+            }
             return Err(RealtimeError::DeviceListStale(
                 devices.into_iter().map(public).collect(),
             ));

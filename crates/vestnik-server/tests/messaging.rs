@@ -217,6 +217,17 @@ async fn a_retried_send_gets_the_same_answer_and_is_stored_once(app: TestApp) {
     assert_eq!(a.body, b.body);
     let c = send(&app, &alice.devices[0].1, &conv, "other", &targets).await;
     assert_eq!(c.body["seq"].as_i64(), Some(2));
+    // Bob adds a device: a retry of an already stored message still gets its
+    // original answer (nothing to re-encrypt), while a new message must include it.
+    app.login("bob@example.org", PW, json!({})).await;
+    let retry = send(&app, &alice.devices[0].1, &conv, "same", &targets).await;
+    assert_eq!(retry.body, a.body);
+    assert_eq!(
+        send(&app, &alice.devices[0].1, &conv, "new", &targets)
+            .await
+            .code(),
+        "device_list_stale"
+    );
     assert_eq!(
         pending(&app, &bob.devices[0].1, 0, 100).await["items"]
             .as_array()

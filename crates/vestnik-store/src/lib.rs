@@ -181,6 +181,13 @@ pub trait MessageStore: Send + Sync {
     async fn set_block(&self, user_id: &str, blocked: &str, on: bool, now: i64) -> Result<()>;
     /// Stores messages and their envelopes in one transaction (one result per
     /// message, in order); a retried `client_msg_id` returns the stored one.
+    /// A message already stored for this sending device and client id:
+    /// (message id, seq, created_at).
+    async fn stored_message(
+        &self,
+        sender_device_id: &str,
+        client_msg_id: &str,
+    ) -> Result<Option<(String, i64, i64)>>;
     async fn store_messages(
         &self,
         batch: &[NewMessage],

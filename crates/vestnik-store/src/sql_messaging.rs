@@ -242,6 +242,14 @@ macro_rules! impl_messaging_store {
                 Ok(())
             }
 
+                        async fn stored_message(&self, sender_device_id: &str, client_msg_id: &str) -> $crate::Result<Option<(String, i64, i64)>> {
+                Ok(sqlx::query_as("SELECT id, seq, created_at FROM messages WHERE sender_device_id = $1 AND client_msg_id = $2")
+                    .bind(sender_device_id)
+                    .bind(client_msg_id)
+                    .fetch_optional(self.read())
+                    .await?)
+            }
+
             async fn store_messages(&self, batch: &[$crate::NewMessage], expires_at: i64) -> $crate::Result<Vec<$crate::StoredMessage>> {
                 let mut tx = self.write().begin().await?;
                 let mut results = Vec::with_capacity(batch.len());
