@@ -11,39 +11,11 @@ use vestnik_proto::{PowChallenge, PowSolution};
 
 use crate::{AuthError, AuthService};
 
-fn leading_zero_bits(hash: &[u8]) -> u32 {
-    let mut n = 0;
-    for b in hash {
-        if *b == 0 {
-            n += 8;
-        } else {
-            return n + b.leading_zeros();
-        }
-    }
-    n
-}
-
-fn digest(challenge: &str, nonce: &str) -> [u8; 32] {
-    Sha256::new()
-        .chain_update(challenge)
-        .chain_update(b":")
-        .chain_update(nonce)
-        .finalize()
-        .into()
-}
-
 /// Finds a nonce (what a client does; used by tests and the CLI).
 pub fn solve(c: &PowChallenge) -> PowSolution {
-    let mut n: u64 = 0;
-    loop {
-        let nonce = n.to_string();
-        if leading_zero_bits(&digest(&c.challenge, &nonce)) >= c.difficulty {
-            return PowSolution {
-                challenge: c.challenge.clone(),
-                nonce,
-            };
-        }
-        n += 1;
+    PowSolution {
+        challenge: c.challenge.clone(),
+        nonce: vestnik_core::pow::solve(&c.challenge, c.difficulty),
     }
 }
 
@@ -150,28 +122,6 @@ impl AuthService {
         let difficulty = u32::from_be_bytes(body[8..12].try_into().unwrap_or([0; 4]));
         expires > self.clock.now_secs()
             && difficulty >= self.settings.pow_difficulty
-            && leading_zero_bits(&digest(&sol.challenge, &sol.nonce)) >= difficulty
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn leading_zero_bits_counts_across_bytes() {
-        assert_eq!(leading_zero_bits(&[0, 0, 0x10]), 19);
-        assert_eq!(leading_zero_bits(&[0x80]), 0);
-        assert_eq!(leading_zero_bits(&[0, 1]), 15);
-    }
-
-    #[test]
-    fn solve_finds_a_nonce_with_enough_zero_bits() {
-        let c = PowChallenge {
-            challenge: "abc.def".into(),
-            difficulty: 10,
-        };
-        let s = solve(&c);
-        assert!(leading_zero_bits(&digest(&c.challenge, &s.nonce)) >= 10);
+            && vestnik_core::pow::is_solution(&sol.challenge, &sol.nonce, difficulty)
     }
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use vestnik_proto::{ErrorBody, PowChallenge, PowSolution, RefreshRequest, SessionTokens};
 
@@ -48,18 +47,6 @@ pub(crate) fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
     }
 }
 
-fn leading_zero_bits(hash: &[u8]) -> u32 {
-    let mut n = 0;
-    for b in hash {
-        if *b == 0 {
-            n += 8;
-        } else {
-            return n + b.leading_zeros();
-        }
-    }
-    n
-}
-
 /// Finds a nonce with SHA-256(`challenge` ":" nonce) starting with
 /// `difficulty` zero bits.
 pub(crate) fn solve_pow(c: &PowChallenge) -> Result<PowSolution> {
@@ -69,22 +56,10 @@ pub(crate) fn solve_pow(c: &PowChallenge) -> Result<PowSolution> {
             c.difficulty
         )));
     }
-    let mut n: u64 = 0;
-    loop {
-        let nonce = n.to_string();
-        let hash = Sha256::new()
-            .chain_update(&c.challenge)
-            .chain_update(b":")
-            .chain_update(&nonce)
-            .finalize();
-        if leading_zero_bits(&hash) >= c.difficulty {
-            return Ok(PowSolution {
-                challenge: c.challenge.clone(),
-                nonce,
-            });
-        }
-        n += 1;
-    }
+    Ok(PowSolution {
+        challenge: c.challenge.clone(),
+        nonce: vestnik_core::pow::solve(&c.challenge, c.difficulty),
+    })
 }
 
 /// Runs an unauthenticated auth call; when the server demands a proof of

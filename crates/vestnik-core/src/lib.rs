@@ -6,6 +6,7 @@ pub mod config;
 pub mod email;
 pub mod ids;
 pub mod limits;
+pub mod pow;
 pub mod token;
 
 pub use clock::{Clock, SystemClock};
