@@ -84,6 +84,7 @@ impl AuthService {
                 access_token: tokens.access_token,
             });
         }
+        self.forget_devices(&user_id, Vec::new()).await?;
         Ok(out)
     }
 }

@@ -14,6 +14,13 @@ const ACCESS_PREFIX: &str = "vsa_";
 const REFRESH_PREFIX: &str = "vsr_";
 const CACHE_TTL_MAX_MS: i64 = 60_000;
 
+/// How long a cached device list may live (changes delete it sooner).
+const DEVICE_LIST_CACHE_MS: u64 = 10_000;
+
+fn devices_key(user_id: &str) -> String {
+    format!("devs:{user_id}")
+}
+
 fn cache_key(access_hash: &str) -> String {
     format!("at:{access_hash}")
 }
@@ -115,6 +122,18 @@ impl AuthService {
         Ok(())
     }
 
+    /// Drops a user's cached device list and the given access tokens in one call.
+    pub(crate) async fn forget_devices(
+        &self,
+        user_id: &str,
+        access_hashes: Vec<String>,
+    ) -> Result<(), AuthError> {
+        let mut keys: Vec<String> = access_hashes.iter().map(|h| cache_key(h)).collect();
+        keys.push(devices_key(user_id));
+        self.kv.del(&keys).await?;
+        Ok(())
+    }
+
     pub async fn refresh(
         &self,
         meta: &RequestMeta,
@@ -156,7 +175,7 @@ impl AuthService {
                     .store
                     .revoke_devices(&user_id, Some(std::slice::from_ref(&device_id)), now)
                     .await?;
-                self.forget(hashes).await?;
+                self.forget_devices(&user_id, hashes).await?;
                 self.audit(
                     meta,
                     Some(&user_id),
@@ -181,7 +200,7 @@ impl AuthService {
                 self.clock.now_ms(),
             )
             .await?;
-        self.forget(hashes).await?;
+        self.forget_devices(&auth.user_id, hashes).await?;
         self.audit(
             meta,
             Some(&auth.user_id),
@@ -202,7 +221,7 @@ impl AuthService {
             .store
             .revoke_devices(&auth.user_id, None, self.clock.now_ms())
             .await?;
-        self.forget(hashes).await?;
+        self.forget_devices(&auth.user_id, hashes).await?;
         self.audit(
             meta,
             Some(&auth.user_id),
@@ -235,7 +254,7 @@ impl AuthService {
                 self.clock.now_ms(),
             )
             .await?;
-        self.forget(hashes).await?;
+        self.forget_devices(&auth.user_id, hashes).await?;
         let detail = format!(r#"{{"revoked_device":"{device_id}"}}"#);
         self.audit(
             meta,
@@ -248,22 +267,43 @@ impl AuthService {
         Ok(())
     }
 
+    /// The account's devices. Cached (in Redis when configured) because
+    /// clients poll it; every change deletes the entry, and it lives at most
+    /// `DEVICE_LIST_CACHE_MS` in case a concurrent reader re-filled it with
+    /// the list from just before a change.
     pub async fn list_devices(&self, auth: &SessionAuth) -> Result<DeviceList, AuthError> {
-        let devices = self.store.list_devices(&auth.user_id).await?;
-        Ok(DeviceList {
-            devices: devices
-                .into_iter()
-                .map(|d| DeviceInfo {
-                    current: d.id == auth.device_id,
-                    id: d.id,
-                    name: d.name,
-                    platform: d.platform,
-                    identity_key: d.identity_key,
-                    signing_key: d.signing_key,
-                    created_at: d.created_at,
-                })
-                .collect(),
-        })
+        let key = devices_key(&auth.user_id);
+        let cached = self
+            .kv
+            .get(&key)
+            .await?
+            .and_then(|j| serde_json::from_str::<Vec<DeviceInfo>>(&j).ok());
+        let mut devices = match cached {
+            Some(d) => d,
+            None => {
+                let rows = self.store.list_devices(&auth.user_id).await?;
+                let d: Vec<DeviceInfo> = rows
+                    .into_iter()
+                    .map(|d| DeviceInfo {
+                        current: false,
+                        id: d.id,
+                        name: d.name,
+                        platform: d.platform,
+                        identity_key: d.identity_key,
+                        signing_key: d.signing_key,
+                        created_at: d.created_at,
+                    })
+                    .collect();
+                if let Ok(json) = serde_json::to_string(&d) {
+                    self.kv.set(&key, &json, DEVICE_LIST_CACHE_MS).await?;
+                }
+                d
+            }
+        };
+        for d in &mut devices {
+            d.current = d.id == auth.device_id;
+        }
+        Ok(DeviceList { devices })
     }
 
     pub async fn account(&self, auth: &SessionAuth) -> Result<Account, AuthError> {
@@ -321,7 +361,7 @@ impl AuthService {
             .set_user_status(&u.id, vestnik_store::UserStatus::Disabled, now)
             .await?;
         let hashes = self.store.revoke_devices(&u.id, None, now).await?;
-        self.forget(hashes).await?;
+        self.forget_devices(&u.id, hashes).await?;
         self.audit(
             &RequestMeta::default(),
             Some(&u.id),

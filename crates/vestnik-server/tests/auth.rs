@@ -750,6 +750,9 @@ async fn revoking_a_device_ends_its_session_and_removes_its_keys(app: TestApp) {
         app.gw.store.one_time_key_count(&d1).await.expect("count"),
         5
     );
+    // The (cached) device list sees the new device and, below, the revocation.
+    let before = app.get_auth("/v1/devices", &t2).await;
+    assert_eq!(before.body["devices"].as_array().map(Vec::len), Some(2));
     let r = app
         .send(
             Method::DELETE,
