@@ -352,7 +352,9 @@ impl Conn {
         let frame = ClientFrame::Send(SendMessage {
             client_msg_id: format!("{}-{seq}", self.shared.run_id),
             conversation_id: s.conversation_id.clone(),
+            kind: Default::default(),
             envelopes,
+            ciphertext: None,
         });
         self.ws
             .feed(Message::text(serde_json::to_string(&frame)?))

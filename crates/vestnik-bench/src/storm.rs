@@ -128,6 +128,8 @@ async fn load(
                 let frame = ClientFrame::Send(SendMessage {
                     client_msg_id: format!("{run_id}-{seq}"),
                     conversation_id: conv.clone(),
+                    kind: Default::default(),
+                    ciphertext: None,
                     envelopes: devices
                         .iter()
                         .map(|d| Envelope {
@@ -252,12 +254,52 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
                 for m in ack_frames(&cursors)? {
                     ws.feed(m).await?;
                 }
+                // The server handles one socket's frames in order and answers
+                // an ack only when it fails: the pong after the acks says
+                // they are committed.
+                let ping = ClientFrame::Ping {
+                    nonce: Some("acked".into()),
+                };
+                ws.send(Message::text(serde_json::to_string(&ping)?))
+                    .await?;
+                let mut ack_errors = 0u64;
+                let mut live = Vec::new();
+                loop {
+                    let m = tokio::time::timeout(limit, ws.next())
+                        .await
+                        .context("no pong after the acks in time")?;
+                    match m {
+                        Some(Ok(Message::Text(t))) => {
+                            let f: Frame = serde_json::from_str(t.as_str())?;
+                            match f.kind.as_ref() {
+                                "pong" => break,
+                                "error" => ack_errors += 1,
+                                _ => live.extend(f.cursor),
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => return Err(e.into()),
+                        None => bail!("closed before the pong"),
+                    }
+                }
+                let acked = now_ns() - t0_ns;
+                for m in ack_frames(&live)? {
+                    ws.feed(m).await?;
+                }
                 ws.flush().await?;
                 drop(permit);
-                Ok::<_, anyhow::Error>((ws, connected, synced, messages, cursors.len()))
+                Ok::<_, anyhow::Error>((
+                    ws,
+                    connected,
+                    synced,
+                    acked,
+                    ack_errors,
+                    messages,
+                    cursors.len(),
+                ))
             }
             .await;
-            let (mut ws, connected, synced, messages, items) = match result {
+            let (mut ws, connected, synced, acked, ack_errors, messages, items) = match result {
                 Ok(r) => r,
                 Err(e) => {
                     failed.fetch_add(1, Ordering::Relaxed);
@@ -283,7 +325,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
                 }
             }
             let _ = ws.close(None).await;
-            Ok((connected, synced, messages, items))
+            Ok((connected, synced, acked, ack_errors, messages, items))
         }));
     }
     loop {
@@ -296,18 +338,20 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
     let drained_secs = last_done_ns.load(Ordering::Relaxed) as f64 / 1e9;
     let cpu = cpu0.cores_since(opts.server_pid);
     let n_done = done.load(Ordering::Relaxed);
-    eprintln!("[reconnect-storm] {n_done}/{n} drained in {drained_secs:.2} s; acking receipts 2 s");
+    eprintln!("[reconnect-storm] {n_done}/{n} drained (backlog received, acks committed) in {drained_secs:.2} s; acking receipts 2 s");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _ = stop_tx.send(true);
 
-    let (mut connect_h, mut synced_h) = (histogram(), histogram());
-    let (mut short, mut messages_total, mut items_total) = (0u64, 0u64, 0u64);
+    let (mut connect_h, mut synced_h, mut acked_h) = (histogram(), histogram(), histogram());
+    let (mut short, mut messages_total, mut items_total, mut ack_errors) = (0u64, 0u64, 0u64, 0u64);
     let mut first_error = None;
     for t in tasks {
         match t.await {
-            Ok(Ok((c, s, m, items))) => {
+            Ok(Ok((c, s, a, errors, m, items))) => {
                 record(&mut connect_h, c);
                 record(&mut synced_h, s);
+                record(&mut acked_h, a);
+                ack_errors += errors;
                 messages_total += m;
                 items_total += items as u64;
                 if (m as usize) < opts.pending {
@@ -335,6 +379,8 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
         "messages_per_sec_delivered": common::round2(messages_total as f64 / drained_secs.max(1e-9)),
         "time_to_connected": summary(&connect_h),
         "time_to_synced": summary(&synced_h),
+        "time_to_acks_committed": summary(&acked_h),
+        "ack_errors": ack_errors,
         "load_messages_stored": stored,
         "load_secs": common::round2(load_secs),
         "cpu": cpu,

@@ -73,6 +73,8 @@ pub struct Config {
     pub db_pool_size: u32,
     /// Undelivered messages expire after this many days. default: 30
     pub message_retention_days: u32,
+    /// Members a group may have (channels have no limit). default: 1000
+    pub group_max_members: u32,
     /// This node's name in the cluster (its Redis event stream). A node that
     /// restarts with the same id resumes its stream. default: random per start
     pub node_id: Option<String>,
@@ -133,6 +135,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             db_pool_size: 16,
             message_retention_days: 30,
+            group_max_members: 1000,
             node_id: None,
         }
     }
@@ -283,6 +286,9 @@ impl Config {
         }
         if !(1..=3650).contains(&self.message_retention_days) {
             return Err(bad("message_retention_days", "expected 1..=3650"));
+        }
+        if !(2..=100_000).contains(&self.group_max_members) {
+            return Err(bad("group_max_members", "expected 2..=100000"));
         }
         if !(1..=1000).contains(&self.db_pool_size) {
             return Err(bad("db_pool_size", "expected 1..=1000"));

@@ -2,7 +2,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{account, auth, keys, messages, ops, twofactor, ws};
+use crate::routes::{account, auth, groups, keys, messages, ops, twofactor, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,8 @@ use crate::routes::{account, auth, keys, messages, ops, twofactor, ws};
         keys::upload, keys::count, keys::claim, keys::user_devices, keys::lookup,
         messages::create_conversation, messages::list_conversations, messages::send, messages::pending, messages::ack,
         messages::read_markers, messages::mark_read, messages::block, messages::unblock, ws::ticket, ws::ws,
+        groups::get_conversation, groups::update_conversation, groups::conversation_devices, groups::add_member,
+        groups::remove_member, groups::set_role, groups::transfer_ownership, groups::create_invite, groups::join_invite,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(vestnik_proto::ClientFrame, vestnik_proto::ServerFrame)),

@@ -76,18 +76,115 @@ pub struct LookupResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConversation {
-    /// Only `direct` for now.
+    /// `direct`, `group` or `channel`.
     pub kind: String,
     /// For `direct`: the other user.
-    pub peer_user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_user_id: Option<String>,
+    /// For `group` and `channel`: the first members besides the creator (who
+    /// becomes the owner); they join as `member` (`subscriber` in a channel).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub member_user_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Member {
+    pub user_id: String,
+    /// `owner`, `admin`, `member`; in a channel `owner`, `publisher`, `subscriber`.
+    pub role: String,
+    pub joined_at: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Conversation {
     pub id: String,
+    /// `direct`, `group` or `channel`.
     pub kind: String,
     pub member_user_ids: Vec<String>,
+    /// With roles; listed by `GET /v1/conversations/{id}` only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Member>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// A media reference chosen by the client (opaque to the server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_ref: Option<String>,
     pub created_at: i64,
+}
+
+/// Changes to a group's or channel's settings; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConversation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_ref: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRole {
+    /// Groups: `admin` or `member`. Channels: `publisher` or `subscriber`.
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferOwnership {
+    /// A member who becomes the owner; the old owner becomes an admin (publisher).
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInvite {
+    /// 1-10,000; default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<i64>,
+    /// 60 s to 30 days; default 7 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Invite {
+    /// Shown once: anyone holding it can join with `POST /v1/invites/{token}/join`.
+    pub token: String,
+    pub conversation_id: String,
+    pub max_uses: i64,
+    pub expires_at: i64,
+}
+
+/// Something that happened to a conversation, queued to every member device
+/// (and to the member it concerns, when they were removed or left).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct SystemEvent {
+    pub event_id: String,
+    pub conversation_id: String,
+    /// `created`, `member_added`, `member_joined`, `member_left`,
+    /// `member_removed`, `role_changed`, `owner_changed` or `updated`.
+    pub event: String,
+    pub actor_user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    pub at: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -108,15 +205,39 @@ pub struct Envelope {
     pub ciphertext: String,
 }
 
-/// A message: one envelope per device of every member except the sending
-/// device (the sender's other devices included).
+/// How a message is encrypted, which decides what the server checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SendKind {
+    /// Olm: one envelope for every device of every member except the sending
+    /// device, exactly the current list (else 409 `device_list_stale`).
+    #[default]
+    Message,
+    /// Olm to some member devices only (group key shares and key requests).
+    Keys,
+    /// Megolm: one `ciphertext` for every member device, stored once.
+    /// Groups and channels only.
+    Group,
+}
+
+/// A message. Direct chats: `envelopes`. Groups: `kind = group` and `ciphertext`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
     /// Chosen by the client (1-64 chars); a retry with the same id gets the same answer.
     pub client_msg_id: String,
     pub conversation_id: String,
+    #[serde(default, skip_serializing_if = "is_default_kind")]
+    pub kind: SendKind,
+    #[serde(default)]
     pub envelopes: Vec<Envelope>,
+    /// For `kind = group`: the Megolm message, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext: Option<String>,
+}
+
+fn is_default_kind(k: &SendKind) -> bool {
+    *k == SendKind::Message
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
@@ -136,6 +257,7 @@ pub struct IncomingMessage {
     pub seq: i64,
     pub sender_user_id: String,
     pub sender_device_id: String,
+    /// 0 = Olm pre-key, 1 = Olm, 2 = Megolm (a group message).
     pub msg_type: u8,
     pub ciphertext: String,
     pub sent_at: i64,
@@ -155,19 +277,19 @@ pub struct Receipt {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PendingPage {
-    /// `message` and `receipt` frames, in delivery order.
+    /// `message`, `receipt` and `system` frames, in delivery order.
     pub items: Vec<ServerFrame>,
     /// More are waiting: fetch again with `after` = the last item's cursor.
     pub more: bool,
 }
 
 impl ServerFrame {
-    /// The delivery cursor of a `message` or `receipt` frame.
+    /// The delivery cursor of a `message`, `receipt` or `system` frame.
     pub fn cursor(&self) -> Option<i64> {
         match self {
-            ServerFrame::Message { cursor, .. } | ServerFrame::Receipt { cursor, .. } => {
-                Some(*cursor)
-            }
+            ServerFrame::Message { cursor, .. }
+            | ServerFrame::Receipt { cursor, .. }
+            | ServerFrame::System { cursor, .. } => Some(*cursor),
             _ => None,
         }
     }
@@ -252,6 +374,12 @@ pub enum ServerFrame {
         cursor: i64,
         #[serde(flatten)]
         receipt: Receipt,
+    },
+    /// A membership or settings change; acknowledge with its cursor.
+    System {
+        cursor: i64,
+        #[serde(flatten)]
+        event: SystemEvent,
     },
     Sent(Sent),
     /// The backlog present at connect time has been sent.

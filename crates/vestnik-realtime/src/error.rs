@@ -10,6 +10,14 @@ pub enum RealtimeError {
     NoSuchUser,
     #[error("a recipient does not accept messages from you")]
     Blocked,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the group is full: it may have at most {max} members")]
+    GroupFull { max: i64 },
+    #[error("the owner must transfer ownership before leaving")]
+    OwnerMustTransfer,
+    #[error("no such invite, or it expired or was used up")]
+    InviteNotFound,
     #[error("the device list changed: encrypt for the devices listed and send again")]
     DeviceListStale(Vec<PublicDevice>),
     #[error("the server is shutting down or overloaded; retry")]

@@ -5,6 +5,7 @@
 
 mod batcher;
 mod error;
+mod groups;
 mod hub;
 mod service;
 

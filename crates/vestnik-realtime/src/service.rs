@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use vestnik_core::{ids, Clock};
 use vestnik_proto::{
-    Conversation, ConversationList, IncomingMessage, PendingPage, PublicDevice, Receipt,
-    SendMessage, Sent, ServerFrame,
+    Conversation, ConversationList, IncomingMessage, PendingPage, PublicDevice, Receipt, SendKind,
+    SendMessage, Sent, ServerFrame, SystemEvent,
 };
 use vestnik_store::{NewMessage, OutboxRow, SessionAuth, Store};
 
@@ -19,6 +19,10 @@ use vestnik_bus::{EventBus, Presence};
 pub const MAX_CIPHERTEXT_CHARS: usize = 64 * 1024;
 /// Envelopes in one send: every device of every member of a direct chat.
 pub const MAX_ENVELOPES: usize = 2 * vestnik_core::limits::MAX_DEVICES_PER_USER as usize;
+/// Envelopes in one key share: a large group's devices take several sends.
+pub const MAX_KEY_ENVELOPES: usize = 1000;
+/// Megolm message type in stored rows and `message` frames.
+pub const MSG_TYPE_MEGOLM: i64 = 2;
 pub const MAX_CLIENT_MSG_ID_CHARS: usize = 64;
 /// Items per page of pending deliveries.
 pub const PAGE_MAX: i64 = 500;
@@ -38,17 +42,19 @@ pub struct RealtimeSettings {
     pub retention_ms: i64,
     /// Concurrent batch writers.
     pub writers: usize,
+    /// Members a group may have.
+    pub group_max_members: i64,
 }
 
 pub struct Realtime {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     hub: Arc<Hub>,
     node_id: String,
     presence: Arc<dyn Presence>,
     bus: Arc<dyn EventBus>,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     writer: mpsc::Sender<(NewMessage, Reply)>,
-    settings: RealtimeSettings,
+    pub(crate) settings: RealtimeSettings,
     ephemeral_limiter: vestnik_bus::MemoryRateLimiter,
 }
 
@@ -59,11 +65,29 @@ struct Routed {
     frame: ServerFrame,
 }
 
-fn bad(msg: impl Into<String>) -> RealtimeError {
+pub(crate) fn bad(msg: impl Into<String>) -> RealtimeError {
     RealtimeError::InvalidInput(msg.into())
 }
 
 fn frame(row: OutboxRow) -> ServerFrame {
+    if row.kind == "system" {
+        let event = serde_json::from_str(&row.body).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, cursor = row.id, "malformed stored system event");
+            SystemEvent {
+                event_id: row.message_id.clone(),
+                conversation_id: row.conversation_id.clone(),
+                event: "unknown".into(),
+                actor_user_id: row.sender_user_id.clone(),
+                target_user_id: None,
+                role: None,
+                at: row.created_at,
+            }
+        });
+        return ServerFrame::System {
+            cursor: row.id,
+            event,
+        };
+    }
     if row.kind == "receipt" {
         ServerFrame::Receipt {
             cursor: row.id,
@@ -93,7 +117,23 @@ fn frame(row: OutboxRow) -> ServerFrame {
     }
 }
 
-fn public(d: vestnik_store::PublicDeviceRow) -> PublicDevice {
+fn check_ciphertext(field: &str, c: &str) -> Result<(), RealtimeError> {
+    if c.is_empty() || c.len() > MAX_CIPHERTEXT_CHARS {
+        return Err(bad(format!(
+            "{field}: expected 1-{MAX_CIPHERTEXT_CHARS} base64 characters, got {}",
+            c.len()
+        )));
+    }
+    if !c
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+    {
+        return Err(bad(format!("{field}: expected base64")));
+    }
+    Ok(())
+}
+
+pub(crate) fn public(d: vestnik_store::PublicDeviceRow) -> PublicDevice {
     PublicDevice {
         user_id: d.user_id,
         device_id: d.device_id,
@@ -211,7 +251,7 @@ impl Realtime {
 
     /// Pushes frames to devices here, and routes the rest to the nodes that
     /// hold their sockets. Devices connected nowhere get them from the outbox.
-    async fn deliver(&self, frames: Vec<(String, ServerFrame)>) {
+    pub(crate) async fn deliver(&self, frames: Vec<(String, ServerFrame)>) {
         let mut remote = Vec::new();
         for (device, frame) in frames {
             if !self.hub.push(&device, &frame) {
@@ -269,6 +309,10 @@ impl Realtime {
             id: c.id,
             kind: c.kind,
             member_user_ids,
+            members: Vec::new(),
+            title: c.title,
+            topic: c.topic,
+            avatar_ref: c.avatar_ref,
             created_at: c.created_at,
         })
     }
@@ -284,6 +328,10 @@ impl Realtime {
                 id: c.id,
                 kind: c.kind,
                 member_user_ids,
+                members: Vec::new(),
+                title: c.title,
+                topic: c.topic,
+                avatar_ref: c.avatar_ref,
                 created_at: c.created_at,
             });
         }
@@ -301,9 +349,30 @@ impl Realtime {
         if !ids::is_valid_id(&msg.conversation_id) {
             return Err(RealtimeError::NotMember);
         }
-        if msg.envelopes.is_empty() || msg.envelopes.len() > MAX_ENVELOPES {
+        if msg.kind == SendKind::Group {
+            if !msg.envelopes.is_empty() {
+                return Err(bad(
+                    "envelopes: expected none with kind group (send ciphertext)",
+                ));
+            }
+            let Some(c) = &msg.ciphertext else {
+                return Err(bad("ciphertext: required with kind group"));
+            };
+            return check_ciphertext("ciphertext", c);
+        }
+        if msg.ciphertext.is_some() {
+            return Err(bad(
+                "ciphertext: only with kind group (Olm messages use envelopes)",
+            ));
+        }
+        let max = if msg.kind == SendKind::Keys {
+            MAX_KEY_ENVELOPES
+        } else {
+            MAX_ENVELOPES
+        };
+        if msg.envelopes.is_empty() || msg.envelopes.len() > max {
             return Err(bad(format!(
-                "envelopes: expected 1-{MAX_ENVELOPES}, got {}",
+                "envelopes: expected 1-{max}, got {}",
                 msg.envelopes.len()
             )));
         }
@@ -321,19 +390,7 @@ impl Realtime {
                     e.msg_type
                 )));
             }
-            if e.ciphertext.is_empty() || e.ciphertext.len() > MAX_CIPHERTEXT_CHARS {
-                return Err(bad(format!(
-                    "envelopes.ciphertext: expected 1-{MAX_CIPHERTEXT_CHARS} base64 characters, got {}",
-                    e.ciphertext.len()
-                )));
-            }
-            if !e
-                .ciphertext
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
-            {
-                return Err(bad("envelopes.ciphertext: expected base64"));
-            }
+            check_ciphertext("envelopes.ciphertext", &e.ciphertext)?;
         }
         Ok(())
     }
@@ -349,8 +406,14 @@ impl Realtime {
         if !ctx.members.contains(&auth.user_id) {
             return Err(RealtimeError::NotMember);
         }
-        if ctx.blocked {
+        // Blocking is between two people: it stops direct messages, not a group.
+        if ctx.blocked && ctx.kind == "direct" {
             return Err(RealtimeError::Blocked);
+        }
+        if msg.kind == SendKind::Group && ctx.kind != "group" {
+            return Err(bad(
+                "kind: group messages go to groups; direct chats use Olm envelopes",
+            ));
         }
         let devices = ctx.devices;
         let expected: BTreeSet<&str> = devices
@@ -359,7 +422,12 @@ impl Realtime {
             .filter(|d| *d != auth.device_id)
             .collect();
         let given: BTreeSet<&str> = msg.envelopes.iter().map(|e| e.device_id.as_str()).collect();
-        if expected != given {
+        let addressed_right = match msg.kind {
+            SendKind::Message => expected == given,
+            SendKind::Keys => given.is_subset(&expected),
+            SendKind::Group => true,
+        };
+        if !addressed_right {
             // A retry of a message stored before the device list changed gets
             // its original answer, not a demand to re-encrypt.
             if let Some((message_id, seq, sent_at)) = self
@@ -379,6 +447,23 @@ impl Realtime {
                 devices.into_iter().map(public).collect(),
             ));
         }
+        let (envelopes, group_body) = match msg.ciphertext {
+            // One ciphertext for all: each device gets a row pointing at it.
+            Some(body) if msg.kind == SendKind::Group => (
+                expected
+                    .iter()
+                    .map(|d| ((*d).to_owned(), MSG_TYPE_MEGOLM, String::new()))
+                    .collect(),
+                Some((MSG_TYPE_MEGOLM, body)),
+            ),
+            _ => (
+                msg.envelopes
+                    .into_iter()
+                    .map(|e| (e.device_id, i64::from(e.msg_type), e.ciphertext))
+                    .collect(),
+                None,
+            ),
+        };
         let new = NewMessage {
             id: ids::new_id(),
             conversation_id: msg.conversation_id.clone(),
@@ -386,11 +471,8 @@ impl Realtime {
             sender_device_id: auth.device_id.clone(),
             client_msg_id: msg.client_msg_id.clone(),
             created_at: self.clock.now_ms(),
-            envelopes: msg
-                .envelopes
-                .into_iter()
-                .map(|e| (e.device_id, i64::from(e.msg_type), e.ciphertext))
-                .collect(),
+            envelopes,
+            group_body: group_body.clone(),
         };
         let (tx, rx) = oneshot::channel();
         let envelopes = new.envelopes.clone();
@@ -401,10 +483,17 @@ impl Realtime {
         if !stored.duplicate {
             metrics::counter!("vestnik_messages_stored_total").increment(1);
             let mut frames = Vec::with_capacity(stored.outbox.len());
+            let by_device: std::collections::HashMap<&str, (i64, &String)> = envelopes
+                .iter()
+                .map(|(d, t, b)| (d.as_str(), (*t, b)))
+                .collect();
             for (cursor, device_id) in &stored.outbox {
-                let Some((_, msg_type, body)) = envelopes.iter().find(|(d, _, _)| d == device_id)
-                else {
+                let Some(&(msg_type, body)) = by_device.get(device_id.as_str()) else {
                     continue;
+                };
+                let (msg_type, body) = match &group_body {
+                    Some((t, b)) => (*t, b),
+                    None => (msg_type, body),
                 };
                 let f = ServerFrame::Message {
                     cursor: *cursor,
@@ -414,7 +503,7 @@ impl Realtime {
                         seq: stored.seq,
                         sender_user_id: auth.user_id.clone(),
                         sender_device_id: auth.device_id.clone(),
-                        msg_type: u8::try_from(*msg_type).unwrap_or(1),
+                        msg_type: u8::try_from(msg_type).unwrap_or(1),
                         ciphertext: body.clone(),
                         sent_at: stored.created_at,
                     },
@@ -588,7 +677,7 @@ impl Realtime {
         })
     }
 
-    async fn member_of(
+    pub(crate) async fn member_of(
         &self,
         auth: &SessionAuth,
         conversation_id: &str,

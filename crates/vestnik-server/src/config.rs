@@ -31,6 +31,7 @@ pub const KEYS: &[&str] = &[
     "cors_origins",
     "db_pool_size",
     "message_retention_days",
+    "group_max_members",
     "node_id",
 ];
 

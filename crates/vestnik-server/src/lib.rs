@@ -116,6 +116,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         vestnik_realtime::RealtimeSettings {
             retention_ms: i64::from(config.message_retention_days) * 86_400_000,
             writers: if config.is_postgres() { 4 } else { 1 },
+            group_max_members: i64::from(config.group_max_members),
         },
         node_id,
         presence,

@@ -7,6 +7,7 @@ mod migrate;
 mod postgres;
 mod rows;
 mod sql;
+mod sql_groups;
 mod sql_messaging;
 mod sqlite;
 
@@ -210,6 +211,70 @@ pub trait MessageStore: Send + Sync {
     async fn expire(&self, now: i64, message_cutoff: i64, limit: i64) -> Result<u64>;
 }
 
+/// Group and channel membership, roles, settings and invites. Every change
+/// that must respect the size limit locks the conversation row first, so
+/// concurrent joins on several nodes cannot overfill it.
+#[async_trait]
+pub trait GroupStore: Send + Sync {
+    /// Creates the conversation, its owner and its first members.
+    async fn create_group(&self, group: &NewGroup) -> Result<()>;
+    async fn members_with_roles(&self, conversation_id: &str) -> Result<Vec<MemberRow>>;
+    async fn member_role(&self, conversation_id: &str, user_id: &str) -> Result<Option<String>>;
+    /// Adds a member unless the conversation already has `limit` members.
+    async fn add_member(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        role: &str,
+        now: i64,
+        limit: i64,
+    ) -> Result<JoinOutcome>;
+    /// True when the user was a member.
+    async fn remove_member(&self, conversation_id: &str, user_id: &str) -> Result<bool>;
+    /// True when the user is a member (whose role is now `role`).
+    async fn set_role(&self, conversation_id: &str, user_id: &str, role: &str) -> Result<bool>;
+    /// Makes `to` the owner and `from` an admin, in one transaction; false
+    /// when `to` is not a member.
+    async fn transfer_ownership(
+        &self,
+        conversation_id: &str,
+        from: &str,
+        to: &str,
+        demoted_role: &str,
+    ) -> Result<bool>;
+    /// Sets the given fields; `None` leaves a field as it is.
+    async fn update_conversation(
+        &self,
+        conversation_id: &str,
+        title: Option<&str>,
+        topic: Option<&str>,
+        avatar_ref: Option<&str>,
+    ) -> Result<()>;
+    async fn create_invite(&self, invite: &InviteRow) -> Result<()>;
+    /// Joins `user_id` to the invite's conversation (as `member`, or
+    /// `subscriber` of a channel) when the invite is valid and has uses left;
+    /// a use is counted only for a real join. Returns the conversation id
+    /// unless the invite is invalid.
+    async fn redeem_invite(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now: i64,
+        limit: i64,
+    ) -> Result<(JoinOutcome, Option<String>)>;
+    /// Queues a system event (`body`, JSON) for every active device of `user_ids`.
+    async fn push_system(
+        &self,
+        event_id: &str,
+        conversation_id: &str,
+        actor: &str,
+        user_ids: &[String],
+        body: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Vec<OutboxRow>>;
+}
+
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, event: &AuditEvent) -> Result<()>;
@@ -224,7 +289,9 @@ pub trait AuditStore: Send + Sync {
 
 /// Everything a node needs from its database.
 #[async_trait]
-pub trait Store: UserStore + DeviceStore + AuditStore + KeyStore + MessageStore {
+pub trait Store:
+    UserStore + DeviceStore + AuditStore + KeyStore + MessageStore + GroupStore
+{
     async fn ping(&self) -> Result<()>;
     /// Applies pending migrations; returns the versions applied now.
     async fn migrate(&self) -> Result<Vec<i64>>;

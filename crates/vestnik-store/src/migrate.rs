@@ -33,6 +33,12 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_presence.sql"),
         postgres: include_str!("../migrations/postgres/0004_presence.sql"),
     },
+    Migration {
+        version: 5,
+        name: "groups",
+        sqlite: include_str!("../migrations/sqlite/0005_groups.sql"),
+        postgres: include_str!("../migrations/postgres/0005_groups.sql"),
+    },
 ];
 
 pub(crate) const CREATE_TABLE: &str =

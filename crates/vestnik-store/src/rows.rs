@@ -173,6 +173,53 @@ pub struct ConversationRow {
     pub created_at: i64,
     /// The newest message's sequence number (0 when empty).
     pub last_seq: i64,
+    pub title: Option<String>,
+    pub topic: Option<String>,
+    pub avatar_ref: Option<String>,
+}
+
+/// A member and their role (`owner`, `admin`, `member`; channels: `owner`,
+/// `publisher`, `subscriber`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MemberRow {
+    pub user_id: String,
+    pub role: String,
+    pub joined_at: i64,
+}
+
+/// A new group or channel: the creator becomes its owner.
+#[derive(Debug, Clone)]
+pub struct NewGroup {
+    pub id: String,
+    /// `group` or `channel`.
+    pub kind: String,
+    pub creator: String,
+    /// Everyone else, with the role each starts with.
+    pub members: Vec<(String, String)>,
+    pub title: Option<String>,
+    pub topic: Option<String>,
+    pub created_at: i64,
+}
+
+/// An invite link's stored half: the token itself is only ever shown once.
+#[derive(Debug, Clone)]
+pub struct InviteRow {
+    pub token_hash: String,
+    pub conversation_id: String,
+    pub created_by: String,
+    pub max_uses: i64,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+/// What adding a member (directly or by invite) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinOutcome {
+    Joined,
+    AlreadyMember,
+    /// Unknown, expired or used up: indistinguishable to the caller.
+    Invalid,
+    Full,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -202,7 +249,11 @@ pub struct NewMessage {
     pub sender_device_id: String,
     pub client_msg_id: String,
     pub created_at: i64,
+    /// Olm messages: one ciphertext per device. Group messages: the devices
+    /// to deliver to, each with an empty body, and the ciphertext in `group_body`.
     pub envelopes: Vec<EnvelopeRow>,
+    /// A Megolm message stored once for every member device: (msg_type, body).
+    pub group_body: Option<(i64, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,4 +289,6 @@ pub struct SendContext {
     pub devices: Vec<PublicDeviceRow>,
     /// Some member has blocked the sender.
     pub blocked: bool,
+    /// `direct` or `group`; empty when the conversation does not exist.
+    pub kind: String,
 }

@@ -107,7 +107,7 @@ macro_rules! impl_messaging_store {
                 .execute(&mut *tx)
                 .await?;
                 let row: $crate::ConversationRow =
-                    sqlx::query_as("SELECT id, kind, created_at, last_seq FROM conversations WHERE direct_key = $1")
+                    sqlx::query_as("SELECT id, kind, created_at, last_seq, title, topic, avatar_ref FROM conversations WHERE direct_key = $1")
                         .bind(&key)
                         .fetch_one(&mut *tx)
                         .await?;
@@ -127,7 +127,7 @@ macro_rules! impl_messaging_store {
             }
 
             async fn conversation(&self, id: &str) -> $crate::Result<Option<$crate::ConversationRow>> {
-                Ok(sqlx::query_as("SELECT id, kind, created_at, last_seq FROM conversations WHERE id = $1")
+                Ok(sqlx::query_as("SELECT id, kind, created_at, last_seq, title, topic, avatar_ref FROM conversations WHERE id = $1")
                     .bind(id)
                     .fetch_optional(self.read())
                     .await?)
@@ -142,7 +142,7 @@ macro_rules! impl_messaging_store {
 
             async fn conversations_of(&self, user_id: &str) -> $crate::Result<Vec<$crate::ConversationRow>> {
                 Ok(sqlx::query_as(
-                    "SELECT c.id, c.kind, c.created_at, c.last_seq FROM conversations c JOIN members m ON m.conversation_id = c.id
+                    "SELECT c.id, c.kind, c.created_at, c.last_seq, c.title, c.topic, c.avatar_ref FROM conversations c JOIN members m ON m.conversation_id = c.id
                      WHERE m.user_id = $1 ORDER BY c.created_at, c.id",
                 )
                 .bind(user_id)
@@ -161,10 +161,12 @@ macro_rules! impl_messaging_store {
             }
 
             async fn send_context(&self, conversation_id: &str, sender: &str) -> $crate::Result<$crate::SendContext> {
-                let rows: Vec<(String, Option<String>, Option<String>, Option<String>, bool)> = sqlx::query_as(
+                let rows: Vec<(String, Option<String>, Option<String>, Option<String>, bool, String)> = sqlx::query_as(
                     "SELECT m.user_id, d.id, d.identity_key, d.signing_key,
-                            EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = m.user_id AND b.blocked_user_id = $2)
-                     FROM members m LEFT JOIN devices d ON d.user_id = m.user_id AND d.revoked_at IS NULL
+                            EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = m.user_id AND b.blocked_user_id = $2),
+                            c.kind
+                     FROM members m JOIN conversations c ON c.id = m.conversation_id
+                     LEFT JOIN devices d ON d.user_id = m.user_id AND d.revoked_at IS NULL
                      WHERE m.conversation_id = $1 ORDER BY m.user_id, d.created_at, d.id",
                 )
                 .bind(conversation_id)
@@ -172,7 +174,8 @@ macro_rules! impl_messaging_store {
                 .fetch_all(self.read())
                 .await?;
                 let mut ctx = $crate::SendContext::default();
-                for (user_id, device_id, identity_key, signing_key, blocked) in rows {
+                for (user_id, device_id, identity_key, signing_key, blocked, kind) in rows {
+                    ctx.kind = kind;
                     ctx.blocked |= blocked && user_id != sender;
                     if ctx.members.last() != Some(&user_id) {
                         ctx.members.push(user_id.clone());
@@ -272,8 +275,8 @@ macro_rules! impl_messaging_store {
                         .fetch_one(&mut *tx)
                         .await?;
                     let inserted = sqlx::query(
-                        "INSERT INTO messages (id, conversation_id, seq, sender_user_id, sender_device_id, client_msg_id, created_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (sender_device_id, client_msg_id) DO NOTHING",
+                        "INSERT INTO messages (id, conversation_id, seq, sender_user_id, sender_device_id, client_msg_id, created_at, msg_type, body)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (sender_device_id, client_msg_id) DO NOTHING",
                     )
                     .bind(&m.id)
                     .bind(&m.conversation_id)
@@ -282,6 +285,8 @@ macro_rules! impl_messaging_store {
                     .bind(&m.sender_device_id)
                     .bind(&m.client_msg_id)
                     .bind(m.created_at)
+                    .bind(m.group_body.as_ref().map(|(t, _)| *t))
+                    .bind(m.group_body.as_ref().map(|(_, b)| b.as_str()))
                     .execute(&mut *tx)
                     .await?;
                     if inserted.rows_affected() == 0 {
@@ -311,8 +316,9 @@ macro_rules! impl_messaging_store {
                     );
                     qb.push_values(chunk, |mut b, (i, seq, (device_id, msg_type, body))| {
                         let m = &batch[*i];
+                        // A group message's body lives once, in `messages`.
                         b.push_bind(device_id.as_str())
-                            .push_bind("message")
+                            .push_bind(if m.group_body.is_some() { "group" } else { "message" })
                             .push_bind(m.id.as_str())
                             .push_bind(m.conversation_id.as_str())
                             .push_bind(*seq)
@@ -337,9 +343,11 @@ macro_rules! impl_messaging_store {
 
             async fn outbox(&self, device_id: &str, after: i64, limit: i64) -> $crate::Result<Vec<$crate::OutboxRow>> {
                 Ok(sqlx::query_as(concat!(
-                    "SELECT ",
-                    "id, device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at",
-                    " FROM outbox WHERE device_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+                    "SELECT o.id, o.device_id, o.kind, o.message_id, o.conversation_id, o.seq, o.sender_user_id, o.sender_device_id, ",
+                    "COALESCE(m.msg_type, o.msg_type) AS msg_type, COALESCE(m.body, o.body) AS body, o.created_at",
+                    " FROM outbox o LEFT JOIN messages m ON o.kind = 'group' AND m.id = o.message_id",
+                    // A group row whose message the reaper already took is about to expire too.
+                    " WHERE o.device_id = $1 AND o.id > $2 AND (o.kind <> 'group' OR m.id IS NOT NULL) ORDER BY o.id LIMIT $3"
                 ))
                 .bind(device_id)
                 .bind(after)
@@ -364,7 +372,7 @@ macro_rules! impl_messaging_store {
                 let acked: Vec<(String, String, String, i64, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
                 let mut receipts = Vec::new();
                 for (kind, message_id, conversation_id, seq, sender) in acked {
-                    if kind != "message" {
+                    if kind != "message" && kind != "group" {
                         continue;
                     }
                     let mut r: Vec<$crate::OutboxRow> = sqlx::query_as(concat!(

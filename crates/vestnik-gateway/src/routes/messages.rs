@@ -11,24 +11,38 @@ use vestnik_proto::{
 use crate::extract::{Authed, Json};
 use crate::{ApiError, Gateway};
 
-/// Open (or find) a direct conversation with another user.
+/// Open (or find, 200) a direct conversation with another user, or create
+/// a group (201) owned by the caller.
 #[utoipa::path(post, path = "/v1/conversations", tag = "messages", security(("bearer" = [])), request_body = CreateConversation,
-    responses((status = 200, body = Conversation), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Conversation), (status = 201, body = Conversation), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_conversation(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
     Json(req): Json<CreateConversation>,
-) -> Result<axum::Json<Conversation>, ApiError> {
-    if req.kind != "direct" {
-        return Err(ApiError::new(
+) -> Result<(StatusCode, axum::Json<Conversation>), ApiError> {
+    match req.kind.as_str() {
+        "direct" => {
+            if !req.member_user_ids.is_empty() || req.title.is_some() || req.topic.is_some() {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_input",
+                    "a direct conversation takes only peer_user_id",
+                ));
+            }
+            let peer = req.peer_user_id.unwrap_or_default();
+            let c = gw.realtime.create_direct(&auth, &peer).await?;
+            Ok((StatusCode::OK, axum::Json(c)))
+        }
+        "group" => {
+            let c = gw.realtime.create_group(&auth, req).await?;
+            Ok((StatusCode::CREATED, axum::Json(c)))
+        }
+        other => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_input",
-            "kind: expected \"direct\"",
-        ));
+            format!("kind: expected \"direct\" or \"group\", got {other:?}"),
+        )),
     }
-    Ok(axum::Json(
-        gw.realtime.create_direct(&auth, &req.peer_user_id).await?,
-    ))
 }
 
 #[utoipa::path(get, path = "/v1/conversations", tag = "messages", security(("bearer" = [])),

@@ -1,6 +1,7 @@
 //! One module per area; each handler is small and calls one service method.
 pub mod account;
 pub mod auth;
+pub mod groups;
 pub mod keys;
 pub mod messages;
 pub mod ops;
@@ -40,6 +41,32 @@ pub fn api_routes() -> Router<Arc<Gateway>> {
             "/v1/conversations",
             post(messages::create_conversation).get(messages::list_conversations),
         )
+        .route(
+            "/v1/conversations/{id}",
+            get(groups::get_conversation).patch(groups::update_conversation),
+        )
+        .route(
+            "/v1/conversations/{id}/devices",
+            get(groups::conversation_devices),
+        )
+        .route("/v1/conversations/{id}/members", post(groups::add_member))
+        .route(
+            "/v1/conversations/{id}/members/{user_id}",
+            delete(groups::remove_member),
+        )
+        .route(
+            "/v1/conversations/{id}/members/{user_id}/role",
+            put(groups::set_role),
+        )
+        .route(
+            "/v1/conversations/{id}/owner",
+            post(groups::transfer_ownership),
+        )
+        .route(
+            "/v1/conversations/{id}/invites",
+            post(groups::create_invite),
+        )
+        .route("/v1/invites/{token}/join", post(groups::join_invite))
         .route(
             "/v1/messages",
             post(messages::send).layer(DefaultBodyLimit::max(ws::MAX_FRAME_BYTES)),

@@ -1,0 +1,139 @@
+//! Group settings, membership, roles and invite links.
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use std::sync::Arc;
+use vestnik_proto::{
+    AddMember, Conversation, CreateInvite, ErrorBody, Invite, PublicDeviceList, SetRole,
+    TransferOwnership, UpdateConversation,
+};
+
+use crate::extract::{Authed, Json};
+use crate::{ApiError, Gateway};
+
+/// A conversation with its members and their roles (members only).
+#[utoipa::path(get, path = "/v1/conversations/{id}", tag = "groups", security(("bearer" = [])),
+    params(("id" = String, Path, description = "conversation id")),
+    responses((status = 200, body = Conversation), (status = 404, body = ErrorBody)))]
+pub async fn get_conversation(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Conversation>, ApiError> {
+    Ok(axum::Json(
+        gw.realtime.conversation_detail(&auth, &id).await?,
+    ))
+}
+
+/// Change a group's title, topic or avatar (owner or admin).
+#[utoipa::path(patch, path = "/v1/conversations/{id}", tag = "groups", security(("bearer" = [])), request_body = UpdateConversation,
+    params(("id" = String, Path, description = "conversation id")),
+    responses((status = 200, body = Conversation), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_conversation(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateConversation>,
+) -> Result<axum::Json<Conversation>, ApiError> {
+    Ok(axum::Json(gw.realtime.update_group(&auth, &id, req).await?))
+}
+
+/// Every active device of every member: whom to share group keys with.
+#[utoipa::path(get, path = "/v1/conversations/{id}/devices", tag = "groups", security(("bearer" = [])),
+    params(("id" = String, Path, description = "conversation id")),
+    responses((status = 200, body = PublicDeviceList), (status = 404, body = ErrorBody)))]
+pub async fn conversation_devices(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path(id): Path<String>,
+) -> Result<axum::Json<PublicDeviceList>, ApiError> {
+    Ok(axum::Json(
+        gw.realtime.conversation_devices(&auth, &id).await?,
+    ))
+}
+
+/// Add a member (owner or admin); 409 `group_full` at the size limit.
+#[utoipa::path(post, path = "/v1/conversations/{id}/members", tag = "groups", security(("bearer" = [])), request_body = AddMember,
+    params(("id" = String, Path, description = "conversation id")),
+    responses((status = 200, body = Conversation), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn add_member(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path(id): Path<String>,
+    Json(req): Json<AddMember>,
+) -> Result<axum::Json<Conversation>, ApiError> {
+    Ok(axum::Json(
+        gw.realtime.add_member(&auth, &id, &req.user_id).await?,
+    ))
+}
+
+/// Remove a member, or leave (your own user id). The owner transfers
+/// ownership before leaving (409 `owner_must_transfer`).
+#[utoipa::path(delete, path = "/v1/conversations/{id}/members/{user_id}", tag = "groups", security(("bearer" = [])),
+    params(("id" = String, Path, description = "conversation id"), ("user_id" = String, Path, description = "member")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn remove_member(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path((id, user_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    gw.realtime.remove_member(&auth, &id, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Make a member an admin or a plain member (owner only).
+#[utoipa::path(put, path = "/v1/conversations/{id}/members/{user_id}/role", tag = "groups", security(("bearer" = [])), request_body = SetRole,
+    params(("id" = String, Path, description = "conversation id"), ("user_id" = String, Path, description = "member")),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set_role(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path((id, user_id)): Path<(String, String)>,
+    Json(req): Json<SetRole>,
+) -> Result<StatusCode, ApiError> {
+    gw.realtime
+        .set_role(&auth, &id, &user_id, &req.role)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Hand the group to another member; the old owner becomes an admin.
+#[utoipa::path(post, path = "/v1/conversations/{id}/owner", tag = "groups", security(("bearer" = [])), request_body = TransferOwnership,
+    params(("id" = String, Path, description = "conversation id")),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn transfer_ownership(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path(id): Path<String>,
+    Json(req): Json<TransferOwnership>,
+) -> Result<StatusCode, ApiError> {
+    gw.realtime
+        .transfer_ownership(&auth, &id, &req.user_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Create an invite link (owner or admin); the token is shown only here.
+#[utoipa::path(post, path = "/v1/conversations/{id}/invites", tag = "groups", security(("bearer" = [])), request_body = CreateInvite,
+    params(("id" = String, Path, description = "conversation id")),
+    responses((status = 201, body = Invite), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn create_invite(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path(id): Path<String>,
+    Json(req): Json<CreateInvite>,
+) -> Result<(StatusCode, axum::Json<Invite>), ApiError> {
+    let invite = gw.realtime.create_invite(&auth, &id, req).await?;
+    Ok((StatusCode::CREATED, axum::Json(invite)))
+}
+
+/// Join the group an invite link points to.
+#[utoipa::path(post, path = "/v1/invites/{token}/join", tag = "groups", security(("bearer" = [])),
+    params(("token" = String, Path, description = "invite token")),
+    responses((status = 200, body = Conversation), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn join_invite(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path(token): Path<String>,
+) -> Result<axum::Json<Conversation>, ApiError> {
+    Ok(axum::Json(gw.realtime.join_invite(&auth, &token).await?))
+}

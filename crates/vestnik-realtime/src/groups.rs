@@ -1,0 +1,504 @@
+//! Groups: creation, settings, membership and roles, invite links, and the
+//! system events that announce every change to the members' devices.
+//!
+//! Roles: the owner may do anything; admins change settings, add members,
+//! remove plain members and create invites; members may only leave.
+use std::collections::BTreeSet;
+
+use vestnik_core::{ids, token};
+use vestnik_proto::{
+    Conversation, CreateConversation, CreateInvite, Invite, Member, PublicDeviceList, ServerFrame,
+    SystemEvent, UpdateConversation,
+};
+use vestnik_store::{JoinOutcome, NewGroup, SessionAuth};
+
+use crate::service::{bad, public};
+use crate::{Realtime, RealtimeError};
+
+pub const TITLE_MAX_CHARS: usize = 128;
+pub const TOPIC_MAX_CHARS: usize = 1024;
+pub const AVATAR_REF_MAX_CHARS: usize = 256;
+pub const INVITE_DEFAULT_USES: i64 = 100;
+pub const INVITE_MAX_USES: i64 = 10_000;
+pub const INVITE_DEFAULT_TTL_SECS: i64 = 7 * 86_400;
+pub const INVITE_TTL_SECS: std::ops::RangeInclusive<i64> = 60..=30 * 86_400;
+
+fn text_field(
+    name: &str,
+    value: &Option<String>,
+    max: usize,
+    allow_empty: bool,
+) -> Result<(), RealtimeError> {
+    if let Some(v) = value {
+        let n = v.chars().count();
+        if (n == 0 && !allow_empty) || n > max || v.chars().any(char::is_control) {
+            let min = if allow_empty { 0 } else { 1 };
+            return Err(bad(format!(
+                "{name}: expected {min}-{max} characters without control characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn is_manager(role: &str) -> bool {
+    role == "owner" || role == "admin"
+}
+
+impl Realtime {
+    /// The caller's role in a group; `NotMember` for anyone else or a bad id.
+    async fn group_role(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+    ) -> Result<String, RealtimeError> {
+        if !ids::is_valid_id(conversation_id) {
+            return Err(RealtimeError::NotMember);
+        }
+        let role = self
+            .store
+            .member_role(conversation_id, &auth.user_id)
+            .await?
+            .ok_or(RealtimeError::NotMember)?;
+        let kind = self
+            .store
+            .conversation(conversation_id)
+            .await?
+            .map(|c| c.kind)
+            .ok_or(RealtimeError::NotMember)?;
+        if kind != "group" {
+            return Err(RealtimeError::Forbidden(
+                "a direct conversation has no roles or membership changes".into(),
+            ));
+        }
+        Ok(role)
+    }
+
+    fn require_manager(role: &str) -> Result<(), RealtimeError> {
+        if is_manager(role) {
+            Ok(())
+        } else {
+            Err(RealtimeError::Forbidden(
+                "only the owner or an admin may do this".into(),
+            ))
+        }
+    }
+
+    async fn require_active_user(&self, user_id: &str) -> Result<(), RealtimeError> {
+        if !ids::is_valid_id(user_id) {
+            return Err(RealtimeError::NoSuchUser);
+        }
+        match self.store.user_by_id(user_id).await? {
+            Some(u) if u.is_active() => Ok(()),
+            _ => Err(RealtimeError::NoSuchUser),
+        }
+    }
+
+    /// Creates a group owned by the caller with the listed first members.
+    pub async fn create_group(
+        &self,
+        auth: &SessionAuth,
+        req: CreateConversation,
+    ) -> Result<Conversation, RealtimeError> {
+        text_field("title", &req.title, TITLE_MAX_CHARS, false)?;
+        text_field("topic", &req.topic, TOPIC_MAX_CHARS, true)?;
+        if req.peer_user_id.is_some() {
+            return Err(bad("peer_user_id: only for kind \"direct\""));
+        }
+        let max = self.settings.group_max_members;
+        let others: BTreeSet<String> = req
+            .member_user_ids
+            .into_iter()
+            .filter(|u| *u != auth.user_id)
+            .collect();
+        if others.len() as i64 + 1 > max {
+            return Err(RealtimeError::GroupFull { max });
+        }
+        for u in &others {
+            self.require_active_user(u).await?;
+        }
+        let group = NewGroup {
+            id: ids::new_id(),
+            kind: "group".into(),
+            creator: auth.user_id.clone(),
+            members: others
+                .iter()
+                .map(|u| (u.clone(), "member".to_owned()))
+                .collect(),
+            title: req.title,
+            topic: req.topic,
+            created_at: self.clock.now_ms(),
+        };
+        self.store.create_group(&group).await?;
+        self.announce(auth, &group.id, "created", None, None, &[])
+            .await?;
+        self.conversation_detail(auth, &group.id).await
+    }
+
+    /// A conversation with its members and their roles (members only).
+    pub async fn conversation_detail(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+    ) -> Result<Conversation, RealtimeError> {
+        if !ids::is_valid_id(conversation_id) {
+            return Err(RealtimeError::NotMember);
+        }
+        let c = self
+            .store
+            .conversation(conversation_id)
+            .await?
+            .ok_or(RealtimeError::NotMember)?;
+        let rows = self.store.members_with_roles(conversation_id).await?;
+        if !rows.iter().any(|m| m.user_id == auth.user_id) {
+            return Err(RealtimeError::NotMember);
+        }
+        let mut member_user_ids: Vec<String> = rows.iter().map(|m| m.user_id.clone()).collect();
+        member_user_ids.sort();
+        Ok(Conversation {
+            id: c.id,
+            kind: c.kind,
+            member_user_ids,
+            members: rows
+                .into_iter()
+                .map(|m| Member {
+                    user_id: m.user_id,
+                    role: m.role,
+                    joined_at: m.joined_at,
+                })
+                .collect(),
+            title: c.title,
+            topic: c.topic,
+            avatar_ref: c.avatar_ref,
+            created_at: c.created_at,
+        })
+    }
+
+    /// Every active device of every member: what a sender shares group keys with.
+    pub async fn conversation_devices(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+    ) -> Result<PublicDeviceList, RealtimeError> {
+        let members = self.member_of(auth, conversation_id).await?;
+        let devices = self.store.active_devices(&members).await?;
+        Ok(PublicDeviceList {
+            devices: devices.into_iter().map(public).collect(),
+        })
+    }
+
+    pub async fn update_group(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+        req: UpdateConversation,
+    ) -> Result<Conversation, RealtimeError> {
+        let role = self.group_role(auth, conversation_id).await?;
+        Self::require_manager(&role)?;
+        text_field("title", &req.title, TITLE_MAX_CHARS, false)?;
+        text_field("topic", &req.topic, TOPIC_MAX_CHARS, true)?;
+        text_field("avatar_ref", &req.avatar_ref, AVATAR_REF_MAX_CHARS, true)?;
+        if req.title.is_none() && req.topic.is_none() && req.avatar_ref.is_none() {
+            return Err(bad("expected at least one of title, topic, avatar_ref"));
+        }
+        self.store
+            .update_conversation(
+                conversation_id,
+                req.title.as_deref(),
+                req.topic.as_deref(),
+                req.avatar_ref.as_deref(),
+            )
+            .await?;
+        self.announce(auth, conversation_id, "updated", None, None, &[])
+            .await?;
+        self.conversation_detail(auth, conversation_id).await
+    }
+
+    pub async fn add_member(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+        user_id: &str,
+    ) -> Result<Conversation, RealtimeError> {
+        let role = self.group_role(auth, conversation_id).await?;
+        Self::require_manager(&role)?;
+        self.require_active_user(user_id).await?;
+        let max = self.settings.group_max_members;
+        match self
+            .store
+            .add_member(conversation_id, user_id, "member", self.clock.now_ms(), max)
+            .await?
+        {
+            JoinOutcome::Joined => {
+                self.announce(
+                    auth,
+                    conversation_id,
+                    "member_added",
+                    Some(user_id),
+                    None,
+                    &[],
+                )
+                .await?;
+            }
+            JoinOutcome::AlreadyMember => {}
+            JoinOutcome::Full => return Err(RealtimeError::GroupFull { max }),
+            JoinOutcome::Invalid => return Err(RealtimeError::NotMember),
+        }
+        self.conversation_detail(auth, conversation_id).await
+    }
+
+    /// Removes `user_id`, or leaves when it is the caller. The owner must hand
+    /// ownership over before leaving a group that has other members.
+    pub async fn remove_member(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+        user_id: &str,
+    ) -> Result<(), RealtimeError> {
+        let role = self.group_role(auth, conversation_id).await?;
+        let leaving = user_id == auth.user_id;
+        if leaving {
+            if role == "owner" && self.store.members(conversation_id).await?.len() > 1 {
+                return Err(RealtimeError::OwnerMustTransfer);
+            }
+        } else {
+            if !ids::is_valid_id(user_id) {
+                return Err(RealtimeError::NoSuchUser);
+            }
+            let target = self
+                .store
+                .member_role(conversation_id, user_id)
+                .await?
+                .ok_or(RealtimeError::NoSuchUser)?;
+            let allowed = role == "owner" || (role == "admin" && target == "member");
+            if !allowed {
+                return Err(RealtimeError::Forbidden(
+                    "the owner may remove anyone; an admin only plain members".into(),
+                ));
+            }
+        }
+        if !self.store.remove_member(conversation_id, user_id).await? {
+            return Ok(());
+        }
+        let (event, target) = if leaving {
+            ("member_left", None)
+        } else {
+            ("member_removed", Some(user_id))
+        };
+        // The one who left or was removed learns it too.
+        self.announce(
+            auth,
+            conversation_id,
+            event,
+            target,
+            None,
+            &[user_id.to_owned()],
+        )
+        .await
+    }
+
+    pub async fn set_role(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+        user_id: &str,
+        new_role: &str,
+    ) -> Result<(), RealtimeError> {
+        let role = self.group_role(auth, conversation_id).await?;
+        if role != "owner" {
+            return Err(RealtimeError::Forbidden(
+                "only the owner may change roles".into(),
+            ));
+        }
+        if !["admin", "member"].contains(&new_role) {
+            return Err(bad(format!(
+                "role: expected admin or member, got {new_role:?} (use the owner endpoint to transfer ownership)"
+            )));
+        }
+        if user_id == auth.user_id {
+            return Err(bad(
+                "the owner's role changes only by transferring ownership",
+            ));
+        }
+        if !ids::is_valid_id(user_id)
+            || !self
+                .store
+                .set_role(conversation_id, user_id, new_role)
+                .await?
+        {
+            return Err(RealtimeError::NoSuchUser);
+        }
+        self.announce(
+            auth,
+            conversation_id,
+            "role_changed",
+            Some(user_id),
+            Some(new_role),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn transfer_ownership(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+        user_id: &str,
+    ) -> Result<(), RealtimeError> {
+        let role = self.group_role(auth, conversation_id).await?;
+        if role != "owner" {
+            return Err(RealtimeError::Forbidden(
+                "only the owner may transfer ownership".into(),
+            ));
+        }
+        if user_id == auth.user_id {
+            return Err(bad("user_id: you already own this group"));
+        }
+        if !ids::is_valid_id(user_id)
+            || !self
+                .store
+                .transfer_ownership(conversation_id, &auth.user_id, user_id, "admin")
+                .await?
+        {
+            return Err(RealtimeError::NoSuchUser);
+        }
+        self.announce(
+            auth,
+            conversation_id,
+            "owner_changed",
+            Some(user_id),
+            Some("owner"),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn create_invite(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+        req: CreateInvite,
+    ) -> Result<Invite, RealtimeError> {
+        let role = self.group_role(auth, conversation_id).await?;
+        Self::require_manager(&role)?;
+        let max_uses = req.max_uses.unwrap_or(INVITE_DEFAULT_USES);
+        if !(1..=INVITE_MAX_USES).contains(&max_uses) {
+            return Err(bad(format!(
+                "max_uses: expected 1-{INVITE_MAX_USES}, got {max_uses}"
+            )));
+        }
+        let ttl = req.ttl_secs.unwrap_or(INVITE_DEFAULT_TTL_SECS);
+        if !INVITE_TTL_SECS.contains(&ttl) {
+            return Err(bad(format!(
+                "ttl_secs: expected {}-{}, got {ttl}",
+                INVITE_TTL_SECS.start(),
+                INVITE_TTL_SECS.end()
+            )));
+        }
+        let now = self.clock.now_ms();
+        let secret = token::new_token();
+        let row = vestnik_store::InviteRow {
+            token_hash: token::hash_token(&secret),
+            conversation_id: conversation_id.to_owned(),
+            created_by: auth.user_id.clone(),
+            max_uses,
+            expires_at: now + ttl * 1000,
+            created_at: now,
+        };
+        self.store.create_invite(&row).await?;
+        Ok(Invite {
+            token: secret,
+            conversation_id: row.conversation_id,
+            max_uses,
+            expires_at: row.expires_at,
+        })
+    }
+
+    /// Joins the group an invite link points to (idempotent for members).
+    pub async fn join_invite(
+        &self,
+        auth: &SessionAuth,
+        invite_token: &str,
+    ) -> Result<Conversation, RealtimeError> {
+        if invite_token.is_empty() || invite_token.len() > 128 {
+            return Err(RealtimeError::InviteNotFound);
+        }
+        let max = self.settings.group_max_members;
+        let (outcome, conversation_id) = self
+            .store
+            .redeem_invite(
+                &token::hash_token(invite_token),
+                &auth.user_id,
+                self.clock.now_ms(),
+                max,
+            )
+            .await?;
+        let conversation_id = match (outcome, conversation_id) {
+            (JoinOutcome::Full, _) => return Err(RealtimeError::GroupFull { max }),
+            (JoinOutcome::Invalid, _) | (_, None) => return Err(RealtimeError::InviteNotFound),
+            (JoinOutcome::Joined, Some(c)) => {
+                self.announce(auth, &c, "member_joined", None, None, &[])
+                    .await?;
+                c
+            }
+            (JoinOutcome::AlreadyMember, Some(c)) => c,
+        };
+        self.conversation_detail(auth, &conversation_id).await
+    }
+
+    /// Queues a system event for every member's devices (and `also`'s, for
+    /// someone who just left) and pushes it to those online.
+    async fn announce(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+        event: &str,
+        target: Option<&str>,
+        role: Option<&str>,
+        also: &[String],
+    ) -> Result<(), RealtimeError> {
+        let now = self.clock.now_ms();
+        let ev = SystemEvent {
+            event_id: ids::new_id(),
+            conversation_id: conversation_id.to_owned(),
+            event: event.to_owned(),
+            actor_user_id: auth.user_id.clone(),
+            target_user_id: target.map(str::to_owned),
+            role: role.map(str::to_owned),
+            at: now,
+        };
+        let body =
+            serde_json::to_string(&ev).map_err(|e| RealtimeError::InvalidInput(e.to_string()))?;
+        let mut users = self.store.members(conversation_id).await?;
+        users.extend(also.iter().cloned());
+        users.sort();
+        users.dedup();
+        let rows = self
+            .store
+            .push_system(
+                &ev.event_id,
+                conversation_id,
+                &auth.user_id,
+                &users,
+                &body,
+                now,
+                now + self.settings.retention_ms,
+            )
+            .await?;
+        self.deliver(
+            rows.into_iter()
+                .map(|r| {
+                    (
+                        r.device_id,
+                        ServerFrame::System {
+                            cursor: r.id,
+                            event: ev.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        )
+        .await;
+        Ok(())
+    }
+}

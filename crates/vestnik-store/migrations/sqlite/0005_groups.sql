@@ -1,0 +1,16 @@
+ALTER TABLE conversations ADD COLUMN title TEXT;
+ALTER TABLE conversations ADD COLUMN topic TEXT;
+ALTER TABLE conversations ADD COLUMN avatar_ref TEXT;
+ALTER TABLE conversations ADD COLUMN created_by TEXT;
+ALTER TABLE messages ADD COLUMN msg_type INTEGER;
+ALTER TABLE messages ADD COLUMN body TEXT;
+CREATE TABLE invites (
+    token_hash TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    created_by TEXT NOT NULL,
+    uses INTEGER NOT NULL DEFAULT 0,
+    max_uses INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX invites_conversation ON invites (conversation_id)
