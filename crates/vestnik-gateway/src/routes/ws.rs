@@ -66,7 +66,12 @@ pub async fn ws(
         Err(e) => return ApiError::from(e).into_response(),
     };
     match upgrade {
+        // tungstenite allocates its read buffer up front (128 KiB by default):
+        // idle sockets dominate a node's memory, so keep it small; big frames
+        // still arrive, just in more reads.
         Ok(u) => u
+            .read_buffer_size(8 * 1024)
+            .write_buffer_size(8 * 1024)
             .max_message_size(MAX_FRAME_BYTES)
             .on_upgrade(move |socket| connection(gw, auth, socket))
             .into_response(),
