@@ -53,7 +53,7 @@ pub fn redis_url() -> String {
 
 /// A fresh database on the test PostgreSQL server. None (or a panic in CI)
 /// when the server is unreachable.
-async fn fresh_pg_database() -> Option<String> {
+pub async fn fresh_pg_database() -> Option<String> {
     use sqlx::Connection;
     let admin = pg_url();
     let mut conn = match sqlx::PgConnection::connect(&admin).await {
@@ -78,7 +78,7 @@ async fn fresh_pg_database() -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
-async fn redis_reachable() -> bool {
+pub async fn redis_reachable() -> bool {
     match vestnik_bus::connect_redis(&redis_url()).await {
         Ok(_) => true,
         Err(e) if !in_ci() => {
