@@ -136,4 +136,51 @@ async fn messages_receipts_and_device_changes_cross_nodes() {
         (f["type"].as_str(), f["seq"].as_i64()),
         (Some("message"), Some(2))
     );
+
+    // A group made on B: the system event, a Megolm message and typing all
+    // reach Alice's devices on A and C.
+    let group = b
+        .post_auth(
+            "/v1/conversations",
+            &tok(&bob),
+            Some(json!({"kind": "group", "title": "g", "member_user_ids": [alice["user_id"]]})),
+        )
+        .await;
+    assert_eq!(group.status, 201, "{:?}", group.body);
+    let gid = group.body["id"].as_str().expect("id").to_owned();
+    for w in [&mut alice_ws, &mut alice2_ws] {
+        let e = next_of(w, "system").await;
+        assert_eq!(e["event"], "created");
+    }
+    let gsend = json!({"type": "send", "client_msg_id": "g1", "conversation_id": gid, "kind": "group", "ciphertext": "TUVHT0xN"});
+    bob_on_c
+        .send(Message::Text(gsend.to_string().into()))
+        .await
+        .expect("group send");
+    for w in [&mut alice_ws, &mut alice2_ws] {
+        let m = next_of(w, "message").await;
+        assert_eq!(
+            (m["msg_type"].as_i64(), m["ciphertext"].as_str()),
+            (Some(2), Some("TUVHT0xN"))
+        );
+    }
+    let typing = json!({"type": "typing", "conversation_id": gid, "typing": true});
+    bob_on_c
+        .send(Message::Text(typing.to_string().into()))
+        .await
+        .expect("typing");
+    for w in [&mut alice_ws, &mut alice2_ws] {
+        let t = next_of(w, "typing").await;
+        assert_eq!(t["user_id"], bob["user_id"]);
+    }
+}
+
+/// The next frame of `kind`, skipping others (receipts, device changes).
+async fn next_of(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let v = next(ws).await;
+        if v["type"] == kind {
+            return v;
+        }
+    }
 }
