@@ -15,7 +15,7 @@ use crate::routes::{account, auth, groups, keys, messages, ops, twofactor, ws};
         messages::create_conversation, messages::list_conversations, messages::send, messages::pending, messages::ack,
         messages::read_markers, messages::mark_read, messages::block, messages::unblock, ws::ticket, ws::ws,
         groups::get_conversation, groups::update_conversation, groups::conversation_devices, groups::add_member,
-        groups::remove_member, groups::set_role, groups::transfer_ownership, groups::create_invite, groups::join_invite,
+        groups::remove_member, groups::set_role, groups::transfer_ownership, groups::create_invite, groups::join_invite, groups::posts, groups::subscribe,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(vestnik_proto::ClientFrame, vestnik_proto::ServerFrame)),

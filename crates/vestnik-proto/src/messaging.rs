@@ -89,6 +89,11 @@ pub struct CreateConversation {
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
+    /// For `channel`: `public` (anyone may subscribe; posts are plaintext to
+    /// subscribers) or `private` (by invite; posts encrypted with a channel
+    /// key the owner shares over Olm). Default `private`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
@@ -115,7 +120,32 @@ pub struct Conversation {
     /// A media reference chosen by the client (opaque to the server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar_ref: Option<String>,
+    /// Channels: `public` or `private`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<String>,
     pub created_at: i64,
+}
+
+/// One post in a channel's log (or a group message read from its log).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ChannelPost {
+    pub message_id: String,
+    pub conversation_id: String,
+    pub seq: i64,
+    pub sender_user_id: String,
+    pub sender_device_id: String,
+    /// 2 = encrypted with the channel key (private), 3 = plaintext (public).
+    pub msg_type: u8,
+    /// Base64 (of the plaintext, in a public channel).
+    pub ciphertext: String,
+    pub sent_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChannelPosts {
+    pub posts: Vec<ChannelPost>,
+    /// More are waiting: read again with `after` = the last post's seq.
+    pub more: bool,
 }
 
 /// Changes to a group's or channel's settings; absent fields stay as they are.
@@ -216,8 +246,11 @@ pub enum SendKind {
     /// Olm to some member devices only (group key shares and key requests).
     Keys,
     /// Megolm: one `ciphertext` for every member device, stored once.
-    /// Groups and channels only.
+    /// Groups only.
     Group,
+    /// A channel post by its owner or a publisher: `ciphertext` stored once,
+    /// read by subscribers from the log and pushed live to those online.
+    Channel,
 }
 
 /// A message. Direct chats: `envelopes`. Groups: `kind = group` and `ciphertext`.
@@ -381,6 +414,9 @@ pub enum ServerFrame {
         #[serde(flatten)]
         event: SystemEvent,
     },
+    /// A new post in a channel this account subscribes to (live only: read
+    /// the log by seq to catch up; nothing to acknowledge).
+    ChannelPost(ChannelPost),
     Sent(Sent),
     /// The backlog present at connect time has been sent.
     Synced,

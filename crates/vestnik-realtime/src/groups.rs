@@ -1,8 +1,11 @@
-//! Groups: creation, settings, membership and roles, invite links, and the
-//! system events that announce every change to the members' devices.
+//! Groups and channels: creation, settings, membership and roles, invite
+//! links, and the system events that announce every change.
 //!
-//! Roles: the owner may do anything; admins change settings, add members,
-//! remove plain members and create invites; members may only leave.
+//! Group roles: the owner may do anything; admins change settings, add
+//! members, remove plain members and create invites; members may only leave.
+//! Channel roles: the owner runs the channel, publishers post, subscribers
+//! read. A channel's system events go to its owner and publishers only (and
+//! to the subscriber concerned), so a join costs O(1) rows, not O(subscribers).
 use std::collections::BTreeSet;
 
 use vestnik_core::{ids, token};
@@ -41,17 +44,45 @@ fn text_field(
     Ok(())
 }
 
-fn is_manager(role: &str) -> bool {
-    role == "owner" || role == "admin"
+fn is_manager(kind: &str, role: &str) -> bool {
+    role == "owner" || (kind == "group" && role == "admin")
+}
+
+/// The role of someone added or joining.
+pub(crate) fn plain_role(kind: &str) -> &'static str {
+    if kind == "channel" {
+        "subscriber"
+    } else {
+        "member"
+    }
+}
+
+/// The roles the owner may hand out (ownership moves by transfer only).
+fn settable_roles(kind: &str) -> [&'static str; 2] {
+    if kind == "channel" {
+        ["publisher", "subscriber"]
+    } else {
+        ["admin", "member"]
+    }
+}
+
+/// What the old owner becomes after a transfer.
+fn demoted_role(kind: &str) -> &'static str {
+    if kind == "channel" {
+        "publisher"
+    } else {
+        "admin"
+    }
 }
 
 impl Realtime {
-    /// The caller's role in a group; `NotMember` for anyone else or a bad id.
-    async fn group_role(
+    /// The conversation's kind and the caller's role in it (groups and
+    /// channels only); `NotMember` for anyone else or a bad id.
+    pub(crate) async fn group_role(
         &self,
         auth: &SessionAuth,
         conversation_id: &str,
-    ) -> Result<String, RealtimeError> {
+    ) -> Result<(String, String), RealtimeError> {
         if !ids::is_valid_id(conversation_id) {
             return Err(RealtimeError::NotMember);
         }
@@ -66,21 +97,33 @@ impl Realtime {
             .await?
             .map(|c| c.kind)
             .ok_or(RealtimeError::NotMember)?;
-        if kind != "group" {
+        if kind == "direct" {
             return Err(RealtimeError::Forbidden(
                 "a direct conversation has no roles or membership changes".into(),
             ));
         }
-        Ok(role)
+        Ok((kind, role))
     }
 
-    fn require_manager(role: &str) -> Result<(), RealtimeError> {
-        if is_manager(role) {
+    fn require_manager(kind: &str, role: &str) -> Result<(), RealtimeError> {
+        if is_manager(kind, role) {
             Ok(())
+        } else if kind == "channel" {
+            Err(RealtimeError::Forbidden(
+                "only the channel's owner may do this".into(),
+            ))
         } else {
             Err(RealtimeError::Forbidden(
                 "only the owner or an admin may do this".into(),
             ))
+        }
+    }
+
+    fn member_limit(&self, kind: &str) -> i64 {
+        if kind == "channel" {
+            i64::MAX
+        } else {
+            self.settings.group_max_members
         }
     }
 
@@ -94,7 +137,8 @@ impl Realtime {
         }
     }
 
-    /// Creates a group owned by the caller with the listed first members.
+    /// Creates a group or channel owned by the caller with the listed first
+    /// members (a channel's join as subscribers).
     pub async fn create_group(
         &self,
         auth: &SessionAuth,
@@ -105,7 +149,24 @@ impl Realtime {
         if req.peer_user_id.is_some() {
             return Err(bad("peer_user_id: only for kind \"direct\""));
         }
-        let max = self.settings.group_max_members;
+        let kind = req.kind.as_str();
+        let visibility = match (kind, req.visibility.as_deref()) {
+            ("channel", None | Some("private")) => Some("private".to_owned()),
+            ("channel", Some("public")) => Some("public".to_owned()),
+            ("channel", Some(v)) => {
+                return Err(bad(format!(
+                    "visibility: expected public or private, got {v:?}"
+                )))
+            }
+            (_, None) => None,
+            (_, Some(_)) => return Err(bad("visibility: only for channels")),
+        };
+        if req.member_user_ids.len() > 1000 {
+            return Err(bad(
+                "member_user_ids: expected at most 1000 (add more later)",
+            ));
+        }
+        let max = self.member_limit(kind);
         let others: BTreeSet<String> = req
             .member_user_ids
             .into_iter()
@@ -119,18 +180,19 @@ impl Realtime {
         }
         let group = NewGroup {
             id: ids::new_id(),
-            kind: "group".into(),
+            kind: kind.to_owned(),
             creator: auth.user_id.clone(),
             members: others
                 .iter()
-                .map(|u| (u.clone(), "member".to_owned()))
+                .map(|u| (u.clone(), plain_role(kind).to_owned()))
                 .collect(),
             title: req.title,
             topic: req.topic,
+            visibility,
             created_at: self.clock.now_ms(),
         };
         self.store.create_group(&group).await?;
-        self.announce(auth, &group.id, "created", None, None, &[])
+        self.announce(auth, &group.id, kind, "created", None, None, &[])
             .await?;
         self.conversation_detail(auth, &group.id).await
     }
@@ -149,9 +211,13 @@ impl Realtime {
             .conversation(conversation_id)
             .await?
             .ok_or(RealtimeError::NotMember)?;
-        let rows = self.store.members_with_roles(conversation_id).await?;
+        let mut rows = self.store.members_with_roles(conversation_id).await?;
         if !rows.iter().any(|m| m.user_id == auth.user_id) {
             return Err(RealtimeError::NotMember);
+        }
+        if c.kind == "channel" {
+            // Subscribers do not see each other.
+            rows.retain(|m| m.role != "subscriber" || m.user_id == auth.user_id);
         }
         let mut member_user_ids: Vec<String> = rows.iter().map(|m| m.user_id.clone()).collect();
         member_user_ids.sort();
@@ -170,6 +236,7 @@ impl Realtime {
             title: c.title,
             topic: c.topic,
             avatar_ref: c.avatar_ref,
+            visibility: c.visibility,
             created_at: c.created_at,
         })
     }
@@ -193,8 +260,8 @@ impl Realtime {
         conversation_id: &str,
         req: UpdateConversation,
     ) -> Result<Conversation, RealtimeError> {
-        let role = self.group_role(auth, conversation_id).await?;
-        Self::require_manager(&role)?;
+        let (kind, role) = self.group_role(auth, conversation_id).await?;
+        Self::require_manager(&kind, &role)?;
         text_field("title", &req.title, TITLE_MAX_CHARS, false)?;
         text_field("topic", &req.topic, TOPIC_MAX_CHARS, true)?;
         text_field("avatar_ref", &req.avatar_ref, AVATAR_REF_MAX_CHARS, true)?;
@@ -209,7 +276,7 @@ impl Realtime {
                 req.avatar_ref.as_deref(),
             )
             .await?;
-        self.announce(auth, conversation_id, "updated", None, None, &[])
+        self.announce(auth, conversation_id, &kind, "updated", None, None, &[])
             .await?;
         self.conversation_detail(auth, conversation_id).await
     }
@@ -220,23 +287,30 @@ impl Realtime {
         conversation_id: &str,
         user_id: &str,
     ) -> Result<Conversation, RealtimeError> {
-        let role = self.group_role(auth, conversation_id).await?;
-        Self::require_manager(&role)?;
+        let (kind, role) = self.group_role(auth, conversation_id).await?;
+        Self::require_manager(&kind, &role)?;
         self.require_active_user(user_id).await?;
-        let max = self.settings.group_max_members;
+        let max = self.member_limit(&kind);
         match self
             .store
-            .add_member(conversation_id, user_id, "member", self.clock.now_ms(), max)
+            .add_member(
+                conversation_id,
+                user_id,
+                plain_role(&kind),
+                self.clock.now_ms(),
+                max,
+            )
             .await?
         {
             JoinOutcome::Joined => {
                 self.announce(
                     auth,
                     conversation_id,
+                    &kind,
                     "member_added",
                     Some(user_id),
                     None,
-                    &[],
+                    &[user_id.to_owned()],
                 )
                 .await?;
             }
@@ -255,7 +329,7 @@ impl Realtime {
         conversation_id: &str,
         user_id: &str,
     ) -> Result<(), RealtimeError> {
-        let role = self.group_role(auth, conversation_id).await?;
+        let (kind, role) = self.group_role(auth, conversation_id).await?;
         let leaving = user_id == auth.user_id;
         if leaving {
             if role == "owner" && self.store.members(conversation_id).await?.len() > 1 {
@@ -270,10 +344,10 @@ impl Realtime {
                 .member_role(conversation_id, user_id)
                 .await?
                 .ok_or(RealtimeError::NoSuchUser)?;
-            let allowed = role == "owner" || (role == "admin" && target == "member");
+            let allowed = role == "owner" || (is_manager(&kind, &role) && target == "member");
             if !allowed {
                 return Err(RealtimeError::Forbidden(
-                    "the owner may remove anyone; an admin only plain members".into(),
+                    "the owner may remove anyone; a group admin only plain members".into(),
                 ));
             }
         }
@@ -289,6 +363,7 @@ impl Realtime {
         self.announce(
             auth,
             conversation_id,
+            &kind,
             event,
             target,
             None,
@@ -304,15 +379,16 @@ impl Realtime {
         user_id: &str,
         new_role: &str,
     ) -> Result<(), RealtimeError> {
-        let role = self.group_role(auth, conversation_id).await?;
+        let (kind, role) = self.group_role(auth, conversation_id).await?;
         if role != "owner" {
             return Err(RealtimeError::Forbidden(
                 "only the owner may change roles".into(),
             ));
         }
-        if !["admin", "member"].contains(&new_role) {
+        let [a, b] = settable_roles(&kind);
+        if new_role != a && new_role != b {
             return Err(bad(format!(
-                "role: expected admin or member, got {new_role:?} (use the owner endpoint to transfer ownership)"
+                "role: expected {a} or {b}, got {new_role:?} (use the owner endpoint to transfer ownership)"
             )));
         }
         if user_id == auth.user_id {
@@ -331,10 +407,11 @@ impl Realtime {
         self.announce(
             auth,
             conversation_id,
+            &kind,
             "role_changed",
             Some(user_id),
             Some(new_role),
-            &[],
+            &[user_id.to_owned()],
         )
         .await
     }
@@ -345,7 +422,7 @@ impl Realtime {
         conversation_id: &str,
         user_id: &str,
     ) -> Result<(), RealtimeError> {
-        let role = self.group_role(auth, conversation_id).await?;
+        let (kind, role) = self.group_role(auth, conversation_id).await?;
         if role != "owner" {
             return Err(RealtimeError::Forbidden(
                 "only the owner may transfer ownership".into(),
@@ -357,7 +434,7 @@ impl Realtime {
         if !ids::is_valid_id(user_id)
             || !self
                 .store
-                .transfer_ownership(conversation_id, &auth.user_id, user_id, "admin")
+                .transfer_ownership(conversation_id, &auth.user_id, user_id, demoted_role(&kind))
                 .await?
         {
             return Err(RealtimeError::NoSuchUser);
@@ -365,6 +442,7 @@ impl Realtime {
         self.announce(
             auth,
             conversation_id,
+            &kind,
             "owner_changed",
             Some(user_id),
             Some("owner"),
@@ -379,8 +457,8 @@ impl Realtime {
         conversation_id: &str,
         req: CreateInvite,
     ) -> Result<Invite, RealtimeError> {
-        let role = self.group_role(auth, conversation_id).await?;
-        Self::require_manager(&role)?;
+        let (kind, role) = self.group_role(auth, conversation_id).await?;
+        Self::require_manager(&kind, &role)?;
         let max_uses = req.max_uses.unwrap_or(INVITE_DEFAULT_USES);
         if !(1..=INVITE_MAX_USES).contains(&max_uses) {
             return Err(bad(format!(
@@ -437,7 +515,12 @@ impl Realtime {
             (JoinOutcome::Full, _) => return Err(RealtimeError::GroupFull { max }),
             (JoinOutcome::Invalid, _) | (_, None) => return Err(RealtimeError::InviteNotFound),
             (JoinOutcome::Joined, Some(c)) => {
-                self.announce(auth, &c, "member_joined", None, None, &[])
+                let kind = self
+                    .store
+                    .conversation(&c)
+                    .await?
+                    .map_or_else(|| "group".to_owned(), |c| c.kind);
+                self.announce(auth, &c, &kind, "member_joined", None, None, &[])
                     .await?;
                 c
             }
@@ -446,12 +529,15 @@ impl Realtime {
         self.conversation_detail(auth, &conversation_id).await
     }
 
-    /// Queues a system event for every member's devices (and `also`'s, for
-    /// someone who just left) and pushes it to those online.
-    async fn announce(
+    /// Queues a system event for every member's devices (a channel's: its
+    /// owner's and publishers'), the actor's, and `also`'s (someone who just
+    /// left or whose role changed), and pushes it to those online.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn announce(
         &self,
         auth: &SessionAuth,
         conversation_id: &str,
+        kind: &str,
         event: &str,
         target: Option<&str>,
         role: Option<&str>,
@@ -469,7 +555,12 @@ impl Realtime {
         };
         let body =
             serde_json::to_string(&ev).map_err(|e| RealtimeError::InvalidInput(e.to_string()))?;
-        let mut users = self.store.members(conversation_id).await?;
+        let mut users = if kind == "channel" {
+            self.store.managers(conversation_id).await?
+        } else {
+            self.store.members(conversation_id).await?
+        };
+        users.push(auth.user_id.clone());
         users.extend(also.iter().cloned());
         users.sort();
         users.dedup();

@@ -4,6 +4,7 @@
 //! HTTP or WebSockets: the gateway feeds it frames and drains its channels.
 
 mod batcher;
+mod channels;
 mod error;
 mod groups;
 mod hub;

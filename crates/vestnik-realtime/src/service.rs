@@ -48,12 +48,12 @@ pub struct RealtimeSettings {
 
 pub struct Realtime {
     pub(crate) store: Arc<dyn Store>,
-    hub: Arc<Hub>,
+    pub(crate) hub: Arc<Hub>,
     node_id: String,
     presence: Arc<dyn Presence>,
     bus: Arc<dyn EventBus>,
     pub(crate) clock: Arc<dyn Clock>,
-    writer: mpsc::Sender<(NewMessage, Reply)>,
+    pub(crate) writer: mpsc::Sender<(NewMessage, Reply)>,
     pub(crate) settings: RealtimeSettings,
     ephemeral_limiter: vestnik_bus::MemoryRateLimiter,
 }
@@ -313,6 +313,7 @@ impl Realtime {
             title: c.title,
             topic: c.topic,
             avatar_ref: c.avatar_ref,
+            visibility: c.visibility,
             created_at: c.created_at,
         })
     }
@@ -323,7 +324,12 @@ impl Realtime {
     ) -> Result<ConversationList, RealtimeError> {
         let mut out = Vec::new();
         for c in self.store.conversations_of(&auth.user_id).await? {
-            let member_user_ids = self.store.members(&c.id).await?;
+            // A channel's subscribers are many and private to its owner.
+            let member_user_ids = if c.kind == "channel" {
+                Vec::new()
+            } else {
+                self.store.members(&c.id).await?
+            };
             out.push(Conversation {
                 id: c.id,
                 kind: c.kind,
@@ -332,6 +338,7 @@ impl Realtime {
                 title: c.title,
                 topic: c.topic,
                 avatar_ref: c.avatar_ref,
+                visibility: c.visibility,
                 created_at: c.created_at,
             });
         }
@@ -349,20 +356,20 @@ impl Realtime {
         if !ids::is_valid_id(&msg.conversation_id) {
             return Err(RealtimeError::NotMember);
         }
-        if msg.kind == SendKind::Group {
+        if matches!(msg.kind, SendKind::Group | SendKind::Channel) {
             if !msg.envelopes.is_empty() {
                 return Err(bad(
-                    "envelopes: expected none with kind group (send ciphertext)",
+                    "envelopes: expected none with kind group or channel (send ciphertext)",
                 ));
             }
             let Some(c) = &msg.ciphertext else {
-                return Err(bad("ciphertext: required with kind group"));
+                return Err(bad("ciphertext: required with kind group or channel"));
             };
             return check_ciphertext("ciphertext", c);
         }
         if msg.ciphertext.is_some() {
             return Err(bad(
-                "ciphertext: only with kind group (Olm messages use envelopes)",
+                "ciphertext: only with kind group or channel (Olm messages use envelopes)",
             ));
         }
         let max = if msg.kind == SendKind::Keys {
@@ -399,6 +406,9 @@ impl Realtime {
     /// devices, stores the message (batched), pushes it to online devices.
     pub async fn send(&self, auth: &SessionAuth, msg: SendMessage) -> Result<Sent, RealtimeError> {
         Self::validate(&msg)?;
+        if msg.kind == SendKind::Channel {
+            return self.publish(auth, msg).await;
+        }
         let ctx = self
             .store
             .send_context(&msg.conversation_id, &auth.user_id)
@@ -415,6 +425,11 @@ impl Realtime {
                 "kind: group messages go to groups; direct chats use Olm envelopes",
             ));
         }
+        if ctx.kind == "channel" && msg.kind != SendKind::Keys {
+            return Err(bad(
+                "kind: a channel takes posts (kind channel) and key shares (kind keys)",
+            ));
+        }
         let devices = ctx.devices;
         let expected: BTreeSet<&str> = devices
             .iter()
@@ -425,7 +440,7 @@ impl Realtime {
         let addressed_right = match msg.kind {
             SendKind::Message => expected == given,
             SendKind::Keys => given.is_subset(&expected),
-            SendKind::Group => true,
+            SendKind::Group | SendKind::Channel => true,
         };
         if !addressed_right {
             // A retry of a message stored before the device list changed gets
@@ -605,6 +620,7 @@ impl Realtime {
     ) -> Result<(), RealtimeError> {
         self.ephemeral_rate(auth).await?;
         let members = self.member_of(auth, conversation_id).await?;
+        self.not_a_channel(conversation_id).await?;
         let f = ServerFrame::Typing {
             conversation_id: conversation_id.to_owned(),
             user_id: auth.user_id.clone(),
@@ -632,6 +648,7 @@ impl Realtime {
     ) -> Result<(), RealtimeError> {
         self.ephemeral_rate(auth).await?;
         let members = self.member_of(auth, conversation_id).await?;
+        self.not_a_channel(conversation_id).await?;
         let last = self
             .store
             .conversation(conversation_id)
@@ -690,6 +707,16 @@ impl Realtime {
             return Err(RealtimeError::NotMember);
         }
         Ok(members)
+    }
+
+    /// Typing and read markers would fan out to every subscriber of a channel.
+    async fn not_a_channel(&self, conversation_id: &str) -> Result<(), RealtimeError> {
+        match self.store.conversation(conversation_id).await? {
+            Some(c) if c.kind == "channel" => {
+                Err(bad("typing and read markers are not relayed in channels"))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Typing and read frames cost fan-out for nothing stored: cap them per device.

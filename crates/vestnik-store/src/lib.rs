@@ -262,6 +262,13 @@ pub trait GroupStore: Send + Sync {
         now: i64,
         limit: i64,
     ) -> Result<(JoinOutcome, Option<String>)>;
+    /// Every active device of every member (a channel's live push list).
+    async fn member_devices(&self, conversation_id: &str) -> Result<Vec<String>>;
+    /// Messages stored with their body (group and channel messages) after
+    /// `after_seq`, oldest first: a channel's log.
+    async fn log(&self, conversation_id: &str, after_seq: i64, limit: i64) -> Result<Vec<LogRow>>;
+    /// Members who run the conversation: owner, admins, publishers.
+    async fn managers(&self, conversation_id: &str) -> Result<Vec<String>>;
     /// Queues a system event (`body`, JSON) for every active device of `user_ids`.
     async fn push_system(
         &self,

@@ -176,6 +176,8 @@ pub struct ConversationRow {
     pub title: Option<String>,
     pub topic: Option<String>,
     pub avatar_ref: Option<String>,
+    /// Channels: `public` or `private`.
+    pub visibility: Option<String>,
 }
 
 /// A member and their role (`owner`, `admin`, `member`; channels: `owner`,
@@ -198,6 +200,20 @@ pub struct NewGroup {
     pub members: Vec<(String, String)>,
     pub title: Option<String>,
     pub topic: Option<String>,
+    /// Channels: `public` or `private`.
+    pub visibility: Option<String>,
+    pub created_at: i64,
+}
+
+/// A stored group or channel message, read from the conversation's log.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LogRow {
+    pub id: String,
+    pub seq: i64,
+    pub sender_user_id: String,
+    pub sender_device_id: String,
+    pub msg_type: i64,
+    pub body: String,
     pub created_at: i64,
 }
 

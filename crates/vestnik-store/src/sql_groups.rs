@@ -7,7 +7,7 @@ macro_rules! impl_group_store {
             async fn create_group(&self, g: &$crate::NewGroup) -> $crate::Result<()> {
                 let mut tx = self.write().begin().await?;
                 sqlx::query(
-                    "INSERT INTO conversations (id, kind, created_at, title, topic, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO conversations (id, kind, created_at, title, topic, created_by, visibility) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(&g.id)
                 .bind(&g.kind)
@@ -15,6 +15,7 @@ macro_rules! impl_group_store {
                 .bind(&g.title)
                 .bind(&g.topic)
                 .bind(&g.creator)
+                .bind(&g.visibility)
                 .execute(&mut *tx)
                 .await?;
                 let owner = [(g.creator.clone(), "owner".to_owned())];
@@ -151,7 +152,7 @@ macro_rules! impl_group_store {
                 if !uses_left {
                     return Ok(($crate::JoinOutcome::Invalid, None));
                 }
-                let role = if kind == "channel" { "subscriber" } else { "member" };
+                let (role, limit) = if kind == "channel" { ("subscriber", i64::MAX) } else { ("member", limit) };
                 let outcome = add_member_tx(&mut tx, &conversation_id, user_id, role, now, limit).await?;
                 if outcome == $crate::JoinOutcome::Joined {
                     // Guarded again: a concurrent redemption may have taken the last use.
@@ -165,6 +166,35 @@ macro_rules! impl_group_store {
                 }
                 tx.commit().await?;
                 Ok((outcome, Some(conversation_id)))
+            }
+
+            async fn member_devices(&self, conversation_id: &str) -> $crate::Result<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT d.id FROM members m JOIN devices d ON d.user_id = m.user_id AND d.revoked_at IS NULL
+                     WHERE m.conversation_id = $1",
+                )
+                .bind(conversation_id)
+                .fetch_all(self.read())
+                .await?)
+            }
+
+            async fn log(&self, conversation_id: &str, after_seq: i64, limit: i64) -> $crate::Result<Vec<$crate::LogRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT id, seq, sender_user_id, sender_device_id, COALESCE(msg_type, 0) AS msg_type, COALESCE(body, '') AS body, created_at
+                     FROM messages WHERE conversation_id = $1 AND seq > $2 AND body IS NOT NULL ORDER BY seq LIMIT $3",
+                )
+                .bind(conversation_id)
+                .bind(after_seq)
+                .bind(limit)
+                .fetch_all(self.read())
+                .await?)
+            }
+
+            async fn managers(&self, conversation_id: &str) -> $crate::Result<Vec<String>> {
+                Ok(sqlx::query_scalar("SELECT user_id FROM members WHERE conversation_id = $1 AND role IN ('owner', 'admin', 'publisher')")
+                    .bind(conversation_id)
+                    .fetch_all(self.read())
+                    .await?)
             }
 
             async fn push_system(

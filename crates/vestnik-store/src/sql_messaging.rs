@@ -107,7 +107,7 @@ macro_rules! impl_messaging_store {
                 .execute(&mut *tx)
                 .await?;
                 let row: $crate::ConversationRow =
-                    sqlx::query_as("SELECT id, kind, created_at, last_seq, title, topic, avatar_ref FROM conversations WHERE direct_key = $1")
+                    sqlx::query_as("SELECT id, kind, created_at, last_seq, title, topic, avatar_ref, visibility FROM conversations WHERE direct_key = $1")
                         .bind(&key)
                         .fetch_one(&mut *tx)
                         .await?;
@@ -127,7 +127,7 @@ macro_rules! impl_messaging_store {
             }
 
             async fn conversation(&self, id: &str) -> $crate::Result<Option<$crate::ConversationRow>> {
-                Ok(sqlx::query_as("SELECT id, kind, created_at, last_seq, title, topic, avatar_ref FROM conversations WHERE id = $1")
+                Ok(sqlx::query_as("SELECT id, kind, created_at, last_seq, title, topic, avatar_ref, visibility FROM conversations WHERE id = $1")
                     .bind(id)
                     .fetch_optional(self.read())
                     .await?)
@@ -142,7 +142,7 @@ macro_rules! impl_messaging_store {
 
             async fn conversations_of(&self, user_id: &str) -> $crate::Result<Vec<$crate::ConversationRow>> {
                 Ok(sqlx::query_as(
-                    "SELECT c.id, c.kind, c.created_at, c.last_seq, c.title, c.topic, c.avatar_ref FROM conversations c JOIN members m ON m.conversation_id = c.id
+                    "SELECT c.id, c.kind, c.created_at, c.last_seq, c.title, c.topic, c.avatar_ref, c.visibility FROM conversations c JOIN members m ON m.conversation_id = c.id
                      WHERE m.user_id = $1 ORDER BY c.created_at, c.id",
                 )
                 .bind(user_id)

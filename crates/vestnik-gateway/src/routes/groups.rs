@@ -1,10 +1,10 @@
 //! Group settings, membership, roles and invite links.
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use std::sync::Arc;
 use vestnik_proto::{
-    AddMember, Conversation, CreateInvite, ErrorBody, Invite, PublicDeviceList, SetRole,
-    TransferOwnership, UpdateConversation,
+    AddMember, ChannelPosts, Conversation, CreateInvite, ErrorBody, Invite, PublicDeviceList,
+    SetRole, TransferOwnership, UpdateConversation,
 };
 
 use crate::extract::{Authed, Json};
@@ -136,4 +136,44 @@ pub async fn join_invite(
     Path(token): Path<String>,
 ) -> Result<axum::Json<Conversation>, ApiError> {
     Ok(axum::Json(gw.realtime.join_invite(&auth, &token).await?))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PostsQuery {
+    /// Seq of the last post already read (default 0).
+    pub after: Option<i64>,
+    /// 1-500, default 100.
+    pub limit: Option<i64>,
+}
+
+/// A channel's posts after a seq, oldest first (members only).
+#[utoipa::path(get, path = "/v1/conversations/{id}/posts", tag = "groups", security(("bearer" = [])),
+    params(("id" = String, Path, description = "channel id"), PostsQuery),
+    responses((status = 200, body = ChannelPosts), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn posts(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path(id): Path<String>,
+    q: Result<Query<PostsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<ChannelPosts>, ApiError> {
+    let Query(q) =
+        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    Ok(axum::Json(
+        gw.realtime
+            .posts(&auth, &id, q.after.unwrap_or(0), q.limit.unwrap_or(100))
+            .await?,
+    ))
+}
+
+/// Subscribe to a public channel (private channels take an invite link).
+#[utoipa::path(post, path = "/v1/conversations/{id}/subscribe", tag = "groups", security(("bearer" = [])),
+    params(("id" = String, Path, description = "channel id")),
+    responses((status = 200, body = Conversation), (status = 404, body = ErrorBody)))]
+pub async fn subscribe(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Conversation>, ApiError> {
+    Ok(axum::Json(gw.realtime.subscribe(&auth, &id).await?))
 }

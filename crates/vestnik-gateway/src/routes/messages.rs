@@ -12,7 +12,7 @@ use crate::extract::{Authed, Json};
 use crate::{ApiError, Gateway};
 
 /// Open (or find, 200) a direct conversation with another user, or create
-/// a group (201) owned by the caller.
+/// a group or channel (201) owned by the caller.
 #[utoipa::path(post, path = "/v1/conversations", tag = "messages", security(("bearer" = [])), request_body = CreateConversation,
     responses((status = 200, body = Conversation), (status = 201, body = Conversation), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_conversation(
@@ -33,14 +33,14 @@ pub async fn create_conversation(
             let c = gw.realtime.create_direct(&auth, &peer).await?;
             Ok((StatusCode::OK, axum::Json(c)))
         }
-        "group" => {
+        "group" | "channel" => {
             let c = gw.realtime.create_group(&auth, req).await?;
             Ok((StatusCode::CREATED, axum::Json(c)))
         }
         other => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_input",
-            format!("kind: expected \"direct\" or \"group\", got {other:?}"),
+            format!("kind: expected \"direct\", \"group\" or \"channel\", got {other:?}"),
         )),
     }
 }

@@ -67,6 +67,8 @@ pub fn api_routes() -> Router<Arc<Gateway>> {
             post(groups::create_invite),
         )
         .route("/v1/invites/{token}/join", post(groups::join_invite))
+        .route("/v1/conversations/{id}/posts", get(groups::posts))
+        .route("/v1/conversations/{id}/subscribe", post(groups::subscribe))
         .route(
             "/v1/messages",
             post(messages::send).layer(DefaultBodyLimit::max(ws::MAX_FRAME_BYTES)),

@@ -2,6 +2,7 @@ ALTER TABLE conversations ADD COLUMN title TEXT;
 ALTER TABLE conversations ADD COLUMN topic TEXT;
 ALTER TABLE conversations ADD COLUMN avatar_ref TEXT;
 ALTER TABLE conversations ADD COLUMN created_by TEXT;
+ALTER TABLE conversations ADD COLUMN visibility TEXT;
 ALTER TABLE messages ADD COLUMN msg_type BIGINT;
 ALTER TABLE messages ADD COLUMN body TEXT;
 CREATE TABLE invites (
@@ -13,4 +14,5 @@ CREATE TABLE invites (
     expires_at BIGINT NOT NULL,
     created_at BIGINT NOT NULL
 );
-CREATE INDEX invites_conversation ON invites (conversation_id)
+CREATE INDEX invites_conversation ON invites (conversation_id);
+CREATE INDEX messages_conversation_seq ON messages (conversation_id, seq)
