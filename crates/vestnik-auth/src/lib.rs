@@ -12,6 +12,7 @@ mod pow;
 mod registration;
 mod seed;
 mod sessions;
+pub use sessions::NEAR_CACHED_PREFIXES;
 mod totp;
 mod twofactor;
 

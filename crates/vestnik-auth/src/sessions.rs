@@ -17,6 +17,10 @@ const CACHE_TTL_MAX_MS: i64 = 60_000;
 /// How long a cached device list may live (changes delete it sooner).
 const DEVICE_LIST_CACHE_MS: u64 = 10_000;
 
+/// Cache keys that are read on every request and deleted whenever they
+/// change: worth a node-local copy (see `vestnik_bus::NearCacheKv`).
+pub const NEAR_CACHED_PREFIXES: &[&str] = &["at:", "devs:"];
+
 fn devices_key(user_id: &str) -> String {
     format!("devs:{user_id}")
 }

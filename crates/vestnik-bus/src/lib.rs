@@ -7,6 +7,7 @@
 
 mod events;
 mod memory;
+mod near_cache;
 mod redis_impl;
 mod sharded;
 
@@ -14,6 +15,7 @@ pub use events::{
     EventBus, LocalEventBus, LocalPresence, Presence, RedisEventBus, RedisPresence, PRESENCE_TTL_MS,
 };
 pub use memory::{MemoryKv, MemoryRateLimiter};
+pub use near_cache::{NearCacheKv, NEAR_CACHE_TTL_MS};
 pub use redis_impl::{connect_redis, RedisKv, RedisRateLimiter};
 
 #[derive(Debug, thiserror::Error)]

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use vestnik_auth::{AuthService, AuthSettings, ServerKeys};
 use vestnik_bus::{
-    EventBus, Kv, LocalEventBus, LocalPresence, MemoryKv, MemoryRateLimiter, Presence, Rate,
-    RateLimiter, RedisEventBus, RedisKv, RedisPresence, RedisRateLimiter,
+    EventBus, Kv, LocalEventBus, LocalPresence, MemoryKv, MemoryRateLimiter, NearCacheKv, Presence,
+    Rate, RateLimiter, RedisEventBus, RedisKv, RedisPresence, RedisRateLimiter,
 };
 use vestnik_core::{Clock, Config, MailKind, SystemClock};
 use vestnik_gateway::{Gateway, GatewaySettings};
@@ -81,8 +81,17 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
                     .await
                     .context("connecting to redis_url")?;
                 let prefix = &config.redis_prefix;
+                // Access tokens and device lists get a node-local copy,
+                // invalidated across nodes over Redis pub/sub.
+                let shared: Arc<dyn Kv> = Arc::new(RedisKv::new(conn.clone(), prefix));
                 (
-                    Arc::new(RedisKv::new(conn.clone(), prefix)),
+                    Arc::new(NearCacheKv::new(
+                        shared,
+                        conn.clone(),
+                        url,
+                        prefix,
+                        vestnik_auth::NEAR_CACHED_PREFIXES,
+                    )?),
                     Arc::new(RedisRateLimiter::new(conn.clone(), prefix)),
                     Arc::new(RedisPresence::new(conn.clone(), prefix)),
                     Arc::new(RedisEventBus::new(conn, url, prefix)?),

@@ -184,3 +184,42 @@ async fn next_of(ws: &mut Ws, kind: &str) -> Value {
         }
     }
 }
+
+/// Every node keeps a local copy of hot tokens; a logout on one node must
+/// still stop the token on the others at once (well inside that copy's TTL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_on_one_node_is_refused_on_the_others_at_once() {
+    let Some(nodes) = common::spawn_cluster(2).await else {
+        return;
+    };
+    let (a, b) = (&nodes[0], &nodes[1]);
+    const PW: &str = "correct horse battery staple";
+    let alice = a.register("alice@example.org", PW).await;
+    let token = alice["access_token"].as_str().expect("token").to_owned();
+    // Warm both nodes' caches, the device list included.
+    for n in [a, b] {
+        for _ in 0..3 {
+            let r = n.get_auth("/v1/devices", &token).await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+        }
+    }
+    // A new device added through B shows in A's list at once.
+    let second = b.login("alice@example.org", PW, json!({})).await;
+    assert_eq!(second.status, 201, "{:?}", second.body);
+    let listed = a.get_auth("/v1/devices", &token).await;
+    assert_eq!(listed.body["devices"].as_array().expect("devices").len(), 2);
+    let r = b.post_auth("/v1/auth/logout", &token, None).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let t0 = std::time::Instant::now();
+    loop {
+        let r = a.get_auth("/v1/devices", &token).await;
+        if r.status == 401 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_millis(500),
+            "node A still accepts a token revoked on node B"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
