@@ -10,6 +10,7 @@
 mod baseline;
 mod common;
 mod connections;
+mod fanout;
 mod messaging;
 mod session;
 mod storm;
@@ -47,6 +48,9 @@ enum Command {
     Latency(messaging::Opts),
     /// Ramp to K idle authenticated sockets; the server's RSS per socket.
     Connections(connections::Opts),
+    /// One message into a group (or a post into a public channel) with every
+    /// member online: time until the last member has it.
+    Fanout(fanout::Opts),
     /// Devices with messages waiting reconnect at once: time to drain every backlog.
     ReconnectStorm(storm::Opts),
     /// The machine's raw limits: database inserts, Redis streams, WebSocket echo.
@@ -85,6 +89,7 @@ fn main() -> anyhow::Result<()> {
                 messaging::run(o, "latency").await
             }
             Command::Connections(o) => connections::run(o).await,
+            Command::Fanout(o) => fanout::run(o).await,
             Command::ReconnectStorm(o) => storm::run(o).await,
             Command::Baseline(o) => baseline::run(o).await,
             Command::EchoServer { listen } => baseline::echo_server(&listen).await,

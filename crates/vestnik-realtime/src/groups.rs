@@ -567,13 +567,15 @@ impl Realtime {
         let rows = self
             .store
             .push_system(
-                &ev.event_id,
-                conversation_id,
-                &auth.user_id,
+                &vestnik_store::SystemEventRow {
+                    event_id: ev.event_id.clone(),
+                    conversation_id: conversation_id.to_owned(),
+                    actor: auth.user_id.clone(),
+                    body,
+                    created_at: now,
+                    expires_at: now + self.settings.retention_ms,
+                },
                 &users,
-                &body,
-                now,
-                now + self.settings.retention_ms,
             )
             .await?;
         self.deliver(

@@ -272,13 +272,8 @@ pub trait GroupStore: Send + Sync {
     /// Queues a system event (`body`, JSON) for every active device of `user_ids`.
     async fn push_system(
         &self,
-        event_id: &str,
-        conversation_id: &str,
-        actor: &str,
+        event: &SystemEventRow,
         user_ids: &[String],
-        body: &str,
-        now: i64,
-        expires_at: i64,
     ) -> Result<Vec<OutboxRow>>;
 }
 

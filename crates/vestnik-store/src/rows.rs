@@ -205,6 +205,18 @@ pub struct NewGroup {
     pub created_at: i64,
 }
 
+/// A system event to queue for members' devices.
+#[derive(Debug, Clone)]
+pub struct SystemEventRow {
+    pub event_id: String,
+    pub conversation_id: String,
+    pub actor: String,
+    /// The event as JSON.
+    pub body: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
 /// A stored group or channel message, read from the conversation's log.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LogRow {

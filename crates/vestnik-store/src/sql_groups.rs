@@ -199,13 +199,8 @@ macro_rules! impl_group_store {
 
             async fn push_system(
                 &self,
-                event_id: &str,
-                conversation_id: &str,
-                actor: &str,
+                e: &$crate::SystemEventRow,
                 user_ids: &[String],
-                body: &str,
-                now: i64,
-                expires_at: i64,
             ) -> $crate::Result<Vec<$crate::OutboxRow>> {
                 if user_ids.is_empty() {
                     return Ok(Vec::new());
@@ -213,17 +208,17 @@ macro_rules! impl_group_store {
                 let mut qb = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO outbox (device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at, expires_at) SELECT id, 'system', ",
                 );
-                qb.push_bind(event_id)
+                qb.push_bind(e.event_id.as_str())
                     .push(", ")
-                    .push_bind(conversation_id)
+                    .push_bind(e.conversation_id.as_str())
                     .push(", 0, ")
-                    .push_bind(actor)
+                    .push_bind(e.actor.as_str())
                     .push(", '', 0, ")
-                    .push_bind(body)
+                    .push_bind(e.body.as_str())
                     .push(", ")
-                    .push_bind(now)
+                    .push_bind(e.created_at)
                     .push(", ")
-                    .push_bind(expires_at)
+                    .push_bind(e.expires_at)
                     .push(" FROM devices WHERE revoked_at IS NULL AND user_id IN (");
                 let mut sep = qb.separated(", ");
                 for u in user_ids {
