@@ -9,9 +9,10 @@ use tokio::sync::{broadcast, oneshot, watch, Mutex, Notify};
 use tokio::task::JoinHandle;
 use vestnik_crypto::{Device, DeviceKeys};
 use vestnik_proto::{
-    AckRequest, CodeRequest, Conversation, ConversationList, DeviceInfo, DeviceList, LoginRequest,
-    LookupRequest, LookupResponse, NewDeviceRequest, PendingPage, PublicDevice, RecoveryCodes,
-    RegisterRequest, ServerFrame, SessionTokens, TotpSetup, VerifyRequest,
+    AckRequest, AddMember, CodeRequest, Conversation, ConversationList, CreateConversation,
+    CreateInvite, DeviceInfo, DeviceList, Invite, LoginRequest, LookupRequest, LookupResponse,
+    NewDeviceRequest, PendingPage, PublicDevice, RecoveryCodes, RegisterRequest, ServerFrame,
+    SessionTokens, SetRole, TotpSetup, TransferOwnership, UpdateConversation, VerifyRequest,
 };
 
 use crate::api::{self, Api};
@@ -19,7 +20,8 @@ use crate::config::{ClientConfig, MAX_TEXT_BYTES};
 use crate::engine::{Counters, Inner};
 use crate::error::{ClientError, Result};
 use crate::events::EventStream;
-use crate::store::{Account, Store, Tokens};
+use crate::group::path_id;
+use crate::store::{Account, OutboxKind, Store, Tokens};
 use crate::types::{HistoryEntry, SentMessage, Stats};
 
 /// The second factor for logging in to an account with 2FA on.
@@ -29,6 +31,14 @@ pub enum SecondFactor {
     Totp(String),
     /// One of the one-time recovery codes.
     RecoveryCode(String),
+}
+
+/// Where a queued text goes.
+enum Target<'a> {
+    /// The direct conversation with this user.
+    Peer(&'a str),
+    /// This group conversation.
+    Group(&'a str),
 }
 
 /// Signals shutdown when the last [`Client`] handle is dropped.
@@ -317,6 +327,7 @@ impl Client {
             shutdown: shutdown.clone(),
             counters,
             key_check_running: AtomicBool::new(false),
+            key_traffic: StdMutex::new(HashMap::new()),
         });
         let outbox = tokio::spawn(inner.clone().outbox_worker());
         Ok(Client {
@@ -446,16 +457,14 @@ impl Client {
     /// `client_msg_id` at once; it is encrypted and sent in the background,
     /// as soon as the server can be reached (events: `Sent` or `SendFailed`).
     pub async fn queue_text(&self, peer_user_id: &str, text: &str) -> Result<String> {
-        self.queue(peer_user_id, text, None).await
+        self.queue(Target::Peer(peer_user_id), text, None).await
     }
 
     async fn queue(
         &self,
-        peer_user_id: &str,
+        target: Target<'_>,
         text: &str,
-        watcher: Option<
-            oneshot::Sender<std::result::Result<SentMessage, crate::engine::SendFailure>>,
-        >,
+        watcher: Option<crate::engine::SendWatcher>,
     ) -> Result<String> {
         if text.is_empty() || text.len() > MAX_TEXT_BYTES {
             return Err(ClientError::InvalidInput(format!(
@@ -463,16 +472,26 @@ impl Client {
                 text.len()
             )));
         }
-        if peer_user_id == self.user_id() {
-            return Err(ClientError::InvalidInput(
-                "peer_user_id: expected another user, got this account".into(),
-            ));
-        }
-        // Known or made now; offline, the outbox resolves it later.
-        let conversation_id = match self.inner.conversation_for_peer(peer_user_id).await {
-            Ok(c) => Some(c.id),
-            Err(e) if e.is_transient() => None,
-            Err(e) => return Err(e),
+        let (kind, peer_user_id, conversation_id) = match target {
+            Target::Peer(peer_user_id) => {
+                if peer_user_id == self.user_id() {
+                    return Err(ClientError::InvalidInput(
+                        "peer_user_id: expected another user, got this account".into(),
+                    ));
+                }
+                // Known or made now; offline, the outbox resolves it later.
+                let conversation_id = match self.inner.conversation_for_peer(peer_user_id).await {
+                    Ok(c) => Some(c.id),
+                    Err(e) if e.is_transient() => None,
+                    Err(e) => return Err(e),
+                };
+                (OutboxKind::Direct, peer_user_id, conversation_id)
+            }
+            Target::Group(conversation_id) => (
+                OutboxKind::Group,
+                "",
+                Some(path_id("conversation_id", conversation_id)?.to_owned()),
+            ),
         };
         let local_id = uuid::Uuid::new_v4().simple().to_string();
         let client_msg_id = uuid::Uuid::new_v4().simple().to_string();
@@ -485,6 +504,7 @@ impl Client {
             .queue_outgoing(
                 &local_id,
                 &client_msg_id,
+                kind,
                 peer_user_id,
                 conversation_id.as_deref(),
                 text,
@@ -505,8 +525,12 @@ impl Client {
     /// Offline, this waits for the connection to come back; use
     /// [`Client::queue_text`] not to wait.
     pub async fn send_text(&self, peer_user_id: &str, text: &str) -> Result<SentMessage> {
+        self.send_and_wait(Target::Peer(peer_user_id), text).await
+    }
+
+    async fn send_and_wait(&self, target: Target<'_>, text: &str) -> Result<SentMessage> {
         let (tx, rx) = oneshot::channel();
-        self.queue(peer_user_id, text, Some(tx)).await?;
+        self.queue(target, text, Some(tx)).await?;
         match rx.await {
             Ok(Ok(sent)) => Ok(sent),
             Ok(Err(f)) => Err(ClientError::Api {
@@ -576,6 +600,8 @@ impl Client {
     /// of items handled (duplicates included).
     pub async fn sync(&self) -> Result<usize> {
         let page_size = self.inner.config.sync_page.clamp(1, 500);
+        // Device changes while no socket was open were not pushed to us.
+        self.inner.store.mark_group_devices_stale(None).await?;
         let mut after = 0i64;
         let mut handled = 0usize;
         loop {
@@ -593,7 +619,9 @@ impl Client {
                 }
                 if matches!(
                     item,
-                    ServerFrame::Message { .. } | ServerFrame::Receipt { .. }
+                    ServerFrame::Message { .. }
+                        | ServerFrame::Receipt { .. }
+                        | ServerFrame::System { .. }
                 ) {
                     self.inner.on_frame(item, &mut acks).await?;
                     handled += 1;
@@ -610,9 +638,227 @@ impl Client {
                     .await?;
             }
             if !page.more {
+                self.inner.decrypt_all_pending().await?;
                 return Ok(handled);
             }
         }
+    }
+
+    // ---------- groups ----------
+
+    /// Creates a group with this account as its owner and `member_user_ids`
+    /// as members; returns its conversation id.
+    pub async fn create_group(
+        &self,
+        title: Option<&str>,
+        member_user_ids: &[String],
+    ) -> Result<String> {
+        let c: Conversation = self
+            .inner
+            .api
+            .post(
+                "/v1/conversations",
+                &CreateConversation {
+                    kind: "group".into(),
+                    peer_user_id: None,
+                    member_user_ids: member_user_ids.to_vec(),
+                    title: title.map(str::to_owned),
+                    topic: None,
+                    visibility: None,
+                },
+            )
+            .await?;
+        self.inner
+            .store
+            .save_conversation(&c, self.user_id())
+            .await?;
+        Ok(c.id)
+    }
+
+    /// A group with its members and their roles (members only).
+    pub async fn group_info(&self, conversation_id: &str) -> Result<Conversation> {
+        let id = path_id("conversation_id", conversation_id)?;
+        let c: Conversation = self
+            .inner
+            .api
+            .get(&format!("/v1/conversations/{id}"))
+            .await?;
+        self.inner
+            .store
+            .save_conversation(&c, self.user_id())
+            .await?;
+        Ok(c)
+    }
+
+    /// Changes a group's title, topic or avatar (owner or admin).
+    pub async fn update_group(
+        &self,
+        conversation_id: &str,
+        update: &UpdateConversation,
+    ) -> Result<Conversation> {
+        let id = path_id("conversation_id", conversation_id)?;
+        let c: Conversation = self
+            .inner
+            .api
+            .call(
+                Method::PATCH,
+                &format!("/v1/conversations/{id}"),
+                Some(update),
+            )
+            .await?;
+        self.inner
+            .store
+            .save_conversation(&c, self.user_id())
+            .await?;
+        Ok(c)
+    }
+
+    /// Adds a user to a group (owner or admin). Their devices get the key of
+    /// the next message each member sends (a new Megolm session): nothing
+    /// sent before.
+    pub async fn add_member(&self, conversation_id: &str, user_id: &str) -> Result<Conversation> {
+        let id = path_id("conversation_id", conversation_id)?;
+        let c: Conversation = self
+            .inner
+            .api
+            .post(
+                &format!("/v1/conversations/{id}/members"),
+                &AddMember {
+                    user_id: user_id.to_owned(),
+                },
+            )
+            .await?;
+        self.inner.store.mark_group_devices_stale(Some(id)).await?;
+        self.inner
+            .store
+            .save_conversation(&c, self.user_id())
+            .await?;
+        Ok(c)
+    }
+
+    /// Removes a member from a group (owner or admin; this account's own id
+    /// leaves). This device's next message in the group uses a new Megolm
+    /// session the removed member never gets.
+    pub async fn remove_member(&self, conversation_id: &str, user_id: &str) -> Result<()> {
+        let id = path_id("conversation_id", conversation_id)?;
+        let user = path_id("user_id", user_id)?;
+        self.inner
+            .api
+            .call_unit::<()>(
+                Method::DELETE,
+                &format!("/v1/conversations/{id}/members/{user}"),
+                None,
+            )
+            .await?;
+        // At once, not when the `system` event arrives: a message sent right
+        // after this call must already use a new session.
+        self.inner.store.mark_group_devices_stale(Some(id)).await?;
+        self.inner.store.flag_rotation(id).await
+    }
+
+    /// Leaves a group (an owner must transfer ownership first unless alone).
+    pub async fn leave(&self, conversation_id: &str) -> Result<()> {
+        let me = self.user_id().to_owned();
+        self.remove_member(conversation_id, &me).await
+    }
+
+    /// Makes a member `admin` or `member` (owner only).
+    pub async fn set_role(&self, conversation_id: &str, user_id: &str, role: &str) -> Result<()> {
+        let id = path_id("conversation_id", conversation_id)?;
+        let user = path_id("user_id", user_id)?;
+        self.inner
+            .api
+            .call_unit(
+                Method::PUT,
+                &format!("/v1/conversations/{id}/members/{user}/role"),
+                Some(&SetRole {
+                    role: role.to_owned(),
+                }),
+            )
+            .await
+    }
+
+    /// Makes another member the owner; this account becomes an admin.
+    pub async fn transfer_ownership(&self, conversation_id: &str, user_id: &str) -> Result<()> {
+        let id = path_id("conversation_id", conversation_id)?;
+        self.inner
+            .api
+            .call_unit(
+                Method::POST,
+                &format!("/v1/conversations/{id}/owner"),
+                Some(&TransferOwnership {
+                    user_id: user_id.to_owned(),
+                }),
+            )
+            .await
+    }
+
+    /// An invite link token for a group (owner or admin); `None`s take the
+    /// server's defaults (100 uses, 7 days).
+    pub async fn create_invite(
+        &self,
+        conversation_id: &str,
+        max_uses: Option<i64>,
+        ttl_secs: Option<i64>,
+    ) -> Result<Invite> {
+        let id = path_id("conversation_id", conversation_id)?;
+        self.inner
+            .api
+            .post(
+                &format!("/v1/conversations/{id}/invites"),
+                &CreateInvite { max_uses, ttl_secs },
+            )
+            .await
+    }
+
+    /// Joins a group with an invite token.
+    pub async fn join_invite(&self, token: &str) -> Result<Conversation> {
+        let token = path_id("invite token", token)?;
+        let c: Conversation = self
+            .inner
+            .api
+            .call::<(), _>(Method::POST, &format!("/v1/invites/{token}/join"), None)
+            .await?;
+        self.inner
+            .store
+            .save_conversation(&c, self.user_id())
+            .await?;
+        Ok(c)
+    }
+
+    /// Every active device of every member of a group, from the server
+    /// (refreshing the cache the group's key sharing uses).
+    pub async fn group_devices(&self, conversation_id: &str) -> Result<Vec<PublicDevice>> {
+        self.inner.fetch_group_devices(conversation_id).await
+    }
+
+    /// Writes a text for a group to the local outbox and returns its
+    /// `client_msg_id` at once; it is encrypted (Megolm, keys shared first)
+    /// and sent in the background, in order with everything else queued.
+    pub async fn queue_group_text(&self, conversation_id: &str, text: &str) -> Result<String> {
+        self.queue(Target::Group(conversation_id), text, None).await
+    }
+
+    /// Sends a text to a group and waits until the server has accepted it.
+    pub async fn send_group_text(&self, conversation_id: &str, text: &str) -> Result<SentMessage> {
+        self.send_and_wait(Target::Group(conversation_id), text)
+            .await
+    }
+
+    /// The Megolm sessions this device can decrypt in a conversation (its
+    /// own and those shared with it), oldest first.
+    pub async fn group_session_ids(&self, conversation_id: &str) -> Result<Vec<String>> {
+        self.inner.store.group_sessions_of(conversation_id).await
+    }
+
+    /// This device's current outbound Megolm session in a group, if any.
+    pub async fn outbound_group_session(&self, conversation_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .inner
+            .store
+            .group_outbound(conversation_id)
+            .await?
+            .map(|o| o.session_id))
     }
 
     // ---------- devices and keys ----------

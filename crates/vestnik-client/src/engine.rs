@@ -9,8 +9,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch, Mutex, Notify};
 use vestnik_crypto::{Device, OlmEnvelope, PreKeyBundle};
 use vestnik_proto::{
     ClaimRequest, ClaimResponse, ClientFrame, Conversation, CreateConversation, Envelope,
-    IncomingMessage, KeyCount, KeysUpload, PublicDevice, PublicDeviceList, Receipt, SendMessage,
-    Sent, ServerFrame,
+    IncomingMessage, KeyCount, KeysUpload, PublicDevice, PublicDeviceList, Receipt, SendKind,
+    SendMessage, Sent, ServerFrame,
 };
 use zeroize::Zeroizing;
 
@@ -18,13 +18,25 @@ use crate::api::Api;
 use crate::backoff::Backoff;
 use crate::config::ClientConfig;
 use crate::error::{ClientError, Result};
-use crate::payload::Payload;
-use crate::store::{Account, ConversationRow, IncomingRow, OutboxItem, Store};
+use crate::payload::{Payload, KIND_GROUP_KEY, KIND_KEY_REQUEST, KIND_TEXT};
+use crate::store::{Account, ConversationRow, IncomingRow, OutboxItem, OutboxKind, Store};
 use crate::types::{ClientEvent, DeliveryReceipt, Direction, ReceivedMessage, SentMessage, Stats};
 
 /// A `device_list_stale` answer is re-encrypted for at most this many times
 /// in a row before the message waits for the next retry round.
-const MAX_STALE_ROUNDS: u32 = 5;
+pub(crate) const MAX_STALE_ROUNDS: u32 = 5;
+
+/// `msg_type` of a Megolm (group) message; 0 and 1 are Olm.
+pub(crate) const MEGOLM_MSG_TYPE: u8 = 2;
+
+/// Where the ratchet state that made a set of Olm envelopes is written
+/// before they leave (so a crash never reuses a message key).
+pub(crate) enum Persist<'a> {
+    /// With the envelopes of this outbox row (a resend sends the same ones).
+    Outbox(&'a str),
+    /// Only the state: key shares and key requests are made anew each try.
+    Device,
+}
 
 /// The answer to one `send` frame.
 pub(crate) enum SendReply {
@@ -53,6 +65,9 @@ pub(crate) struct Counters {
     pub(crate) duplicates: AtomicU64,
     pub(crate) refreshes: Arc<AtomicU64>,
     pub(crate) one_time_keys_uploaded: AtomicU64,
+    pub(crate) group_sessions_started: AtomicU64,
+    pub(crate) group_keys_shared: AtomicU64,
+    pub(crate) key_requests_sent: AtomicU64,
 }
 
 impl Counters {
@@ -64,6 +79,9 @@ impl Counters {
             duplicates: self.duplicates.load(Ordering::Relaxed),
             refreshes: self.refreshes.load(Ordering::Relaxed),
             one_time_keys_uploaded: self.one_time_keys_uploaded.load(Ordering::Relaxed),
+            group_sessions_started: self.group_sessions_started.load(Ordering::Relaxed),
+            group_keys_shared: self.group_keys_shared.load(Ordering::Relaxed),
+            key_requests_sent: self.key_requests_sent.load(Ordering::Relaxed),
         }
     }
 }
@@ -93,6 +111,9 @@ pub(crate) struct Inner {
     pub(crate) shutdown: Arc<watch::Sender<bool>>,
     pub(crate) counters: Counters,
     pub(crate) key_check_running: AtomicBool,
+    /// When a key was last requested (`req:<session>`) or re-shared
+    /// (`ans:<session>:<device>`), so neither floods the server.
+    pub(crate) key_traffic: StdMutex<HashMap<String, std::time::Instant>>,
 }
 
 fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -123,7 +144,7 @@ impl Inner {
 
     /// After a failed write, the in-memory ratchet state may be ahead of the
     /// stored one; go back to the stored state (the message will come again).
-    async fn reload_device(&self, device: &mut Device) {
+    pub(crate) async fn reload_device(&self, device: &mut Device) {
         match self.store.device().await {
             Ok(Some(d)) => *device = d,
             Ok(None) => tracing::error!("device state missing from the local store"),
@@ -153,7 +174,11 @@ impl Inner {
     }
 
     /// The sending device's keys, from the cache or the directory.
-    async fn sender_device(&self, user_id: &str, device_id: &str) -> Result<Option<PublicDevice>> {
+    pub(crate) async fn sender_device(
+        &self,
+        user_id: &str,
+        device_id: &str,
+    ) -> Result<Option<PublicDevice>> {
         if let Some(d) = self.store.known_device(device_id).await? {
             return Ok((d.user_id == user_id).then_some(d));
         }
@@ -173,7 +198,11 @@ impl Inner {
                 "/v1/conversations",
                 &CreateConversation {
                     kind: "direct".into(),
-                    peer_user_id: peer.to_owned(),
+                    peer_user_id: Some(peer.to_owned()),
+                    member_user_ids: Vec::new(),
+                    title: None,
+                    topic: None,
+                    visibility: None,
                 },
             )
             .await?;
@@ -186,7 +215,7 @@ impl Inner {
 
     // ---------- incoming ----------
 
-    async fn reject(
+    pub(crate) async fn reject(
         &self,
         m: &IncomingMessage,
         reason: String,
@@ -215,26 +244,12 @@ impl Inner {
             self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
-        let sender = match self
-            .sender_device(&m.sender_user_id, &m.sender_device_id)
-            .await
-        {
-            Ok(Some(d)) => d,
-            Ok(None) => {
-                return self
-                    .reject(
-                        m,
-                        format!(
-                            "sender device {} is not in the directory",
-                            m.sender_device_id
-                        ),
-                        None,
-                    )
-                    .await
-            }
-            Err(e @ (ClientError::Store(_) | ClientError::SessionEnded(_))) => return Err(e),
-            Err(e) if e.is_transient() => return Err(e),
-            Err(e) => return self.reject(m, e.to_string(), None).await,
+        if m.msg_type == MEGOLM_MSG_TYPE {
+            return self.handle_group_message(m, false).await;
+        }
+        let sender = match self.message_sender(m).await? {
+            Ok(d) => d,
+            Err(reason) => return self.reject(m, reason, None).await,
         };
         let envelope = OlmEnvelope {
             message_type: m.msg_type,
@@ -265,6 +280,38 @@ impl Inner {
                 return r;
             }
         };
+        match payload.kind.as_str() {
+            KIND_GROUP_KEY => {
+                let installed = self
+                    .install_group_key(&mut device, m, &sender, &payload, &blob)
+                    .await;
+                drop(device);
+                if envelope.is_pre_key() {
+                    self.schedule_key_check();
+                }
+                if let Some(session_id) = installed? {
+                    self.decrypt_pending(&session_id).await?;
+                }
+                return Ok(None);
+            }
+            KIND_KEY_REQUEST => {
+                if let Err(e) = self
+                    .store
+                    .store_rejected(&m.message_id, "key_request", Some(&blob))
+                    .await
+                {
+                    self.reload_device(&mut device).await;
+                    return Err(e);
+                }
+                drop(device);
+                if envelope.is_pre_key() {
+                    self.schedule_key_check();
+                }
+                self.spawn_key_answer(&m.conversation_id, sender, payload.session());
+                return Ok(None);
+            }
+            _ => debug_assert_eq!(payload.kind, KIND_TEXT),
+        }
         let direction = if m.sender_user_id == self.account.user_id {
             Direction::Outgoing
         } else {
@@ -281,6 +328,7 @@ impl Inner {
             direction,
             body: &payload.body,
             sent_at: m.sent_at,
+            group: None,
         };
         if let Err(e) = self.store.store_incoming(&row, &blob).await {
             self.reload_device(&mut device).await;
@@ -302,7 +350,29 @@ impl Inner {
             client_msg_id: payload.client_msg_id.clone(),
             direction,
             prekey: envelope.is_pre_key(),
+            megolm_session_id: None,
         })))
+    }
+
+    /// The sending device of a message: Ok(Err(reason)) when it can never
+    /// be known (the message is then rejected), Err when worth another try.
+    pub(crate) async fn message_sender(
+        &self,
+        m: &IncomingMessage,
+    ) -> Result<std::result::Result<PublicDevice, String>> {
+        match self
+            .sender_device(&m.sender_user_id, &m.sender_device_id)
+            .await
+        {
+            Ok(Some(d)) => Ok(Ok(d)),
+            Ok(None) => Ok(Err(format!(
+                "sender device {} is not in the directory",
+                m.sender_device_id
+            ))),
+            Err(e @ (ClientError::Store(_) | ClientError::SessionEnded(_))) => Err(e),
+            Err(e) if e.is_transient() => Err(e),
+            Err(e) => Ok(Err(e.to_string())),
+        }
     }
 
     pub(crate) async fn handle_receipt(&self, r: &Receipt) -> Result<Option<ClientEvent>> {
@@ -339,6 +409,12 @@ impl Inner {
                 }
                 acks.push(cursor);
             }
+            ServerFrame::System { cursor, event } => {
+                if let Some(e) = self.handle_system(event).await? {
+                    self.emit(e);
+                }
+                acks.push(cursor);
+            }
             ServerFrame::Sent(sent) => {
                 let waiter = lock(&self.waiters).remove(&sent.client_msg_id);
                 match waiter {
@@ -353,6 +429,9 @@ impl Inner {
             ServerFrame::Synced => return Ok(Flow::Synced),
             ServerFrame::DevicesChanged { user_id } => {
                 self.store.mark_device_list_stale(&user_id).await?;
+                // The frame does not say which groups they share with us;
+                // refetching each group's devices on its next send is cheap.
+                self.store.mark_group_devices_stale(None).await?;
                 self.emit(ClientEvent::DevicesChanged { user_id });
             }
             ServerFrame::Typing {
@@ -383,6 +462,10 @@ impl Inner {
                 last_seen,
             }),
             ServerFrame::Pong { .. } => {}
+            // Channels are not handled by this client yet.
+            ServerFrame::ChannelPost(post) => {
+                tracing::debug!(conversation_id = %post.conversation_id, "channel post ignored")
+            }
             ServerFrame::Error {
                 code,
                 message,
@@ -476,9 +559,8 @@ impl Inner {
         Ok(out)
     }
 
-    /// Encrypts `item` for exactly `targets` (opening Olm sessions from
-    /// claimed bundles where needed) and stores the envelopes together with
-    /// the ratchet state.
+    /// Encrypts `item` for exactly `targets` and stores the envelopes
+    /// together with the ratchet state.
     async fn encrypt_for(
         &self,
         item: &OutboxItem,
@@ -486,6 +568,19 @@ impl Inner {
         targets: &[PublicDevice],
     ) -> Result<Vec<Envelope>> {
         let payload = Payload::text(&item.text, &item.client_msg_id, conversation_id).to_bytes();
+        self.olm_encrypt(targets, &payload, Persist::Outbox(&item.local_id))
+            .await
+    }
+
+    /// Encrypts `payload` with Olm for exactly `targets` (opening sessions
+    /// from claimed bundles where needed) and writes the ratchet state as
+    /// `persist` says before returning the envelopes.
+    pub(crate) async fn olm_encrypt(
+        &self,
+        targets: &[PublicDevice],
+        payload: &[u8],
+        persist: Persist<'_>,
+    ) -> Result<Vec<Envelope>> {
         let need: BTreeSet<String> = {
             let device = self.device.lock().await;
             let mut need = BTreeSet::new();
@@ -541,7 +636,7 @@ impl Inner {
                 };
                 device.create_outbound_session(&bundle)?;
             }
-            let e = device.encrypt(&t.identity_key, &payload)?;
+            let e = device.encrypt(&t.identity_key, payload)?;
             envelopes.push(Envelope {
                 device_id: t.device_id.clone(),
                 msg_type: e.message_type,
@@ -549,11 +644,13 @@ impl Inner {
             });
         }
         let blob = self.store.seal_device(&device)?;
-        if let Err(e) = self
-            .store
-            .save_envelopes(&item.local_id, &envelopes, &blob)
-            .await
-        {
+        let saved = match persist {
+            Persist::Outbox(local_id) => {
+                self.store.save_envelopes(local_id, &envelopes, &blob).await
+            }
+            Persist::Device => self.store.save_device(&blob).await,
+        };
+        if let Err(e) = saved {
             self.reload_device(&mut device).await;
             return Err(e);
         }
@@ -562,7 +659,7 @@ impl Inner {
 
     /// Sends one frame and waits for its answer: over the socket when it is
     /// open, else over REST.
-    async fn transmit(&self, msg: SendMessage) -> Result<Sent> {
+    pub(crate) async fn transmit(&self, msg: SendMessage) -> Result<Sent> {
         let link = self.link.borrow().clone();
         let Some(tx) = link else {
             return self.api.post("/v1/messages", &msg).await;
@@ -634,7 +731,9 @@ impl Inner {
             let msg = SendMessage {
                 client_msg_id: item.client_msg_id.clone(),
                 conversation_id: conversation.id.clone(),
+                kind: SendKind::Message,
                 envelopes: envelopes.clone(),
+                ciphertext: None,
             };
             match self.transmit(msg).await {
                 Ok(sent) => return Ok(sent),
@@ -678,7 +777,11 @@ impl Inner {
         };
         let local_id = item.local_id.clone();
         let client_msg_id = item.client_msg_id.clone();
-        match self.deliver(item).await {
+        let delivered = match item.kind {
+            OutboxKind::Direct => self.deliver(item).await,
+            OutboxKind::Group => self.deliver_group(item).await,
+        };
+        match delivered {
             Ok(sent) => {
                 self.store.complete_send(&local_id, &sent).await?;
                 let done = SentMessage {

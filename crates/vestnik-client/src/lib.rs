@@ -24,6 +24,15 @@
 //!   none), re-encrypts on `device_list_stale`, and after a broken
 //!   connection sends again with the same `client_msg_id` (the server
 //!   answers a repeat with the original `sent`).
+//! - **Groups**: [`Client::create_group`] and the membership calls;
+//!   [`Client::send_group_text`] encrypts once with this device's Megolm
+//!   session for the group, after sharing its key over Olm with every member
+//!   device that lacks it; the session is replaced when a member leaves or
+//!   is removed, when the member devices change, after
+//!   [`ROTATE_AFTER_MESSAGES`] messages or after [`ROTATE_AFTER`]. Group
+//!   messages whose key has not arrived wait and are decrypted when it does
+//!   (a key request goes to the sender). Membership changes arrive as
+//!   [`ClientEvent::System`].
 //! - **Keys**: one-time keys are topped up when the server's count falls
 //!   below its low watermark; [`Client::safety_number`] gives the code users
 //!   compare to verify each other's devices.
@@ -58,6 +67,7 @@ mod config;
 mod engine;
 mod error;
 mod events;
+mod group;
 mod payload;
 mod seal;
 mod socket;
@@ -69,9 +79,13 @@ pub use client::{Client, SecondFactor};
 pub use config::{ClientConfig, StoreKey, DEFAULT_ONE_TIME_KEYS, MAX_TEXT_BYTES};
 pub use error::{ClientError, Result};
 pub use events::EventStream;
+pub use group::{ROTATE_AFTER, ROTATE_AFTER_MESSAGES};
 pub use payload::PAYLOAD_VERSION;
 pub use types::{
     ClientEvent, DeliveryReceipt, Direction, HistoryEntry, MessageState, ReceivedMessage,
     SentMessage, Stats,
 };
-pub use vestnik_proto::{Conversation, DeviceInfo, PublicDevice, RecoveryCodes, TotpSetup};
+pub use vestnik_proto::{
+    Conversation, DeviceInfo, Invite, Member, PublicDevice, RecoveryCodes, SystemEvent, TotpSetup,
+    UpdateConversation,
+};

@@ -144,6 +144,9 @@ impl Inner {
                                     break e.to_string();
                                 }
                                 synced = true;
+                                if let Err(e) = self.decrypt_all_pending().await {
+                                    tracing::warn!(error = %e, "decrypting waiting group messages failed");
+                                }
                                 self.emit(ClientEvent::Synced);
                                 self.schedule_key_check();
                                 self.outbox_wake.notify_one();
@@ -218,6 +221,11 @@ impl Inner {
             };
             match opened {
                 Ok(ws) => {
+                    // `devices_changed` frames missed while offline are not
+                    // replayed: fetch every group's devices again before use.
+                    if let Err(e) = self.store.mark_group_devices_stale(None).await {
+                        tracing::warn!(error = %e, "marking group devices stale failed");
+                    }
                     self.counters
                         .connections
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

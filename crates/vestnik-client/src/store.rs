@@ -4,13 +4,17 @@
 //! (`Device::to_encrypted`), the session tokens, the account record and every
 //! message body. In the clear, because the client queries by them and the
 //! server knows them anyway: user, device, conversation and message ids,
-//! sequence numbers, timestamps, public identity keys, receipts, and the Olm
-//! ciphertexts waiting in the outbox (end-to-end encrypted already).
+//! sequence numbers, timestamps, public identity keys, receipts, the Olm and
+//! Megolm ciphertexts waiting in the outbox or for a group key (end-to-end
+//! encrypted already), Megolm session ids with the conversation and device
+//! each belongs to, and the ratchet indices already read. The Megolm
+//! sessions themselves live in the sealed device state.
 //!
 //! Every step that must not be half-done is one transaction: a decrypted
 //! message is stored together with the ratchet state that decrypted it and
 //! its id in the dedup table, before it is acknowledged; an encrypted send is
 //! stored together with the ratchet state that encrypted it, before it leaves.
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -23,7 +27,9 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Row, SqlitePool};
-use vestnik_proto::{Conversation, Envelope, PublicDevice, Receipt, Sent};
+use vestnik_proto::{
+    Conversation, Envelope, IncomingMessage, PublicDevice, Receipt, Sent, SystemEvent,
+};
 use zeroize::Zeroizing;
 
 use crate::config::StoreKey;
@@ -91,6 +97,71 @@ const SCHEMA: &[&str] = &[
         at INTEGER NOT NULL)",
 ];
 
+/// Additive schema changes, each applied once in order in one transaction;
+/// `PRAGMA user_version` counts those applied (stores made before groups
+/// have version 0 and the tables of `SCHEMA`).
+const MIGRATIONS: &[&[&str]] = &[&[
+    // Group messages share the outbox (one order for everything this
+    // device writes): a Megolm ciphertext instead of Olm envelopes.
+    "ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'direct'",
+    "ALTER TABLE outbox ADD COLUMN ciphertext TEXT",
+    "ALTER TABLE outbox ADD COLUMN session_id TEXT",
+    // The member devices of a group (GET /v1/conversations/{id}/devices),
+    // stale after `devices_changed`, a `system` event or a reconnect.
+    "CREATE TABLE group_devices (
+        conversation_id TEXT PRIMARY KEY,
+        devices TEXT NOT NULL,
+        fresh INTEGER NOT NULL,
+        fetched_at INTEGER NOT NULL)",
+    // This device's current outbound Megolm session per group, with the
+    // member devices it is meant for (any change means a new session).
+    "CREATE TABLE group_outbound (
+        conversation_id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        devices TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        rotate INTEGER NOT NULL DEFAULT 0)",
+    // Which device got which of our sessions, from which ratchet index:
+    // what a key request may get again.
+    "CREATE TABLE group_shares (
+        session_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        identity_key TEXT NOT NULL,
+        shared_index INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (session_id, device_id))",
+    // Every Megolm session this device can decrypt (ours and received),
+    // bound to one conversation and one sending device.
+    "CREATE TABLE group_sessions (
+        session_id TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        sender_user_id TEXT NOT NULL,
+        sender_device_id TEXT NOT NULL,
+        at INTEGER NOT NULL)",
+    "CREATE INDEX group_sessions_conversation ON group_sessions (conversation_id)",
+    // Ratchet indices already decrypted: a second message at the same index
+    // is a replay.
+    "CREATE TABLE group_indices (
+        session_id TEXT NOT NULL,
+        message_index INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        PRIMARY KEY (session_id, message_index))",
+    // Group messages whose session key has not arrived yet (the frame as
+    // received, ciphertext and all), decrypted once it does.
+    "CREATE TABLE group_pending (
+        message_id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        frame TEXT NOT NULL,
+        at INTEGER NOT NULL)",
+    "CREATE INDEX group_pending_session ON group_pending (session_id, seq)",
+    "CREATE TABLE system_events (
+        event_id TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        at INTEGER NOT NULL)",
+]];
+
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -114,14 +185,43 @@ pub(crate) struct Tokens {
     pub(crate) refresh_token: String,
 }
 
+/// How a queued message is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutboxKind {
+    /// Olm envelopes for every device of a direct conversation.
+    Direct,
+    /// One Megolm ciphertext for a group.
+    Group,
+}
+
 /// A queued outgoing message.
 pub(crate) struct OutboxItem {
     pub(crate) local_id: String,
     pub(crate) client_msg_id: String,
+    pub(crate) kind: OutboxKind,
+    /// Empty for a group message.
     pub(crate) peer_user_id: String,
     pub(crate) conversation_id: Option<String>,
     pub(crate) envelopes: Option<Vec<Envelope>>,
+    /// A group message encrypted before an earlier attempt, with its session.
+    pub(crate) ciphertext: Option<(String, String)>,
     pub(crate) text: Zeroizing<String>,
+}
+
+/// This device's current outbound Megolm session of a group.
+pub(crate) struct OutboundRow {
+    pub(crate) session_id: String,
+    /// device id → identity key of the member devices it was made for.
+    pub(crate) devices: BTreeMap<String, String>,
+    pub(crate) created_at: i64,
+    pub(crate) rotate: bool,
+}
+
+/// Who a Megolm session belongs to.
+pub(crate) struct GroupSessionRow {
+    pub(crate) conversation_id: String,
+    pub(crate) sender_user_id: String,
+    pub(crate) sender_device_id: String,
 }
 
 /// A decrypted message on its way into history.
@@ -136,6 +236,9 @@ pub(crate) struct IncomingRow<'a> {
     pub(crate) direction: Direction,
     pub(crate) body: &'a str,
     pub(crate) sent_at: i64,
+    /// For a group message: its Megolm session and ratchet index (recorded
+    /// so the same index is never accepted twice).
+    pub(crate) group: Option<(&'a str, u32)>,
 }
 
 /// A cached conversation.
@@ -197,6 +300,7 @@ impl Store {
             for stmt in SCHEMA {
                 sqlx::query(stmt).execute(&pool).await.map_err(in_use)?;
             }
+            Self::migrate(&pool).await?;
             let salt = match Self::meta_raw(&pool, "salt").await? {
                 Some(s) => s,
                 None => {
@@ -263,6 +367,29 @@ impl Store {
             local_secret,
             path: display,
         })
+    }
+
+    async fn migrate(pool: &SqlitePool) -> Result<()> {
+        let applied: i64 = sqlx::query("PRAGMA user_version")
+            .fetch_one(pool)
+            .await?
+            .try_get(0)?;
+        for (i, statements) in MIGRATIONS.iter().enumerate() {
+            let version = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
+            if applied >= version {
+                continue;
+            }
+            let mut tx = pool.begin().await?;
+            for stmt in *statements {
+                sqlx::query(stmt).execute(&mut *tx).await?;
+            }
+            // PRAGMA takes no bind parameters; `version` is our own integer.
+            sqlx::query(&format!("PRAGMA user_version = {version}"))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
     }
 
     pub(crate) fn path(&self) -> &str {
@@ -515,7 +642,10 @@ impl Store {
     // ---------- conversations ----------
 
     pub(crate) async fn save_conversation(&self, c: &Conversation, me: &str) -> Result<()> {
-        let peer = c.member_user_ids.iter().find(|u| *u != me).cloned();
+        // Only a direct conversation is found by its peer.
+        let peer = (c.kind == "direct")
+            .then(|| c.member_user_ids.iter().find(|u| *u != me).cloned())
+            .flatten();
         let members = serde_json::to_string(&c.member_user_ids)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         sqlx::query(
@@ -571,6 +701,7 @@ impl Store {
         &self,
         local_id: &str,
         client_msg_id: &str,
+        kind: OutboxKind,
         peer_user_id: &str,
         conversation_id: Option<&str>,
         text: &str,
@@ -590,7 +721,7 @@ impl Store {
         .bind(local_id)
         .bind(client_msg_id)
         .bind(conversation_id)
-        .bind(peer_user_id)
+        .bind((kind == OutboxKind::Direct).then_some(peer_user_id))
         .bind(me_user)
         .bind(me_device)
         .bind(body)
@@ -598,11 +729,15 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO outbox (local_id, client_msg_id, peer_user_id, conversation_id, created_at)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO outbox (local_id, client_msg_id, kind, peer_user_id, conversation_id, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(local_id)
         .bind(client_msg_id)
+        .bind(match kind {
+            OutboxKind::Direct => "direct",
+            OutboxKind::Group => "group",
+        })
         .bind(peer_user_id)
         .bind(conversation_id)
         .bind(now)
@@ -615,7 +750,8 @@ impl Store {
     /// The oldest queued message.
     pub(crate) async fn outbox_head(&self) -> Result<Option<OutboxItem>> {
         let Some(r) = sqlx::query(
-            "SELECT o.local_id, o.client_msg_id, o.peer_user_id, o.conversation_id, o.envelopes, m.body
+            "SELECT o.local_id, o.client_msg_id, o.peer_user_id, o.conversation_id, o.envelopes, m.body,
+                 o.kind, o.ciphertext, o.session_id
              FROM outbox o JOIN messages m ON m.local_id = o.local_id ORDER BY o.pos LIMIT 1",
         )
         .fetch_optional(&self.pool)
@@ -626,7 +762,16 @@ impl Store {
         let local_id: String = r.try_get(0)?;
         let envelopes: Option<String> = r.try_get(4)?;
         let body: Vec<u8> = r.try_get(5)?;
+        let kind: String = r.try_get(6)?;
+        let ciphertext: Option<String> = r.try_get(7)?;
+        let session_id: Option<String> = r.try_get(8)?;
         Ok(Some(OutboxItem {
+            kind: if kind == "group" {
+                OutboxKind::Group
+            } else {
+                OutboxKind::Direct
+            },
+            ciphertext: ciphertext.zip(session_id),
             text: self
                 .sealer
                 .open_string(&format!("message:{local_id}"), &body)?,
@@ -746,11 +891,29 @@ impl Store {
             .seal(&format!("message:{local_id}"), m.body.as_bytes())?;
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO seen (message_id, outcome, at) VALUES (?, 'ok', ?)")
+        // A group message may have waited for its key as `pending`.
+        sqlx::query(
+            "INSERT INTO seen (message_id, outcome, at) VALUES (?, 'ok', ?)
+             ON CONFLICT (message_id) DO UPDATE SET outcome = 'ok', at = excluded.at",
+        )
+        .bind(m.message_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if let Some((session_id, index)) = m.group {
+            sqlx::query(
+                "INSERT INTO group_indices (session_id, message_index, message_id) VALUES (?, ?, ?)",
+            )
+            .bind(session_id)
+            .bind(i64::from(index))
             .bind(m.message_id)
-            .bind(now)
             .execute(&mut *tx)
             .await?;
+            sqlx::query("DELETE FROM group_pending WHERE message_id = ?")
+                .bind(m.message_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO messages (local_id, message_id, client_msg_id, conversation_id, peer_user_id, seq,
                  sender_user_id, sender_device_id, direction, state, body, sent_at, stored_at)
@@ -773,11 +936,12 @@ impl Store {
         // A placeholder until the conversation is fetched; an incoming direct
         // message names the peer, enough to find the conversation by peer.
         sqlx::query(
-            "INSERT INTO conversations (id, kind, peer_user_id, members, created_at) VALUES (?, 'direct', ?, '[]', ?)
+            "INSERT INTO conversations (id, kind, peer_user_id, members, created_at) VALUES (?, ?, ?, '[]', ?)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(m.conversation_id)
-        .bind(m.peer_user_id)
+        .bind(if m.group.is_some() { "group" } else { "direct" })
+        .bind(m.group.is_none().then_some(m.peer_user_id).flatten())
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -786,7 +950,8 @@ impl Store {
         Ok(())
     }
 
-    /// Records a message that will never be readable, so it is not retried.
+    /// Records a message that will never be readable (or, as `outcome`
+    /// says, needed no history row), so it is not handled twice.
     pub(crate) async fn store_rejected(
         &self,
         message_id: &str,
@@ -794,10 +959,17 @@ impl Store {
         device_blob: Option<&str>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT OR IGNORE INTO seen (message_id, outcome, at) VALUES (?, ?, ?)")
+        sqlx::query(
+            "INSERT INTO seen (message_id, outcome, at) VALUES (?, ?, ?)
+             ON CONFLICT (message_id) DO UPDATE SET outcome = excluded.outcome, at = excluded.at",
+        )
+        .bind(message_id)
+        .bind(outcome)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM group_pending WHERE message_id = ?")
             .bind(message_id)
-            .bind(outcome)
-            .bind(now_ms())
             .execute(&mut *tx)
             .await?;
         if let Some(blob) = device_blob {
@@ -816,6 +988,382 @@ impl Store {
         .bind(&r.device_id)
         .bind(&r.user_id)
         .bind(r.at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // ---------- groups ----------
+
+    /// Stores a group message's Megolm ciphertext with the ratchet state
+    /// that made it, before it leaves (a resend sends the same bytes).
+    pub(crate) async fn save_group_ciphertext(
+        &self,
+        local_id: &str,
+        session_id: &str,
+        ciphertext: &str,
+        device_blob: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE outbox SET ciphertext = ?, session_id = ? WHERE local_id = ?")
+            .bind(ciphertext)
+            .bind(session_id)
+            .bind(local_id)
+            .execute(&mut *tx)
+            .await?;
+        Self::put_device(&mut tx, device_blob).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A group's member devices as last fetched, and whether that is still
+    /// believed current.
+    pub(crate) async fn group_devices(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<(Vec<PublicDevice>, bool)>> {
+        let Some(r) =
+            sqlx::query("SELECT devices, fresh FROM group_devices WHERE conversation_id = ?")
+                .bind(conversation_id)
+                .fetch_optional(&self.pool)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let devices: String = r.try_get(0)?;
+        let fresh: i64 = r.try_get(1)?;
+        let devices = serde_json::from_str(&devices)
+            .map_err(|e| ClientError::Protocol(format!("stored group devices: {e}")))?;
+        Ok(Some((devices, fresh == 1)))
+    }
+
+    pub(crate) async fn save_group_devices(
+        &self,
+        conversation_id: &str,
+        devices: &[PublicDevice],
+    ) -> Result<()> {
+        let json =
+            serde_json::to_string(devices).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO group_devices (conversation_id, devices, fresh, fetched_at) VALUES (?, ?, 1, ?)
+             ON CONFLICT (conversation_id) DO UPDATE SET devices = excluded.devices, fresh = 1,
+                 fetched_at = excluded.fetched_at",
+        )
+        .bind(conversation_id)
+        .bind(json)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks one group's (or, with None, every group's) member devices as
+    /// needing a fetch before the next use.
+    pub(crate) async fn mark_group_devices_stale(
+        &self,
+        conversation_id: Option<&str>,
+    ) -> Result<()> {
+        match conversation_id {
+            Some(c) => {
+                sqlx::query("UPDATE group_devices SET fresh = 0 WHERE conversation_id = ?")
+                    .bind(c)
+                    .execute(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("UPDATE group_devices SET fresh = 0")
+                    .execute(&self.pool)
+                    .await?
+            }
+        };
+        Ok(())
+    }
+
+    pub(crate) async fn group_outbound(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<OutboundRow>> {
+        let Some(r) = sqlx::query(
+            "SELECT session_id, devices, created_at, rotate FROM group_outbound WHERE conversation_id = ?",
+        )
+        .bind(conversation_id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let devices: String = r.try_get(1)?;
+        let rotate: i64 = r.try_get(3)?;
+        Ok(Some(OutboundRow {
+            session_id: r.try_get(0)?,
+            devices: serde_json::from_str(&devices)
+                .map_err(|e| ClientError::Protocol(format!("stored outbound session: {e}")))?,
+            created_at: r.try_get(2)?,
+            rotate: rotate != 0,
+        }))
+    }
+
+    /// Makes `session_id` the group's outbound session (for `devices`), with
+    /// the device state that holds it, in one transaction.
+    pub(crate) async fn start_group_session(
+        &self,
+        conversation_id: &str,
+        session_id: &str,
+        devices: &BTreeMap<String, String>,
+        me: (&str, &str),
+        device_blob: &str,
+    ) -> Result<()> {
+        let json =
+            serde_json::to_string(devices).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO group_outbound (conversation_id, session_id, devices, created_at, rotate)
+             VALUES (?, ?, ?, ?, 0)
+             ON CONFLICT (conversation_id) DO UPDATE SET session_id = excluded.session_id,
+                 devices = excluded.devices, created_at = excluded.created_at, rotate = 0",
+        )
+        .bind(conversation_id)
+        .bind(session_id)
+        .bind(json)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        Self::insert_group_session(&mut tx, session_id, conversation_id, me.0, me.1).await?;
+        Self::put_device(&mut tx, device_blob).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The next group message must use a new session (a member left).
+    pub(crate) async fn flag_rotation(&self, conversation_id: &str) -> Result<()> {
+        sqlx::query("UPDATE group_outbound SET rotate = 1 WHERE conversation_id = ?")
+            .bind(conversation_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// device id → (identity key, index) of the devices `session_id` went to.
+    pub(crate) async fn group_shares(
+        &self,
+        session_id: &str,
+    ) -> Result<BTreeMap<String, (String, u32)>> {
+        let rows = sqlx::query(
+            "SELECT device_id, identity_key, shared_index FROM group_shares WHERE session_id = ?",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let index: i64 = r.try_get(2)?;
+                Ok((
+                    r.try_get(0)?,
+                    (r.try_get(1)?, u32::try_from(index).unwrap_or(u32::MAX)),
+                ))
+            })
+            .collect()
+    }
+
+    pub(crate) async fn record_shares(
+        &self,
+        session_id: &str,
+        devices: &[PublicDevice],
+        index: u32,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for d in devices {
+            // A device keeps the earliest index it was given.
+            sqlx::query(
+                "INSERT INTO group_shares (session_id, device_id, identity_key, shared_index, at)
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id, device_id) DO NOTHING",
+            )
+            .bind(session_id)
+            .bind(&d.device_id)
+            .bind(&d.identity_key)
+            .bind(i64::from(index))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_group_session(
+        conn: &mut sqlx::SqliteConnection,
+        session_id: &str,
+        conversation_id: &str,
+        sender_user_id: &str,
+        sender_device_id: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO group_sessions (session_id, conversation_id, sender_user_id, sender_device_id, at)
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING",
+        )
+        .bind(session_id)
+        .bind(conversation_id)
+        .bind(sender_user_id)
+        .bind(sender_device_id)
+        .bind(now_ms())
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn group_session(&self, session_id: &str) -> Result<Option<GroupSessionRow>> {
+        sqlx::query(
+            "SELECT conversation_id, sender_user_id, sender_device_id FROM group_sessions WHERE session_id = ?",
+        )
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| {
+            Ok(GroupSessionRow {
+                conversation_id: r.try_get(0)?,
+                sender_user_id: r.try_get(1)?,
+                sender_device_id: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The Megolm sessions this device can read in a conversation.
+    pub(crate) async fn group_sessions_of(&self, conversation_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT session_id FROM group_sessions WHERE conversation_id = ? ORDER BY at, session_id",
+        )
+        .bind(conversation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// Records a received session key (already imported into the device)
+    /// with the device state and the key message's dedup mark, at once.
+    pub(crate) async fn save_received_session(
+        &self,
+        message_id: &str,
+        session_id: &str,
+        owner: &GroupSessionRow,
+        device_blob: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO seen (message_id, outcome, at) VALUES (?, 'group_key', ?)
+             ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(message_id)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        Self::insert_group_session(
+            &mut tx,
+            session_id,
+            &owner.conversation_id,
+            &owner.sender_user_id,
+            &owner.sender_device_id,
+        )
+        .await?;
+        Self::put_device(&mut tx, device_blob).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn index_used(&self, session_id: &str, index: u32) -> Result<bool> {
+        Ok(
+            sqlx::query("SELECT 1 FROM group_indices WHERE session_id = ? AND message_index = ?")
+                .bind(session_id)
+                .bind(i64::from(index))
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+
+    /// Keeps a group message until its session key arrives; it counts as
+    /// seen (a duplicate delivery is dropped) but stays out of history.
+    pub(crate) async fn add_pending(&self, m: &IncomingMessage, session_id: &str) -> Result<()> {
+        let frame = serde_json::to_string(m).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO seen (message_id, outcome, at) VALUES (?, 'pending', ?) ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(&m.message_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO group_pending (message_id, session_id, seq, frame, at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(&m.message_id)
+        .bind(session_id)
+        .bind(m.seq)
+        .bind(frame)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn pending_count(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM group_pending")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+    }
+
+    pub(crate) async fn is_pending(&self, message_id: &str) -> Result<bool> {
+        Ok(
+            sqlx::query("SELECT 1 FROM group_pending WHERE message_id = ?")
+                .bind(message_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+
+    /// The messages waiting for `session_id`, in server order.
+    pub(crate) async fn pending_for(&self, session_id: &str) -> Result<Vec<IncomingMessage>> {
+        let rows =
+            sqlx::query("SELECT frame FROM group_pending WHERE session_id = ? ORDER BY seq, at")
+                .bind(session_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|r| {
+                let frame: String = r.try_get(0)?;
+                serde_json::from_str(&frame)
+                    .map_err(|e| ClientError::Protocol(format!("stored pending message: {e}")))
+            })
+            .collect()
+    }
+
+    /// Sessions that messages wait for and whose key is known by now.
+    pub(crate) async fn pending_sessions_known(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT p.session_id FROM group_pending p
+             JOIN group_sessions s ON s.session_id = p.session_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// Records a system event; false when it was already known.
+    pub(crate) async fn store_system_event(&self, e: &SystemEvent) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO system_events (event_id, conversation_id, event, at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&e.event_id)
+        .bind(&e.conversation_id)
+        .bind(&e.event)
+        .bind(e.at)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -891,7 +1439,16 @@ mod tests {
         ));
         let store = Store::open(&path, &StoreKey::passphrase("correct horse")).await?;
         store
-            .queue_outgoing("l1", "c1", "peer", None, "a very secret body", "me", "dev")
+            .queue_outgoing(
+                "l1",
+                "c1",
+                OutboxKind::Direct,
+                "peer",
+                None,
+                "a very secret body",
+                "me",
+                "dev",
+            )
             .await?;
         let head = store.outbox_head().await?.ok_or(ClientError::Closed)?;
         assert_eq!(head.text.as_str(), "a very secret body");

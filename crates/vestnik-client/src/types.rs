@@ -1,5 +1,6 @@
 //! What the client hands to the application: events and history rows.
 use serde::{Deserialize, Serialize};
+use vestnik_proto::SystemEvent;
 
 /// Who wrote a message, seen from this account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +57,9 @@ pub struct ReceivedMessage {
     pub direction: Direction,
     /// It was an Olm pre-key message (it opened a new session).
     pub prekey: bool,
+    /// For a group message: the Megolm session it was encrypted in (the
+    /// sender starts a new one when members or their devices change).
+    pub megolm_session_id: Option<String>,
 }
 
 /// The server accepted a message from this device.
@@ -107,6 +111,9 @@ pub enum ClientEvent {
     },
     /// A user sharing a conversation with this account added or removed a device.
     DevicesChanged { user_id: String },
+    /// A group's membership or settings changed (stored and acknowledged
+    /// before this event; each event once).
+    System(SystemEvent),
     /// A member of a conversation started or stopped typing (not stored).
     Typing {
         conversation_id: String,
@@ -181,4 +188,10 @@ pub struct Stats {
     pub refreshes: u64,
     /// One-time keys uploaded after registration.
     pub one_time_keys_uploaded: u64,
+    /// Outbound Megolm sessions started (the first one per group, then rotations).
+    pub group_sessions_started: u64,
+    /// Megolm session keys sent to member devices (one per device).
+    pub group_keys_shared: u64,
+    /// Key requests sent for group messages whose session was unknown.
+    pub key_requests_sent: u64,
 }
