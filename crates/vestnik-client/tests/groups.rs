@@ -416,7 +416,15 @@ async fn a_group_message_whose_key_was_lost_waits_and_is_read_after_a_key_reques
     );
     let now = s.clock.now_ms();
     s.gw.store
-        .ack(bob.device_id(), bob.user_id(), &keys, now, now + 86_400_000)
+        .ack(
+            &[vestnik_store::AckBatchItem {
+                device_id: bob.device_id().to_owned(),
+                user_id: bob.user_id().to_owned(),
+                cursors: keys.clone(),
+            }],
+            now,
+            now + 86_400_000,
+        )
         .await?;
 
     // Bob connects: both wait, he asks Alice, she shares again, he reads both.

@@ -1,30 +1,37 @@
-//! Coalesces concurrent sends into one transaction: the writer takes whatever
+//! Coalesces concurrent writes into one transaction: a writer takes whatever
 //! has queued up (up to `MAX_BATCH`) and stores it together, so the cost of a
-//! commit (an fsync on PostgreSQL) is shared by every message in the batch.
+//! commit (an fsync on PostgreSQL; the single writer connection on SQLite) is
+//! shared by every item in the batch. Sends and acknowledgements each have one.
+use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
-use vestnik_store::{NewMessage, Store, StoredMessage};
+use vestnik_store::{AckBatchItem, NewMessage, OutboxRow, Store, StoredMessage};
 
 use crate::RealtimeError;
 
 pub const MAX_BATCH: usize = 256;
-/// Sends that may wait for the writer; beyond this callers get `Unavailable`.
+/// Items that may wait for the writer; beyond this callers get `Unavailable`.
 pub const QUEUE: usize = 16 * 1024;
 
-pub type Reply = oneshot::Sender<Result<StoredMessage, RealtimeError>>;
+pub type Reply<R> = oneshot::Sender<Result<R, RealtimeError>>;
+pub type Queue<J, R> = mpsc::Sender<(J, Reply<R>)>;
 
-pub fn spawn(
-    store: Arc<dyn Store>,
-    retention_ms: i64,
-    clock: Arc<dyn vestnik_core::Clock>,
-    writers: usize,
-) -> mpsc::Sender<(NewMessage, Reply)> {
-    let (tx, rx) = mpsc::channel::<(NewMessage, Reply)>(QUEUE);
+/// Starts `writers` tasks that each run `write` on a batch of queued jobs; it
+/// must return one result per job, in order.
+fn spawn_batched<J, R, F, Fut>(what: &'static str, writers: usize, write: F) -> Queue<J, R>
+where
+    J: Send + 'static,
+    R: Send + 'static,
+    F: Fn(Vec<J>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<R>, vestnik_store::StoreError>> + Send,
+{
+    let (tx, rx) = mpsc::channel::<(J, Reply<R>)>(QUEUE);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let write = Arc::new(write);
     // Several writers keep PostgreSQL busy while one waits on its commit;
     // SQLite has one writer connection, so extra writers only queue there.
     for _ in 0..writers.max(1) {
-        let (store, clock, rx) = (store.clone(), clock.clone(), rx.clone());
+        let (rx, write) = (rx.clone(), write.clone());
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             loop {
@@ -34,17 +41,20 @@ pub fn spawn(
                         return;
                     }
                 }
-                let (msgs, replies): (Vec<NewMessage>, Vec<Reply>) = batch.drain(..).unzip();
-                metrics::histogram!("vestnik_send_batch_size").record(msgs.len() as f64);
-                let expires_at = clock.now_ms() + retention_ms;
-                match store.store_messages(&msgs, expires_at).await {
-                    Ok(stored) => {
-                        for (reply, s) in replies.into_iter().zip(stored) {
-                            let _ = reply.send(Ok(s));
+                let (jobs, replies): (Vec<J>, Vec<Reply<R>>) = batch.drain(..).unzip();
+                let n = jobs.len();
+                match what {
+                    "send" => metrics::histogram!("vestnik_send_batch_size").record(n as f64),
+                    _ => metrics::histogram!("vestnik_ack_batch_size").record(n as f64),
+                }
+                match write(jobs).await {
+                    Ok(results) => {
+                        for (reply, r) in replies.into_iter().zip(results) {
+                            let _ = reply.send(Ok(r));
                         }
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, n = msgs.len(), "storing a batch of messages failed");
+                        tracing::error!(error = %e, n, what, "a batched write failed");
                         for reply in replies {
                             let _ = reply.send(Err(RealtimeError::Unavailable));
                         }
@@ -54,4 +64,31 @@ pub fn spawn(
         });
     }
     tx
+}
+
+/// The send path's writer.
+pub fn spawn(
+    store: Arc<dyn Store>,
+    retention_ms: i64,
+    clock: Arc<dyn vestnik_core::Clock>,
+    writers: usize,
+) -> Queue<NewMessage, StoredMessage> {
+    spawn_batched("send", writers, move |msgs: Vec<NewMessage>| {
+        let (store, expires_at) = (store.clone(), clock.now_ms() + retention_ms);
+        async move { store.store_messages(&msgs, expires_at).await }
+    })
+}
+
+/// The acknowledgement path's writer: each job's result is the receipts it queued.
+pub fn spawn_acks(
+    store: Arc<dyn Store>,
+    retention_ms: i64,
+    clock: Arc<dyn vestnik_core::Clock>,
+    writers: usize,
+) -> Queue<AckBatchItem, Vec<OutboxRow>> {
+    spawn_batched("ack", writers, move |acks: Vec<AckBatchItem>| {
+        let store = store.clone();
+        let now = clock.now_ms();
+        async move { store.ack(&acks, now, now + retention_ms).await }
+    })
 }

@@ -211,13 +211,17 @@ impl Realtime {
             .conversation(conversation_id)
             .await?
             .ok_or(RealtimeError::NotMember)?;
-        let mut rows = self.store.members_with_roles(conversation_id).await?;
+        // Channel subscribers do not see each other, and a channel's
+        // subscriber list is too long to read on every call.
+        let rows = if c.kind == "channel" {
+            self.store
+                .channel_staff(conversation_id, &auth.user_id)
+                .await?
+        } else {
+            self.store.members_with_roles(conversation_id).await?
+        };
         if !rows.iter().any(|m| m.user_id == auth.user_id) {
             return Err(RealtimeError::NotMember);
-        }
-        if c.kind == "channel" {
-            // Subscribers do not see each other.
-            rows.retain(|m| m.role != "subscriber" || m.user_id == auth.user_id);
         }
         let mut member_user_ids: Vec<String> = rows.iter().map(|m| m.user_id.clone()).collect();
         member_user_ids.sort();

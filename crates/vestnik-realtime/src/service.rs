@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use vestnik_core::{ids, Clock};
 use vestnik_proto::{
     Conversation, ConversationList, IncomingMessage, PendingPage, PublicDevice, Receipt, SendKind,
@@ -11,7 +11,7 @@ use vestnik_proto::{
 };
 use vestnik_store::{NewMessage, OutboxRow, SessionAuth, Store};
 
-use crate::batcher::{self, Reply};
+use crate::batcher;
 use crate::{Hub, RealtimeError};
 use vestnik_bus::{EventBus, Presence};
 
@@ -53,7 +53,8 @@ pub struct Realtime {
     presence: Arc<dyn Presence>,
     bus: Arc<dyn EventBus>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) writer: mpsc::Sender<(NewMessage, Reply)>,
+    pub(crate) writer: batcher::Queue<NewMessage, vestnik_store::StoredMessage>,
+    acks: batcher::Queue<vestnik_store::AckBatchItem, Vec<OutboxRow>>,
     pub(crate) settings: RealtimeSettings,
     ephemeral_limiter: vestnik_bus::MemoryRateLimiter,
 }
@@ -158,6 +159,12 @@ impl Realtime {
             clock.clone(),
             settings.writers,
         );
+        let acks = batcher::spawn_acks(
+            store.clone(),
+            settings.retention_ms,
+            clock.clone(),
+            settings.writers,
+        );
         let reaper_store = store.clone();
         let reaper_clock = clock.clone();
         let retention = settings.retention_ms;
@@ -225,6 +232,7 @@ impl Realtime {
             bus,
             clock,
             writer,
+            acks,
             settings,
             ephemeral_limiter,
         })
@@ -561,17 +569,19 @@ impl Realtime {
                 cursors.len()
             )));
         }
-        let now = self.clock.now_ms();
-        let receipts = self
-            .store
-            .ack(
-                &auth.device_id,
-                &auth.user_id,
-                cursors,
-                now,
-                now + self.settings.retention_ms,
-            )
-            .await?;
+        if cursors.is_empty() {
+            return Ok(());
+        }
+        let (tx, rx) = oneshot::channel();
+        let job = vestnik_store::AckBatchItem {
+            device_id: auth.device_id.clone(),
+            user_id: auth.user_id.clone(),
+            cursors: cursors.to_vec(),
+        };
+        self.acks
+            .try_send((job, tx))
+            .map_err(|_| RealtimeError::Unavailable)?;
+        let receipts = rx.await.map_err(|_| RealtimeError::Unavailable)??;
         self.deliver(
             receipts
                 .into_iter()

@@ -196,17 +196,16 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<Vec<StoredMessage>>;
     /// The device's pending items after `after`, oldest first.
     async fn outbox(&self, device_id: &str, after: i64, limit: i64) -> Result<Vec<OutboxRow>>;
-    /// Deletes acknowledged items and queues a delivery receipt to every
-    /// active device of each acknowledged message's sender. Returns the
-    /// receipts queued.
+    /// For each acknowledgement, in one transaction for all of them: deletes
+    /// the acknowledged items and queues a delivery receipt to every active
+    /// device of each acknowledged message's sender. Returns the receipts
+    /// queued, one list per acknowledgement.
     async fn ack(
         &self,
-        device_id: &str,
-        user_id: &str,
-        cursors: &[i64],
+        acks: &[AckBatchItem],
         now: i64,
         expires_at: i64,
-    ) -> Result<Vec<OutboxRow>>;
+    ) -> Result<Vec<Vec<OutboxRow>>>;
     /// Deletes outbox items and message records past their retention.
     async fn expire(&self, now: i64, message_cutoff: i64, limit: i64) -> Result<u64>;
 }
@@ -219,6 +218,9 @@ pub trait GroupStore: Send + Sync {
     /// Creates the conversation, its owner and its first members.
     async fn create_group(&self, group: &NewGroup) -> Result<()>;
     async fn members_with_roles(&self, conversation_id: &str) -> Result<Vec<MemberRow>>;
+    /// What a channel member sees: the owner and publishers, and themselves
+    /// (without reading every subscriber's row).
+    async fn channel_staff(&self, conversation_id: &str, viewer: &str) -> Result<Vec<MemberRow>>;
     async fn member_role(&self, conversation_id: &str, user_id: &str) -> Result<Option<String>>;
     /// Adds a member unless the conversation already has `limit` members.
     async fn add_member(

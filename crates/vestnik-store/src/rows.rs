@@ -205,6 +205,14 @@ pub struct NewGroup {
     pub created_at: i64,
 }
 
+/// One device's acknowledgement of outbox items.
+#[derive(Debug, Clone)]
+pub struct AckBatchItem {
+    pub device_id: String,
+    pub user_id: String,
+    pub cursors: Vec<i64>,
+}
+
 /// A system event to queue for members' devices.
 #[derive(Debug, Clone)]
 pub struct SystemEventRow {

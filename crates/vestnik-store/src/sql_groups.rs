@@ -42,6 +42,18 @@ macro_rules! impl_group_store {
                     .await?)
             }
 
+            async fn channel_staff(&self, conversation_id: &str, viewer: &str) -> $crate::Result<Vec<$crate::MemberRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT user_id, role, joined_at FROM members WHERE conversation_id = $1 AND role <> 'subscriber'
+                     UNION SELECT user_id, role, joined_at FROM members WHERE conversation_id = $1 AND user_id = $2
+                     ORDER BY joined_at, user_id",
+                )
+                .bind(conversation_id)
+                .bind(viewer)
+                .fetch_all(self.read())
+                .await?)
+            }
+
             async fn member_role(&self, conversation_id: &str, user_id: &str) -> $crate::Result<Option<String>> {
                 // From the writer: a role change must be seen by the next check.
                 Ok(sqlx::query_scalar("SELECT role FROM members WHERE conversation_id = $1 AND user_id = $2")

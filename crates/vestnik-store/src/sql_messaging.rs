@@ -356,44 +356,55 @@ macro_rules! impl_messaging_store {
                 .await?)
             }
 
-            async fn ack(&self, device_id: &str, user_id: &str, cursors: &[i64], now: i64, expires_at: i64) -> $crate::Result<Vec<$crate::OutboxRow>> {
-                if cursors.is_empty() {
-                    return Ok(Vec::new());
+            async fn ack(&self, acks: &[$crate::AckBatchItem], now: i64, expires_at: i64) -> $crate::Result<Vec<Vec<$crate::OutboxRow>>> {
+                let mut out = Vec::with_capacity(acks.len());
+                if acks.iter().all(|a| a.cursors.is_empty()) {
+                    out.resize_with(acks.len(), Vec::new);
+                    return Ok(out);
                 }
+                // One transaction for every acknowledgement that queued up: the
+                // commit (an fsync on PostgreSQL) is shared, as for sends.
                 let mut tx = self.write().begin().await?;
-                let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM outbox WHERE device_id = ");
-                qb.push_bind(device_id);
-                qb.push(" AND id IN (");
-                let mut sep = qb.separated(", ");
-                for c in cursors {
-                    sep.push_bind(*c);
-                }
-                qb.push(") RETURNING kind, message_id, conversation_id, seq, sender_user_id");
-                let acked: Vec<(String, String, String, i64, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-                let mut receipts = Vec::new();
-                for (kind, message_id, conversation_id, seq, sender) in acked {
-                    if kind != "message" && kind != "group" {
+                for a in acks {
+                    if a.cursors.is_empty() {
+                        out.push(Vec::new());
                         continue;
                     }
-                    let mut r: Vec<$crate::OutboxRow> = sqlx::query_as(concat!(
-                        "INSERT INTO outbox (device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at, expires_at) ",
-                        "SELECT id, 'receipt', $1, $2, $3, $4, $5, 0, '', $6, $7 FROM devices WHERE user_id = $8 AND revoked_at IS NULL ",
-                        "RETURNING id, device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at"
-                    ))
-                    .bind(&message_id)
-                    .bind(&conversation_id)
-                    .bind(seq)
-                    .bind(user_id)
-                    .bind(device_id)
-                    .bind(now)
-                    .bind(expires_at)
-                    .bind(&sender)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    receipts.append(&mut r);
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM outbox WHERE device_id = ");
+                    qb.push_bind(a.device_id.as_str());
+                    qb.push(" AND id IN (");
+                    let mut sep = qb.separated(", ");
+                    for c in &a.cursors {
+                        sep.push_bind(*c);
+                    }
+                    qb.push(") RETURNING kind, message_id, conversation_id, seq, sender_user_id");
+                    let acked: Vec<(String, String, String, i64, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    let mut receipts = Vec::new();
+                    for (kind, message_id, conversation_id, seq, sender) in acked {
+                        if kind != "message" && kind != "group" {
+                            continue;
+                        }
+                        let mut r: Vec<$crate::OutboxRow> = sqlx::query_as(concat!(
+                            "INSERT INTO outbox (device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at, expires_at) ",
+                            "SELECT id, 'receipt', $1, $2, $3, $4, $5, 0, '', $6, $7 FROM devices WHERE user_id = $8 AND revoked_at IS NULL ",
+                            "RETURNING id, device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at"
+                        ))
+                        .bind(&message_id)
+                        .bind(&conversation_id)
+                        .bind(seq)
+                        .bind(a.user_id.as_str())
+                        .bind(a.device_id.as_str())
+                        .bind(now)
+                        .bind(expires_at)
+                        .bind(&sender)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        receipts.append(&mut r);
+                    }
+                    out.push(receipts);
                 }
                 tx.commit().await?;
-                Ok(receipts)
+                Ok(out)
             }
 
             async fn expire(&self, now: i64, message_cutoff: i64, limit: i64) -> $crate::Result<u64> {

@@ -15,4 +15,5 @@ CREATE TABLE invites (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX invites_conversation ON invites (conversation_id);
-CREATE INDEX messages_conversation_seq ON messages (conversation_id, seq)
+CREATE INDEX messages_conversation_seq ON messages (conversation_id, seq);
+CREATE INDEX members_role ON members (conversation_id, role)
