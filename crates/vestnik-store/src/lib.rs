@@ -157,7 +157,9 @@ pub trait MessageStore: Send + Sync {
     async fn conversation(&self, id: &str) -> Result<Option<ConversationRow>>;
     async fn members(&self, conversation_id: &str) -> Result<Vec<String>>;
     async fn conversations_of(&self, user_id: &str) -> Result<Vec<ConversationRow>>;
-    /// Users who share at least one conversation with `user_id`.
+    /// Users who share at least one direct chat or group with `user_id`
+    /// (channels do not make their subscribers each other's contacts: that
+    /// would fan every presence change out to every subscriber).
     async fn partners_of(&self, user_id: &str) -> Result<Vec<String>>;
     /// Everything the send path checks, in one query: the members, their
     /// active devices, and whether any member has blocked `sender`.

@@ -153,7 +153,8 @@ macro_rules! impl_messaging_store {
             async fn partners_of(&self, user_id: &str) -> $crate::Result<Vec<String>> {
                 Ok(sqlx::query_scalar(
                     "SELECT DISTINCT m2.user_id FROM members m1 JOIN members m2 ON m1.conversation_id = m2.conversation_id
-                     WHERE m1.user_id = $1 AND m2.user_id <> $1",
+                     JOIN conversations c ON c.id = m1.conversation_id
+                     WHERE m1.user_id = $1 AND m2.user_id <> $1 AND c.kind <> 'channel'",
                 )
                 .bind(user_id)
                 .fetch_all(self.read())
