@@ -1,6 +1,6 @@
 //! The terminal client end to end: the real `vestnik-chat` binary against a
-//! real server (in-process, random port, SQLite), including the interactive
-//! chat driven through tmux.
+//! real server (in-process, random port; SQLite, and PostgreSQL + Redis),
+//! including the interactive chat driven through tmux.
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -16,9 +16,41 @@ struct Server {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn server() -> Server {
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A fresh database on the test PostgreSQL; None (a panic in CI) when it is
+/// unreachable.
+async fn fresh_pg_database() -> Option<String> {
+    use sqlx::Connection;
+    let admin = std::env::var("VESTNIK_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut conn = match sqlx::PgConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) if !in_ci() => {
+            eprintln!(
+                "SKIPPED: PostgreSQL at {admin} is unreachable ({e}); CI=true makes this a failure"
+            );
+            return None;
+        }
+        Err(e) => panic!("PostgreSQL at {admin} is unreachable in CI: {e}"),
+    };
+    let name = format!("vestnik_cli_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or(admin);
+    Some(format!("{base}/{name}"))
+}
+
+async fn server(postgres_redis: bool) -> Option<Server> {
     let data = std::env::temp_dir().join(format!("vestnik-cli-{}", uuid::Uuid::new_v4().simple()));
-    let config = vestnik_core::Config {
+    let mut config = vestnik_core::Config {
         data_dir: data.clone(),
         pow_difficulty: 8,
         rate_ip_per_minute: 100_000,
@@ -26,6 +58,14 @@ async fn server() -> Server {
         rate_auth_email_per_hour: 100_000,
         ..vestnik_core::Config::default()
     };
+    if postgres_redis {
+        config.database_url = Some(fresh_pg_database().await?);
+        config.redis_url = Some(
+            std::env::var("VESTNIK_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        );
+        config.redis_prefix = format!("vt-cli-{}", uuid::Uuid::new_v4().simple());
+    }
     let gw = vestnik_server::build(&config, Arc::new(vestnik_core::SystemClock))
         .await
         .expect("build");
@@ -37,11 +77,11 @@ async fn server() -> Server {
     tokio::spawn(vestnik_server::serve(listener, gw, async move {
         let _ = rx.await;
     }));
-    Server {
+    Some(Server {
         base,
         data,
         _stop: tx,
-    }
+    })
 }
 
 fn code_for(mail: &Path, email: &str) -> Option<String> {
@@ -117,8 +157,19 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_people_talk_through_the_terminal_client_across_devices() {
-    let server = server().await;
+async fn two_people_talk_through_the_terminal_client_across_devices_on_sqlite() {
+    two_people_talk(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_people_talk_through_the_terminal_client_across_devices_on_postgres_redis() {
+    two_people_talk(true).await;
+}
+
+async fn two_people_talk(postgres_redis: bool) {
+    let Some(server) = server(postgres_redis).await else {
+        return;
+    };
     let (alice, alice2, bob) = (tmp("alice"), tmp("alice2"), tmp("bob"));
     tokio::task::spawn_blocking({
         let (alice, alice2, bob) = (alice.clone(), alice2.clone(), bob.clone());

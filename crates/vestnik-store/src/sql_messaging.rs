@@ -256,10 +256,15 @@ macro_rules! impl_messaging_store {
 
             async fn store_messages(&self, batch: &[$crate::NewMessage], expires_at: i64) -> $crate::Result<Vec<$crate::StoredMessage>> {
                 let mut tx = self.write().begin().await?;
-                let mut results = Vec::with_capacity(batch.len());
+                let mut results: Vec<Option<$crate::StoredMessage>> = vec![None; batch.len()];
                 // (batch index, envelope) for every envelope of a newly stored message.
                 let mut rows: Vec<(usize, i64, &$crate::EnvelopeRow)> = Vec::new();
-                for (i, m) in batch.iter().enumerate() {
+                // Conversation rows are locked (seq bump) in one global order, so
+                // concurrent batches on PostgreSQL never deadlock on each other.
+                let mut order: Vec<usize> = (0..batch.len()).collect();
+                order.sort_by(|a, b| batch[*a].conversation_id.cmp(&batch[*b].conversation_id).then(a.cmp(b)));
+                for i in order {
+                    let m = &batch[i];
                     let existing: Option<(String, i64, i64)> = sqlx::query_as(
                         "SELECT id, seq, created_at FROM messages WHERE sender_device_id = $1 AND client_msg_id = $2",
                     )
@@ -268,7 +273,7 @@ macro_rules! impl_messaging_store {
                     .fetch_optional(&mut *tx)
                     .await?;
                     if let Some((message_id, seq, created_at)) = existing {
-                        results.push($crate::StoredMessage { message_id, seq, created_at, duplicate: true, outbox: Vec::new() });
+                        results[i] = Some($crate::StoredMessage { message_id, seq, created_at, duplicate: true, outbox: Vec::new() });
                         continue;
                     }
                     let seq: i64 = sqlx::query_scalar("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
@@ -299,10 +304,10 @@ macro_rules! impl_messaging_store {
                         .bind(&m.client_msg_id)
                         .fetch_one(&mut *tx)
                         .await?;
-                        results.push($crate::StoredMessage { message_id, seq, created_at, duplicate: true, outbox: Vec::new() });
+                        results[i] = Some($crate::StoredMessage { message_id, seq, created_at, duplicate: true, outbox: Vec::new() });
                         continue;
                     }
-                    results.push($crate::StoredMessage {
+                    results[i] = Some($crate::StoredMessage {
                         message_id: m.id.clone(),
                         seq,
                         created_at: m.created_at,
@@ -333,13 +338,13 @@ macro_rules! impl_messaging_store {
                     qb.push(" RETURNING id, device_id, message_id");
                     let ids: Vec<(i64, String, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
                     for (cursor, device_id, message_id) in ids {
-                        if let Some(r) = results.iter_mut().find(|r| !r.duplicate && r.message_id == message_id) {
+                        if let Some(r) = results.iter_mut().flatten().find(|r| !r.duplicate && r.message_id == message_id) {
                             r.outbox.push((cursor, device_id));
                         }
                     }
                 }
                 tx.commit().await?;
-                Ok(results)
+                Ok(results.into_iter().flatten().collect())
             }
 
             async fn outbox(&self, device_id: &str, after: i64, limit: i64) -> $crate::Result<Vec<$crate::OutboxRow>> {
