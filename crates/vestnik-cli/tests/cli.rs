@@ -171,18 +171,19 @@ async fn two_people_talk(postgres_redis: bool) {
         return;
     };
     let (alice, alice2, bob) = (tmp("alice"), tmp("alice2"), tmp("bob"));
+    let bob2 = tmp("bob2");
     tokio::task::spawn_blocking({
         let (alice, alice2, bob) = (alice.clone(), alice2.clone(), bob.clone());
         move || {
             let server = &server;
             register(&alice, server, "alice@example.org");
             register(&bob, server, "bob@example.org");
-            assert!(ok(&chat(
-                &alice2,
-                server,
-                &["login", "--email", "alice@example.org"]
-            ))
-            .contains("logged in"));
+            // Two users with two devices each, every device its own profile and process.
+            for (profile, email) in [(&alice2, "alice@example.org"), (&bob2, "bob@example.org")] {
+                assert!(
+                    ok(&chat(profile, server, &["login", "--email", email])).contains("logged in")
+                );
+            }
 
             let out = ok(&chat(
                 &alice,
@@ -206,6 +207,11 @@ async fn two_people_talk(postgres_redis: bool) {
                 synced.contains("hello bob, это зашифровано"),
                 "alice's other device has it too: {synced}"
             );
+            let synced = ok(&chat(&bob2, server, &["sync"]));
+            assert!(
+                synced.contains("hello bob, это зашифровано"),
+                "bob's other device has it too: {synced}"
+            );
             // The reply, and delivery ticks on Alice's side once Bob's device took it.
             ok(&chat(
                 &bob,
@@ -220,6 +226,24 @@ async fn two_people_talk(postgres_redis: bool) {
             assert!(
                 hist.contains("hi alice") && hist.contains("me: hello bob, это зашифровано ✓✓"),
                 "{hist}"
+            );
+
+            // Bob's second device replies; all of Alice's devices read it.
+            ok(&chat(
+                &bob2,
+                server,
+                &["send", "--to", "alice@example.org", "from bob's phone"],
+            ));
+            let synced = ok(&chat(&alice2, server, &["sync"]));
+            assert!(synced.contains("from bob's phone"), "{synced}");
+            let hist = ok(&chat(
+                &bob,
+                server,
+                &["history", "--with", "alice@example.org"],
+            ));
+            assert!(
+                hist.contains("from bob's phone"),
+                "bob's first device too: {hist}"
             );
 
             let devices = ok(&chat(&alice, server, &["devices"]));
