@@ -23,8 +23,8 @@ impl Realtime {
         auth: &SessionAuth,
         msg: SendMessage,
     ) -> Result<Sent, RealtimeError> {
-        let (kind, role) = self.group_role(auth, &msg.conversation_id).await?;
-        if kind != "channel" {
+        let (c, role) = self.group_and_role(auth, &msg.conversation_id).await?;
+        if c.kind != "channel" {
             return Err(bad("kind: channel posts go to channels"));
         }
         if role != "owner" && role != "publisher" {
@@ -32,12 +32,7 @@ impl Realtime {
                 "only the channel's owner and publishers may post".into(),
             ));
         }
-        let public = self
-            .store
-            .conversation(&msg.conversation_id)
-            .await?
-            .and_then(|c| c.visibility)
-            .is_some_and(|v| v == "public");
+        let public = c.visibility.as_deref() == Some("public");
         let msg_type = if public {
             MSG_TYPE_PLAIN
         } else {

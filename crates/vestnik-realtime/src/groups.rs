@@ -83,6 +83,16 @@ impl Realtime {
         auth: &SessionAuth,
         conversation_id: &str,
     ) -> Result<(String, String), RealtimeError> {
+        let (c, role) = self.group_and_role(auth, conversation_id).await?;
+        Ok((c.kind, role))
+    }
+
+    /// Like [`Self::group_role`], with the whole conversation row.
+    pub(crate) async fn group_and_role(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+    ) -> Result<(vestnik_store::ConversationRow, String), RealtimeError> {
         if !ids::is_valid_id(conversation_id) {
             return Err(RealtimeError::NotMember);
         }
@@ -91,18 +101,17 @@ impl Realtime {
             .member_role(conversation_id, &auth.user_id)
             .await?
             .ok_or(RealtimeError::NotMember)?;
-        let kind = self
+        let c = self
             .store
             .conversation(conversation_id)
             .await?
-            .map(|c| c.kind)
             .ok_or(RealtimeError::NotMember)?;
-        if kind == "direct" {
+        if c.kind == "direct" {
             return Err(RealtimeError::Forbidden(
                 "a direct conversation has no roles or membership changes".into(),
             ));
         }
-        Ok((kind, role))
+        Ok((c, role))
     }
 
     fn require_manager(kind: &str, role: &str) -> Result<(), RealtimeError> {

@@ -5,24 +5,12 @@ mod common;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use common::Ws;
 
 async fn ws(node: &common::TestApp, token: &str) -> Ws {
-    let mut req = format!("{}/v1/ws", node.base.replace("http", "ws"))
-        .into_client_request()
-        .expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header"),
-    );
-    let mut s = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("connect")
-        .0;
+    let mut s = common::ws_connect(&node.base, token).await;
     assert_eq!(next(&mut s).await["type"], "synced");
     s
 }

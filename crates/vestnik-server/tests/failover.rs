@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vestnik");
@@ -78,21 +77,10 @@ async fn start_node(db: &str, prefix: &str, i: usize, dir: &std::path::Path) -> 
     panic!("node {i} never became ready");
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use common::Ws;
 
 async fn ws(base: &str, token: &str) -> Ws {
-    let mut req = format!("{}/v1/ws", base.replace("http", "ws"))
-        .into_client_request()
-        .expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header"),
-    );
-    tokio_tungstenite::connect_async(req)
-        .await
-        .expect("connect")
-        .0
+    common::ws_connect(base, token).await
 }
 
 /// The next `message` frame, or None when the socket ends.

@@ -9,7 +9,6 @@ use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 const PW: &str = "correct horse battery staple";
@@ -572,21 +571,10 @@ async fn key_shares_go_to_any_member_devices_and_bad_group_sends_are_refused(app
     assert_eq!((r.status, r.code()), (404, "conversation_not_found"));
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use common::Ws;
 
 async fn ws(app: &TestApp, token: &str) -> Ws {
-    let mut req = format!("{}/v1/ws", app.base.replace("http", "ws"))
-        .into_client_request()
-        .expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header"),
-    );
-    tokio_tungstenite::connect_async(req)
-        .await
-        .expect("connect")
-        .0
+    common::ws_connect(&app.base, token).await
 }
 
 /// The next frame that is neither presence nor devices_changed.

@@ -9,7 +9,6 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 const PW: &str = "correct horse battery staple";
@@ -385,21 +384,10 @@ async fn an_offline_backlog_arrives_in_order_in_pages_and_acks_send_receipts(app
     );
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use common::Ws;
 
 async fn ws_bearer(app: &TestApp, token: &str) -> Ws {
-    let mut req = format!("{}/v1/ws", app.base.replace("http", "ws"))
-        .into_client_request()
-        .expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header"),
-    );
-    tokio_tungstenite::connect_async(req)
-        .await
-        .expect("connect")
-        .0
+    common::ws_connect(&app.base, token).await
 }
 
 /// The next frame, skipping presence updates (they interleave with everything;

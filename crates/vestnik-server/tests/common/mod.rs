@@ -358,3 +358,22 @@ pub fn totp_now(app: &TestApp, secret_b32: &str) -> String {
         totp_rs::Algorithm::SHA1,
     )
 }
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// `GET /v1/ws` on the server at `base` (http://…) with a bearer token.
+pub async fn ws_connect(base: &str, token: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("{}/v1/ws", base.replace("http", "ws"))
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect")
+        .0
+}
