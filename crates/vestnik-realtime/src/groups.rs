@@ -114,6 +114,27 @@ impl Realtime {
         Ok((c, role))
     }
 
+    /// In a channel where the caller is a subscriber: the users it may
+    /// address (the owner and publishers, and itself). `None` elsewhere.
+    pub(crate) async fn staff_if_subscriber(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+    ) -> Result<Option<Vec<String>>, RealtimeError> {
+        match self.store.conversation(conversation_id).await? {
+            Some(c) if c.kind == "channel" => {}
+            _ => return Ok(None),
+        }
+        let staff = self
+            .store
+            .channel_staff(conversation_id, &auth.user_id)
+            .await?;
+        let subscriber = staff
+            .iter()
+            .any(|m| m.user_id == auth.user_id && m.role == "subscriber");
+        Ok(subscriber.then(|| staff.into_iter().map(|m| m.user_id).collect()))
+    }
+
     fn require_manager(kind: &str, role: &str) -> Result<(), RealtimeError> {
         if is_manager(kind, role) {
             Ok(())
@@ -254,13 +275,19 @@ impl Realtime {
         })
     }
 
-    /// Every active device of every member: what a sender shares group keys with.
+    /// Every active device of every member: what a sender shares group keys
+    /// with. A channel subscriber sees only the owner's and publishers'
+    /// devices (where its keys come from and key requests go): subscribers
+    /// do not learn of each other.
     pub async fn conversation_devices(
         &self,
         auth: &SessionAuth,
         conversation_id: &str,
     ) -> Result<PublicDeviceList, RealtimeError> {
-        let members = self.member_of(auth, conversation_id).await?;
+        let mut members = self.member_of(auth, conversation_id).await?;
+        if let Some(staff) = self.staff_if_subscriber(auth, conversation_id).await? {
+            members = staff;
+        }
         let devices = self.store.active_devices(&members).await?;
         Ok(PublicDeviceList {
             devices: devices.into_iter().map(public).collect(),

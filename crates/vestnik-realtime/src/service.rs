@@ -438,9 +438,17 @@ impl Realtime {
                 "kind: a channel takes posts (kind channel) and key shares (kind keys)",
             ));
         }
+        // A channel subscriber's key traffic (key requests) goes to the
+        // owner and publishers only, never to other subscribers.
+        let addressable = if ctx.kind == "channel" {
+            self.staff_if_subscriber(auth, &msg.conversation_id).await?
+        } else {
+            None
+        };
         let devices = ctx.devices;
         let expected: BTreeSet<&str> = devices
             .iter()
+            .filter(|d| addressable.as_ref().is_none_or(|u| u.contains(&d.user_id)))
             .map(|d| d.device_id.as_str())
             .filter(|d| *d != auth.device_id)
             .collect();
@@ -467,7 +475,11 @@ impl Realtime {
                 });
             }
             return Err(RealtimeError::DeviceListStale(
-                devices.into_iter().map(public).collect(),
+                devices
+                    .into_iter()
+                    .filter(|d| addressable.as_ref().is_none_or(|u| u.contains(&d.user_id)))
+                    .map(public)
+                    .collect(),
             ));
         }
         let (envelopes, group_body) = match msg.ciphertext {

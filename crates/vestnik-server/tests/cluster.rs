@@ -161,6 +161,84 @@ async fn messages_receipts_and_device_changes_cross_nodes() {
         let t = next_of(w, "typing").await;
         assert_eq!(t["user_id"], bob["user_id"]);
     }
+
+    // Presence: Alice on A follows Bob, whose only connected device is on
+    // C; it goes offline there and comes back on B.
+    let sub = json!({"type": "subscribe_presence", "user_ids": [bob["user_id"]]});
+    alice_ws
+        .send(Message::Text(sub.to_string().into()))
+        .await
+        .expect("subscribe presence");
+    presence_of(&mut alice_ws, &bob["user_id"], true).await;
+    bob_on_c.close(None).await.expect("close");
+    drop(bob_on_c);
+    let off = presence_of(&mut alice_ws, &bob["user_id"], false).await;
+    assert!(off["last_seen"].as_i64().is_some_and(|t| t > 0), "{off}");
+    // Unacked messages come first, then `synced`.
+    let mut bob_on_b = common::ws_connect(&b.base, &tok(&bob)).await;
+    next_of(&mut bob_on_b, "synced").await;
+    presence_of(&mut alice_ws, &bob["user_id"], true).await;
+
+    // A public channel made on A, subscribed to through C: a post from A
+    // reaches Bob on B and Alice's other device on C live, and its log
+    // reads the same on every node.
+    let channel = a
+        .post_auth(
+            "/v1/conversations",
+            &tok(&alice),
+            Some(json!({"kind": "channel", "title": "news", "visibility": "public"})),
+        )
+        .await;
+    assert_eq!(channel.status, 201, "{:?}", channel.body);
+    let cid = channel.body["id"].as_str().expect("id").to_owned();
+    let r = c
+        .post_auth(
+            &format!("/v1/conversations/{cid}/subscribe"),
+            &tok(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let post = json!({"type": "send", "client_msg_id": "p1", "conversation_id": cid, "kind": "channel", "ciphertext": "UE9TVA"});
+    alice_ws
+        .send(Message::Text(post.to_string().into()))
+        .await
+        .expect("post");
+    assert_eq!(
+        next_of(&mut alice_ws, "sent").await["conversation_id"],
+        cid.as_str()
+    );
+    for w in [&mut bob_on_b, &mut alice2_ws] {
+        let p = next_of(w, "channel_post").await;
+        assert_eq!(
+            (p["conversation_id"].as_str(), p["ciphertext"].as_str()),
+            (Some(cid.as_str()), Some("UE9TVA"))
+        );
+    }
+    for node in [a, b, c] {
+        let log = node
+            .get_auth(&format!("/v1/conversations/{cid}/posts"), &tok(&bob))
+            .await;
+        assert_eq!(log.status, 200, "{:?}", log.body);
+        assert_eq!(log.body["posts"][0]["ciphertext"], "UE9TVA");
+    }
+}
+
+/// The next presence update about `user` with `online` (others skipped).
+async fn presence_of(ws: &mut Ws, user: &Value, online: bool) -> Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("presence within 10 s")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = m {
+            let v: Value = serde_json::from_str(t.as_str()).expect("json");
+            if v["type"] == "presence" && v["user_id"] == *user && v["online"] == online {
+                return v;
+            }
+        }
+    }
 }
 
 /// The next frame of `kind`, skipping others (receipts, device changes).

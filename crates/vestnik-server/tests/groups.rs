@@ -22,6 +22,7 @@ both_backends!(
     group_messages_and_system_events_arrive_live_over_the_websocket,
     a_channel_post_is_written_once_read_by_seq_and_pushed_live,
     a_private_channel_is_joined_by_invite_and_hidden_from_outsiders,
+    channel_subscribers_see_and_address_only_the_owner_and_publishers,
 );
 
 struct User {
@@ -898,4 +899,86 @@ async fn a_private_channel_is_joined_by_invite_and_hidden_from_outsiders(app: Te
         )
         .await;
     assert_eq!((r.status, r.code()), (400, "invalid_input"));
+}
+
+async fn channel_subscribers_see_and_address_only_the_owner_and_publishers(app: TestApp) {
+    let owner = user(&app, "owner@example.org", 1).await;
+    let s1 = user(&app, "s1@example.org", 0).await;
+    let s2 = user(&app, "s2@example.org", 0).await;
+    let conv = channel(&app, &owner, "public").await;
+    for s in [&s1, &s2] {
+        let r = app
+            .post_auth(
+                &format!("/v1/conversations/{conv}/subscribe"),
+                s.token(),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    let device_ids = |v: &Value| {
+        let mut ids: Vec<String> = v["devices"]
+            .as_array()
+            .expect("devices")
+            .iter()
+            .map(|d| d["device_id"].as_str().expect("id").to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut staff_and_s1 = vec![
+        owner.devices[0].0.clone(),
+        owner.devices[1].0.clone(),
+        s1.devices[0].0.clone(),
+    ];
+    staff_and_s1.sort();
+    let seen = app
+        .get_auth(&format!("/v1/conversations/{conv}/devices"), s1.token())
+        .await;
+    assert_eq!(device_ids(&seen.body), staff_and_s1, "no other subscriber");
+    let all = app
+        .get_auth(&format!("/v1/conversations/{conv}/devices"), owner.token())
+        .await;
+    assert_eq!(
+        device_ids(&all.body).len(),
+        4,
+        "the owner sees every device"
+    );
+
+    let keys = |device: &str, id: &str| {
+        json!({"client_msg_id": id, "conversation_id": conv, "kind": "keys",
+            "envelopes": [{"device_id": device, "msg_type": 0, "ciphertext": "S2V5"}]})
+    };
+    let r = app
+        .post_auth(
+            "/v1/messages",
+            s1.token(),
+            Some(keys(&owner.devices[1].0, "k1")),
+        )
+        .await;
+    assert_eq!(
+        r.status, 200,
+        "a key request to a publisher device: {:?}",
+        r.body
+    );
+    let r = app
+        .post_auth(
+            "/v1/messages",
+            s1.token(),
+            Some(keys(&s2.devices[0].0, "k2")),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (409, "device_list_stale"));
+    let mut listed: Vec<String> = r.body["error"]["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .map(|d| d["device_id"].as_str().expect("id").to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed, staff_and_s1,
+        "the error does not reveal subscribers"
+    );
+    assert!(of_type(&pending(&app, s2.token()).await, "message").is_empty());
 }
