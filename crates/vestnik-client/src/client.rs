@@ -39,6 +39,8 @@ enum Target<'a> {
     Peer(&'a str),
     /// This group conversation.
     Group(&'a str),
+    /// This channel (a post).
+    Channel(&'a str),
 }
 
 /// Signals shutdown when the last [`Client`] handle is dropped.
@@ -492,6 +494,11 @@ impl Client {
                 "",
                 Some(path_id("conversation_id", conversation_id)?.to_owned()),
             ),
+            Target::Channel(conversation_id) => (
+                OutboxKind::Channel,
+                "",
+                Some(path_id("conversation_id", conversation_id)?.to_owned()),
+            ),
         };
         let local_id = uuid::Uuid::new_v4().simple().to_string();
         let client_msg_id = uuid::Uuid::new_v4().simple().to_string();
@@ -687,6 +694,7 @@ impl Client {
             .store
             .save_conversation(&c, self.user_id())
             .await?;
+        self.inner.note_channel(&c).await?;
         Ok(c)
     }
 
@@ -756,10 +764,12 @@ impl Client {
         self.inner.store.flag_rotation(id).await
     }
 
-    /// Leaves a group (an owner must transfer ownership first unless alone).
+    /// Leaves a group or channel (an owner must transfer ownership first
+    /// unless alone).
     pub async fn leave(&self, conversation_id: &str) -> Result<()> {
         let me = self.user_id().to_owned();
-        self.remove_member(conversation_id, &me).await
+        self.remove_member(conversation_id, &me).await?;
+        self.inner.store.forget_channel(conversation_id).await
     }
 
     /// Makes a member `admin` or `member` (owner only).
@@ -823,6 +833,7 @@ impl Client {
             .store
             .save_conversation(&c, self.user_id())
             .await?;
+        self.inner.note_channel(&c).await?;
         Ok(c)
     }
 
@@ -859,6 +870,83 @@ impl Client {
             .group_outbound(conversation_id)
             .await?
             .map(|o| o.session_id))
+    }
+
+    // ---------- channels ----------
+
+    /// Creates a channel owned by this account, with `subscriber_user_ids`
+    /// as its first subscribers. A public channel's posts are plaintext to
+    /// whoever subscribes (and to the server); a private channel is joined
+    /// by invite and its posts are encrypted (see the `channel` module).
+    pub async fn create_channel(
+        &self,
+        title: &str,
+        public: bool,
+        subscriber_user_ids: &[String],
+    ) -> Result<Conversation> {
+        let c: Conversation = self
+            .inner
+            .api
+            .post(
+                "/v1/conversations",
+                &CreateConversation {
+                    kind: "channel".into(),
+                    peer_user_id: None,
+                    member_user_ids: subscriber_user_ids.to_vec(),
+                    title: Some(title.to_owned()),
+                    topic: None,
+                    visibility: Some(if public { "public" } else { "private" }.into()),
+                },
+            )
+            .await?;
+        self.inner
+            .store
+            .save_conversation(&c, self.user_id())
+            .await?;
+        self.inner.note_channel(&c).await?;
+        Ok(c)
+    }
+
+    /// Subscribes to a public channel.
+    pub async fn subscribe_channel(&self, conversation_id: &str) -> Result<Conversation> {
+        let id = path_id("conversation_id", conversation_id)?;
+        let c: Conversation = self
+            .inner
+            .api
+            .call::<(), _>(
+                Method::POST,
+                &format!("/v1/conversations/{id}/subscribe"),
+                None,
+            )
+            .await?;
+        self.inner
+            .store
+            .save_conversation(&c, self.user_id())
+            .await?;
+        self.inner.note_channel(&c).await?;
+        Ok(c)
+    }
+
+    /// Queues a post to a channel (owner or publisher) and returns its
+    /// `client_msg_id` at once; it leaves in the background.
+    pub async fn queue_post(&self, conversation_id: &str, text: &str) -> Result<String> {
+        self.queue(Target::Channel(conversation_id), text, None)
+            .await
+    }
+
+    /// Posts to a channel (owner or publisher) and waits until the server
+    /// has accepted it.
+    pub async fn post(&self, conversation_id: &str, text: &str) -> Result<SentMessage> {
+        self.send_and_wait(Target::Channel(conversation_id), text)
+            .await
+    }
+
+    /// Reads what is new in a channel's log (posts are also pushed live
+    /// while connected, and every known channel is read after a
+    /// reconnect); returns how many new posts were read. They arrive as
+    /// [`ClientEvent::Message`] and are in [`Client::history`].
+    pub async fn read_channel(&self, conversation_id: &str) -> Result<usize> {
+        self.inner.read_channel_log(conversation_id).await
     }
 
     // ---------- devices and keys ----------

@@ -462,9 +462,11 @@ impl Inner {
                 last_seen,
             }),
             ServerFrame::Pong { .. } => {}
-            // Channels are not handled by this client yet.
+            // Live only (nothing to acknowledge): the log is the record.
             ServerFrame::ChannelPost(post) => {
-                tracing::debug!(conversation_id = %post.conversation_id, "channel post ignored")
+                if let Some(e) = self.handle_channel_post(&post).await? {
+                    self.emit(e);
+                }
             }
             ServerFrame::Error {
                 code,
@@ -779,7 +781,8 @@ impl Inner {
         let client_msg_id = item.client_msg_id.clone();
         let delivered = match item.kind {
             OutboxKind::Direct => self.deliver(item).await,
-            OutboxKind::Group => self.deliver_group(item).await,
+            OutboxKind::Group => self.deliver_megolm(item, SendKind::Group).await,
+            OutboxKind::Channel => self.deliver_channel(item).await,
         };
         match delivered {
             Ok(sent) => {

@@ -361,7 +361,8 @@ impl Inner {
     /// stored ciphertext while its session is current; after a rotation it
     /// is encrypted again under the same `client_msg_id` (the server keeps
     /// whichever version it accepted first, so it is stored once either way).
-    pub(crate) async fn deliver_group(&self, item: OutboxItem) -> Result<Sent> {
+    /// `kind`: `Group`, or `Channel` for a private channel's post.
+    pub(crate) async fn deliver_megolm(&self, item: OutboxItem, kind: SendKind) -> Result<Sent> {
         let Some(conversation_id) = item.conversation_id.clone() else {
             return Err(ClientError::InvalidInput(
                 "group message: expected a conversation id, got none".into(),
@@ -381,7 +382,7 @@ impl Inner {
         self.transmit(SendMessage {
             client_msg_id: item.client_msg_id.clone(),
             conversation_id,
-            kind: SendKind::Group,
+            kind,
             envelopes: Vec::new(),
             ciphertext: Some(ciphertext),
         })

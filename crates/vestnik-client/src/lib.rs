@@ -33,6 +33,11 @@
 //!   messages whose key has not arrived wait and are decrypted when it does
 //!   (a key request goes to the sender). Membership changes arrive as
 //!   [`ClientEvent::System`].
+//! - **Channels**: [`Client::create_channel`], [`Client::subscribe_channel`],
+//!   [`Client::post`] and [`Client::read_channel`]: public posts in the
+//!   clear, private ones under each publisher's Megolm session (rotated
+//!   when a subscriber is removed); posts arrive live and from the log,
+//!   which is read again after every reconnect.
 //! - **Keys**: one-time keys are topped up when the server's count falls
 //!   below its low watermark; [`Client::safety_number`] gives the code users
 //!   compare to verify each other's devices.
@@ -62,6 +67,7 @@
 
 mod api;
 mod backoff;
+mod channel;
 mod client;
 mod config;
 mod engine;

@@ -148,6 +148,7 @@ impl Inner {
                                     tracing::warn!(error = %e, "decrypting waiting group messages failed");
                                 }
                                 self.emit(ClientEvent::Synced);
+                                self.spawn_channel_catch_up();
                                 self.schedule_key_check();
                                 self.outbox_wake.notify_one();
                             }

@@ -100,67 +100,79 @@ const SCHEMA: &[&str] = &[
 /// Additive schema changes, each applied once in order in one transaction;
 /// `PRAGMA user_version` counts those applied (stores made before groups
 /// have version 0 and the tables of `SCHEMA`).
-const MIGRATIONS: &[&[&str]] = &[&[
-    // Group messages share the outbox (one order for everything this
-    // device writes): a Megolm ciphertext instead of Olm envelopes.
-    "ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'direct'",
-    "ALTER TABLE outbox ADD COLUMN ciphertext TEXT",
-    "ALTER TABLE outbox ADD COLUMN session_id TEXT",
-    // The member devices of a group (GET /v1/conversations/{id}/devices),
-    // stale after `devices_changed`, a `system` event or a reconnect.
-    "CREATE TABLE group_devices (
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        // Group messages share the outbox (one order for everything this
+        // device writes): a Megolm ciphertext instead of Olm envelopes.
+        "ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'direct'",
+        "ALTER TABLE outbox ADD COLUMN ciphertext TEXT",
+        "ALTER TABLE outbox ADD COLUMN session_id TEXT",
+        // The member devices of a group (GET /v1/conversations/{id}/devices),
+        // stale after `devices_changed`, a `system` event or a reconnect.
+        "CREATE TABLE group_devices (
         conversation_id TEXT PRIMARY KEY,
         devices TEXT NOT NULL,
         fresh INTEGER NOT NULL,
         fetched_at INTEGER NOT NULL)",
-    // This device's current outbound Megolm session per group, with the
-    // member devices it is meant for (any change means a new session).
-    "CREATE TABLE group_outbound (
+        // This device's current outbound Megolm session per group, with the
+        // member devices it is meant for (any change means a new session).
+        "CREATE TABLE group_outbound (
         conversation_id TEXT PRIMARY KEY,
         session_id TEXT NOT NULL,
         devices TEXT NOT NULL,
         created_at INTEGER NOT NULL,
         rotate INTEGER NOT NULL DEFAULT 0)",
-    // Which device got which of our sessions, from which ratchet index:
-    // what a key request may get again.
-    "CREATE TABLE group_shares (
+        // Which device got which of our sessions, from which ratchet index:
+        // what a key request may get again.
+        "CREATE TABLE group_shares (
         session_id TEXT NOT NULL,
         device_id TEXT NOT NULL,
         identity_key TEXT NOT NULL,
         shared_index INTEGER NOT NULL,
         at INTEGER NOT NULL,
         PRIMARY KEY (session_id, device_id))",
-    // Every Megolm session this device can decrypt (ours and received),
-    // bound to one conversation and one sending device.
-    "CREATE TABLE group_sessions (
+        // Every Megolm session this device can decrypt (ours and received),
+        // bound to one conversation and one sending device.
+        "CREATE TABLE group_sessions (
         session_id TEXT PRIMARY KEY,
         conversation_id TEXT NOT NULL,
         sender_user_id TEXT NOT NULL,
         sender_device_id TEXT NOT NULL,
         at INTEGER NOT NULL)",
-    "CREATE INDEX group_sessions_conversation ON group_sessions (conversation_id)",
-    // Ratchet indices already decrypted: a second message at the same index
-    // is a replay.
-    "CREATE TABLE group_indices (
+        "CREATE INDEX group_sessions_conversation ON group_sessions (conversation_id)",
+        // Ratchet indices already decrypted: a second message at the same index
+        // is a replay.
+        "CREATE TABLE group_indices (
         session_id TEXT NOT NULL,
         message_index INTEGER NOT NULL,
         message_id TEXT NOT NULL,
         PRIMARY KEY (session_id, message_index))",
-    // Group messages whose session key has not arrived yet (the frame as
-    // received, ciphertext and all), decrypted once it does.
-    "CREATE TABLE group_pending (
+        // Group messages whose session key has not arrived yet (the frame as
+        // received, ciphertext and all), decrypted once it does.
+        "CREATE TABLE group_pending (
         message_id TEXT PRIMARY KEY,
         session_id TEXT NOT NULL,
         seq INTEGER NOT NULL,
         frame TEXT NOT NULL,
         at INTEGER NOT NULL)",
-    "CREATE INDEX group_pending_session ON group_pending (session_id, seq)",
-    "CREATE TABLE system_events (
+        "CREATE INDEX group_pending_session ON group_pending (session_id, seq)",
+        "CREATE TABLE system_events (
         event_id TEXT PRIMARY KEY,
         conversation_id TEXT NOT NULL,
         event TEXT NOT NULL,
         at INTEGER NOT NULL)",
-]];
+    ],
+    &[
+        // Channels this device reads: whether posts are plaintext (public) or
+        // under the publishers' Megolm sessions (private), and the last seq of
+        // the log read so far (live pushes do not move it: a log read after a
+        // reconnect fills whatever was missed).
+        "CREATE TABLE channels (
+        conversation_id TEXT PRIMARY KEY,
+        public INTEGER NOT NULL,
+        cursor INTEGER NOT NULL DEFAULT 0)",
+    ],
+];
 
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -192,6 +204,26 @@ pub(crate) enum OutboxKind {
     Direct,
     /// One Megolm ciphertext for a group.
     Group,
+    /// A channel post: plaintext (public) or one Megolm ciphertext (private).
+    Channel,
+}
+
+impl OutboxKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::Direct => "direct",
+            OutboxKind::Group => "group",
+            OutboxKind::Channel => "channel",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "group" => OutboxKind::Group,
+            "channel" => OutboxKind::Channel,
+            _ => OutboxKind::Direct,
+        }
+    }
 }
 
 /// A queued outgoing message.
@@ -671,6 +703,62 @@ impl Store {
         })
     }
 
+    // ---------- channels ----------
+
+    /// Records a channel this device reads (its cursor is kept).
+    pub(crate) async fn save_channel(&self, conversation_id: &str, public: bool) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO channels (conversation_id, public) VALUES (?, ?)
+             ON CONFLICT (conversation_id) DO UPDATE SET public = excluded.public",
+        )
+        .bind(conversation_id)
+        .bind(public)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// `Some(public)` for a channel this device knows, with its cursor.
+    pub(crate) async fn channel(&self, conversation_id: &str) -> Result<Option<(bool, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT public, cursor FROM channels WHERE conversation_id = ?")
+                .bind(conversation_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub(crate) async fn channel_ids(&self) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT conversation_id FROM channels ORDER BY conversation_id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The log has been read up to `seq` (never moves back).
+    pub(crate) async fn advance_channel_cursor(
+        &self,
+        conversation_id: &str,
+        seq: i64,
+    ) -> Result<()> {
+        sqlx::query("UPDATE channels SET cursor = MAX(cursor, ?) WHERE conversation_id = ?")
+            .bind(seq)
+            .bind(conversation_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stops following a channel (left or removed).
+    pub(crate) async fn forget_channel(&self, conversation_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM channels WHERE conversation_id = ?")
+            .bind(conversation_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The direct conversation with `peer`, if known with its members.
     pub(crate) async fn conversation_with(&self, peer: &str) -> Result<Option<ConversationRow>> {
         sqlx::query(
@@ -734,10 +822,7 @@ impl Store {
         )
         .bind(local_id)
         .bind(client_msg_id)
-        .bind(match kind {
-            OutboxKind::Direct => "direct",
-            OutboxKind::Group => "group",
-        })
+        .bind(kind.as_str())
         .bind(peer_user_id)
         .bind(conversation_id)
         .bind(now)
@@ -766,11 +851,7 @@ impl Store {
         let ciphertext: Option<String> = r.try_get(7)?;
         let session_id: Option<String> = r.try_get(8)?;
         Ok(Some(OutboxItem {
-            kind: if kind == "group" {
-                OutboxKind::Group
-            } else {
-                OutboxKind::Direct
-            },
+            kind: OutboxKind::parse(&kind),
             ciphertext: ciphertext.zip(session_id),
             text: self
                 .sealer
@@ -936,7 +1017,9 @@ impl Store {
         // A placeholder until the conversation is fetched; an incoming direct
         // message names the peer, enough to find the conversation by peer.
         sqlx::query(
-            "INSERT INTO conversations (id, kind, peer_user_id, members, created_at) VALUES (?, ?, ?, '[]', ?)
+            "INSERT INTO conversations (id, kind, peer_user_id, members, created_at)
+             VALUES (?1, CASE WHEN EXISTS (SELECT 1 FROM channels WHERE conversation_id = ?1) THEN 'channel'
+                              ELSE ?2 END, ?3, '[]', ?4)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(m.conversation_id)

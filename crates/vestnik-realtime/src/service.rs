@@ -1,6 +1,6 @@
 //! The operations handlers call: send, fetch pending, acknowledge, and the
 //! conversation and device-change bookkeeping around them.
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -58,6 +58,9 @@ pub struct Realtime {
     pub(crate) settings: RealtimeSettings,
     ephemeral_limiter: vestnik_bus::MemoryRateLimiter,
 }
+
+/// Routed frames per stream entry.
+const ROUTED_BATCH: usize = 256;
 
 /// A frame on its way to a device connected to another node.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -201,9 +204,11 @@ impl Realtime {
         let inbound_hub = hub.clone();
         tokio::spawn(async move {
             while let Some(payload) = events.recv().await {
-                match serde_json::from_str::<Routed>(&payload) {
-                    Ok(r) => {
-                        inbound_hub.push(&r.device_id, &r.frame);
+                match serde_json::from_str::<Vec<Routed>>(&payload) {
+                    Ok(batch) => {
+                        for r in batch {
+                            inbound_hub.push(&r.device_id, &r.frame);
+                        }
                     }
                     Err(e) => tracing::warn!(error = %e, "malformed routed event"),
                 }
@@ -277,19 +282,31 @@ impl Realtime {
                 return;
             }
         };
+        // One stream entry per node and batch, not per device: a channel
+        // post to 10,000 subscribers spread over 3 nodes is a few dozen
+        // XADDs, sent to the nodes concurrently.
+        let mut by_node: HashMap<String, Vec<Routed>> = HashMap::new();
         for ((device_id, frame), nodes) in remote.into_iter().zip(nodes) {
-            for node in nodes.iter().filter(|n| **n != self.node_id) {
-                let payload = serde_json::to_string(&Routed {
+            for node in nodes.into_iter().filter(|n| *n != self.node_id) {
+                by_node.entry(node).or_default().push(Routed {
                     device_id: device_id.clone(),
                     frame: frame.clone(),
                 });
-                if let Ok(p) = payload {
-                    if let Err(e) = self.bus.publish(node, &p).await {
-                        tracing::warn!(error = %e, node, "routing an event failed");
-                    }
-                }
             }
         }
+        let sends = by_node.into_iter().map(|(node, items)| async move {
+            for chunk in items.chunks(ROUTED_BATCH) {
+                match serde_json::to_string(chunk) {
+                    Ok(p) => {
+                        if let Err(e) = self.bus.publish(&node, &p).await {
+                            tracing::warn!(error = %e, node, "routing events failed");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "encoding routed events failed"),
+                }
+            }
+        });
+        futures::future::join_all(sends).await;
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
