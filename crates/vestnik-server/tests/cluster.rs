@@ -1,5 +1,6 @@
-//! Three server nodes sharing one PostgreSQL and one Redis: frames for a
-//! device connected to another node are routed there through Redis.
+//! Three `vestnik serve` processes sharing one PostgreSQL and one Redis:
+//! frames for a device connected to another node are routed there through
+//! Redis (node death: `failover.rs`).
 mod common;
 
 use futures::{SinkExt, StreamExt};
@@ -9,7 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use common::Ws;
 
-async fn ws(node: &common::TestApp, token: &str) -> Ws {
+async fn ws(node: &common::Http, token: &str) -> Ws {
     let mut s = common::ws_connect(&node.base, token).await;
     assert_eq!(next(&mut s).await["type"], "synced");
     s
@@ -34,7 +35,7 @@ async fn next(ws: &mut Ws) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_receipts_and_device_changes_cross_nodes() {
-    let Some(nodes) = common::spawn_cluster(3).await else {
+    let Some(nodes) = common::spawn_process_cluster(3).await else {
         return;
     };
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
@@ -255,7 +256,7 @@ async fn next_of(ws: &mut Ws, kind: &str) -> Value {
 /// still stop the token on the others at once (well inside that copy's TTL).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_revoked_on_one_node_is_refused_on_the_others_at_once() {
-    let Some(nodes) = common::spawn_cluster(2).await else {
+    let Some(nodes) = common::spawn_process_cluster(2).await else {
         return;
     };
     let (a, b) = (&nodes[0], &nodes[1]);

@@ -7,77 +7,14 @@ mod common;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vestnik");
-const SERVER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const TOTAL: usize = 60;
 const BEFORE_KILL: usize = 20;
 
-struct Node {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    // The child binds the port itself; the tiny race is acceptable in a test.
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn cluster_env(cmd: &mut Command, db: &str, prefix: &str) {
-    cmd.env("VESTNIK_DATABASE_URL", db)
-        .env("VESTNIK_REDIS_URL", common::redis_url())
-        .env("VESTNIK_REDIS_PREFIX", prefix)
-        .env("VESTNIK_SERVER_KEY", SERVER_KEY)
-        .env("VESTNIK_RATE_IP_PER_MINUTE", "1000000")
-        .env("VESTNIK_LOG_LEVEL", "warn");
-}
-
-async fn start_node(db: &str, prefix: &str, i: usize, dir: &std::path::Path) -> Node {
-    let port = free_port();
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        "serve",
-        "--data-dir",
-        dir.join(format!("node{i}")).to_str().expect("utf8"),
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-    ])
-    .env("VESTNIK_NODE_ID", format!("node-{i}"))
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    cluster_env(&mut cmd, db, prefix);
-    let node = Node {
-        child: cmd.spawn().expect("spawn vestnik"),
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = http.get(format!("{}/readyz", node.base)).send().await {
-            if r.status() == 200 {
-                return node;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("node {i} never became ready");
-}
-
-use common::Ws;
+use common::{cluster_env, start_node, ProcessNode, Ws, BIN};
 
 async fn ws(base: &str, token: &str) -> Ws {
     common::ws_connect(base, token).await
@@ -169,12 +106,12 @@ async fn a_node_killed_mid_conversation_loses_nothing_and_duplicates_nothing() {
     let bob_token = s(bob, "access_token");
 
     let nodes = [
-        start_node(&db, &prefix, 0, &dir).await,
-        start_node(&db, &prefix, 1, &dir).await,
-        start_node(&db, &prefix, 2, &dir).await,
+        start_node(&db, &prefix, 0).await,
+        start_node(&db, &prefix, 1).await,
+        start_node(&db, &prefix, 2).await,
     ];
-    let mut nodes: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
-    let base = |n: &Option<Node>| n.as_ref().expect("alive").base.clone();
+    let mut nodes: Vec<Option<ProcessNode>> = nodes.into_iter().map(Some).collect();
+    let base = |n: &Option<ProcessNode>| n.as_ref().expect("alive").base.clone();
     let (b0, b1, b2) = (base(&nodes[0]), base(&nodes[1]), base(&nodes[2]));
     let http = reqwest::Client::new();
     let r = http

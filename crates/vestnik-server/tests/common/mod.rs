@@ -19,10 +19,16 @@ pub enum Backend {
     PostgresRedis,
 }
 
-pub struct TestApp {
+/// A server reached over HTTP: its address and data directory (mail files).
+pub struct Http {
     pub base: String,
     pub http: reqwest::Client,
     pub data_dir: PathBuf,
+}
+
+/// The server in this process, on a random port, with a clock the test moves.
+pub struct TestApp {
+    pub api: Http,
     pub clock: ManualClock,
     pub gw: Arc<vestnik_gateway::Gateway>,
     pub gw_config: Config,
@@ -36,6 +42,21 @@ impl Drop for TestApp {
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Http;
+    fn deref(&self) -> &Http {
+        &self.api
+    }
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent("vestnik-tests/1")
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
 }
 
 pub fn in_ci() -> bool {
@@ -138,13 +159,11 @@ pub async fn spawn_app_with(backend: Backend, tune: impl FnOnce(&mut Config)) ->
         let _ = rx.await;
     }));
     Some(TestApp {
-        base: format!("http://{addr}"),
-        http: reqwest::Client::builder()
-            .user_agent("vestnik-tests/1")
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client"),
-        data_dir,
+        api: Http {
+            base: format!("http://{addr}"),
+            http: http_client(),
+            data_dir,
+        },
         clock,
         gw,
         gw_config: config,
@@ -152,29 +171,98 @@ pub async fn spawn_app_with(backend: Backend, tune: impl FnOnce(&mut Config)) ->
     })
 }
 
-/// `n` nodes sharing one PostgreSQL database, one Redis prefix and one server key.
-pub async fn spawn_cluster(n: usize) -> Option<Vec<TestApp>> {
-    let first = spawn_app_with(Backend::PostgresRedis, |c| {
-        c.server_key = Some("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into());
-        c.node_id = Some("node-0".into());
-    })
-    .await?;
-    let (db, prefix) = (
-        first.gw_config.database_url.clone(),
-        first.gw_config.redis_prefix.clone(),
-    );
-    let mut nodes = vec![first];
-    for i in 1..n {
-        let (db, prefix) = (db.clone(), prefix.clone());
-        let node = spawn_app_with(Backend::Sqlite, move |c| {
-            c.database_url = db;
-            c.redis_url = Some(redis_url());
-            c.redis_prefix = prefix;
-            c.server_key = Some("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into());
-            c.node_id = Some(format!("node-{i}"));
-        })
-        .await?;
-        nodes.push(node);
+/// The `vestnik` binary of this build.
+pub const BIN: &str = env!("CARGO_BIN_EXE_vestnik");
+/// The key every node of a test cluster shares (tokens work on all of them).
+pub const CLUSTER_SERVER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// A `vestnik serve` process of its own; killed (SIGKILL) when dropped.
+pub struct ProcessNode {
+    pub api: Http,
+    pub child: std::process::Child,
+}
+
+impl Drop for ProcessNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.api.data_dir);
+    }
+}
+
+impl std::ops::Deref for ProcessNode {
+    type Target = Http;
+    fn deref(&self) -> &Http {
+        &self.api
+    }
+}
+
+/// The environment every node of a cluster shares.
+pub fn cluster_env(cmd: &mut std::process::Command, db: &str, prefix: &str) {
+    cmd.env("VESTNIK_DATABASE_URL", db)
+        .env("VESTNIK_REDIS_URL", redis_url())
+        .env("VESTNIK_REDIS_PREFIX", prefix)
+        .env("VESTNIK_SERVER_KEY", CLUSTER_SERVER_KEY)
+        .env("VESTNIK_POW_DIFFICULTY", "8")
+        .env("VESTNIK_RATE_IP_PER_MINUTE", "1000000")
+        .env("VESTNIK_RATE_AUTH_IP_PER_MINUTE", "100000")
+        .env("VESTNIK_RATE_AUTH_EMAIL_PER_HOUR", "100000")
+        .env("VESTNIK_LOG_LEVEL", "warn");
+}
+
+/// Starts node `i` of a cluster as a process and waits for `/readyz`.
+pub async fn start_node(db: &str, prefix: &str, i: usize) -> ProcessNode {
+    let data_dir =
+        std::env::temp_dir().join(format!("vestnik-node{i}-{}", uuid::Uuid::new_v4().simple()));
+    // The child binds the port itself; the tiny race is acceptable in a test.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args([
+        "serve",
+        "--data-dir",
+        data_dir.to_str().expect("utf8"),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .env("VESTNIK_NODE_ID", format!("node-{i}"))
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    cluster_env(&mut cmd, db, prefix);
+    let node = ProcessNode {
+        child: cmd.spawn().expect("spawn vestnik"),
+        api: Http {
+            base: format!("http://127.0.0.1:{port}"),
+            http: http_client(),
+            data_dir,
+        },
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(r) = node.http.get(format!("{}/readyz", node.base)).send().await {
+            if r.status() == 200 {
+                return node;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("node {i} never became ready");
+}
+
+/// `n` `vestnik serve` processes sharing a fresh PostgreSQL database, one
+/// Redis prefix and one server key. None when the services are missing
+/// outside CI.
+pub async fn spawn_process_cluster(n: usize) -> Option<Vec<ProcessNode>> {
+    if !redis_reachable().await {
+        return None;
+    }
+    let db = fresh_pg_database().await?;
+    let prefix = format!("vt-{}", uuid::Uuid::new_v4().simple());
+    let mut nodes = Vec::with_capacity(n);
+    for i in 0..n {
+        nodes.push(start_node(&db, &prefix, i).await);
     }
     Some(nodes)
 }
@@ -210,7 +298,7 @@ impl Res {
     }
 }
 
-impl TestApp {
+impl Http {
     pub async fn send(
         &self,
         method: reqwest::Method,
