@@ -5,8 +5,18 @@
 /// SQLite caps bound parameters per statement (32,766); outbox rows have 11.
 pub(crate) const OUTBOX_ROWS_PER_STATEMENT: usize = 2000;
 
+/// Acknowledged cursors per delete (2 parameters each).
+pub(crate) const ACKS_PER_STATEMENT: usize = 5000;
+/// Acknowledged messages per receipt insert (6 parameters each).
+pub(crate) const RECEIPTS_PER_STATEMENT: usize = 2000;
+/// Messages per multi-row statement of a send batch (9 parameters each).
+pub(crate) const MESSAGES_PER_STATEMENT: usize = 1000;
+
+/// `$locks_rows`: lock conversation rows in id order before bumping their
+/// seqs (PostgreSQL, where batch writers run concurrently; SQLite has one
+/// writer).
 macro_rules! impl_messaging_store {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, $locks_rows:expr) => {
         #[async_trait::async_trait]
         impl $crate::KeyStore for $store {
             async fn upload_keys(
@@ -255,48 +265,119 @@ macro_rules! impl_messaging_store {
             }
 
             async fn store_messages(&self, batch: &[$crate::NewMessage], expires_at: i64) -> $crate::Result<Vec<$crate::StoredMessage>> {
+                use std::collections::HashMap;
+                // A handful of statements per batch, whatever its size: each
+                // statement is a round trip (to the server, or to SQLite's
+                // worker thread), and those dominated when they were per message.
                 let mut tx = self.write().begin().await?;
                 let mut results: Vec<Option<$crate::StoredMessage>> = vec![None; batch.len()];
-                // (batch index, envelope) for every envelope of a newly stored message.
-                let mut rows: Vec<(usize, i64, &$crate::EnvelopeRow)> = Vec::new();
-                // Conversation rows are locked (seq bump) in one global order, so
-                // concurrent batches on PostgreSQL never deadlock on each other.
-                let mut order: Vec<usize> = (0..batch.len()).collect();
-                order.sort_by(|a, b| batch[*a].conversation_id.cmp(&batch[*b].conversation_id).then(a.cmp(b)));
-                for i in order {
-                    let m = &batch[i];
-                    let existing: Option<(String, i64, i64)> = sqlx::query_as(
-                        "SELECT id, seq, created_at FROM messages WHERE sender_device_id = $1 AND client_msg_id = $2",
-                    )
-                    .bind(&m.sender_device_id)
-                    .bind(&m.client_msg_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some((message_id, seq, created_at)) = existing {
-                        results[i] = Some($crate::StoredMessage { message_id, seq, created_at, duplicate: true, outbox: Vec::new() });
-                        continue;
+
+                // 1. Retries of stored messages answer with the stored row;
+                //    a repeat inside this batch with its first copy's.
+                let mut known: HashMap<(&str, &str), (String, i64, i64)> = HashMap::new();
+                for chunk in batch.chunks($crate::sql_messaging::MESSAGES_PER_STATEMENT) {
+                    // A join with a VALUES list, not a row-value IN: SQLite
+                    // (3.46, bundled) matched nothing with the latter.
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT m.sender_device_id, m.client_msg_id, m.id, m.seq, m.created_at FROM messages m JOIN (",
+                    );
+                    qb.push_values(chunk, |mut b, m| {
+                        b.push_bind(m.sender_device_id.as_str()).push_bind(m.client_msg_id.as_str());
+                    });
+                    qb.push(") AS v ON m.sender_device_id = v.column1 AND m.client_msg_id = v.column2");
+                    let found: Vec<(String, String, String, i64, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    for (device, cmid, id, seq, at) in found {
+                        if let Some(m) = chunk.iter().find(|m| m.sender_device_id == device && m.client_msg_id == cmid) {
+                            known.insert((m.sender_device_id.as_str(), m.client_msg_id.as_str()), (id, seq, at));
+                        }
                     }
-                    let seq: i64 = sqlx::query_scalar("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
-                        .bind(&m.conversation_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    let inserted = sqlx::query(
-                        "INSERT INTO messages (id, conversation_id, seq, sender_user_id, sender_device_id, client_msg_id, created_at, msg_type, body)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (sender_device_id, client_msg_id) DO NOTHING",
-                    )
-                    .bind(&m.id)
-                    .bind(&m.conversation_id)
-                    .bind(seq)
-                    .bind(&m.sender_user_id)
-                    .bind(&m.sender_device_id)
-                    .bind(&m.client_msg_id)
-                    .bind(m.created_at)
-                    .bind(m.group_body.as_ref().map(|(t, _)| *t))
-                    .bind(m.group_body.as_ref().map(|(_, b)| b.as_str()))
-                    .execute(&mut *tx)
-                    .await?;
-                    if inserted.rows_affected() == 0 {
-                        // A concurrent retry on another node won; answer with its row.
+                }
+                let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
+                let mut repeats: Vec<(usize, usize)> = Vec::new(); // (index, index of its first copy)
+                let mut fresh: Vec<usize> = Vec::new();
+                for (i, m) in batch.iter().enumerate() {
+                    let key = (m.sender_device_id.as_str(), m.client_msg_id.as_str());
+                    if let Some((message_id, seq, created_at)) = known.get(&key) {
+                        results[i] = Some($crate::StoredMessage { message_id: message_id.clone(), seq: *seq, created_at: *created_at, duplicate: true, outbox: Vec::new() });
+                    } else if let Some(first) = first_of.get(&key) {
+                        repeats.push((i, *first));
+                    } else {
+                        first_of.insert(key, i);
+                        fresh.push(i);
+                    }
+                }
+
+                // 2. Seqs: one bump per conversation by its number of new
+                //    messages. PostgreSQL locks the rows in one global order
+                //    first, so concurrent batches never deadlock.
+                let mut per_conversation: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+                for &i in &fresh {
+                    *per_conversation.entry(batch[i].conversation_id.as_str()).or_default() += 1;
+                }
+                let conversations: Vec<(&str, i64)> = per_conversation.into_iter().collect();
+                let mut last_seq: HashMap<String, i64> = HashMap::new();
+                for chunk in conversations.chunks($crate::sql_messaging::MESSAGES_PER_STATEMENT) {
+                    if $locks_rows {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id FROM conversations WHERE id IN (");
+                        let mut sep = qb.separated(", ");
+                        for (id, _) in chunk {
+                            sep.push_bind(*id);
+                        }
+                        qb.push(") ORDER BY id FOR UPDATE");
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE conversations SET last_seq = last_seq + v.column2 FROM (",
+                    );
+                    qb.push_values(chunk, |mut b, (id, n)| {
+                        b.push_bind(*id).push_bind(*n);
+                    });
+                    qb.push(") AS v WHERE conversations.id = v.column1 RETURNING conversations.id, conversations.last_seq");
+                    let bumped: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    last_seq.extend(bumped);
+                }
+                // Hand out each conversation's new seqs in batch order.
+                let mut next_seq: HashMap<&str, i64> = HashMap::new();
+                for (id, n) in &conversations {
+                    let last = *last_seq.get(*id).ok_or($crate::StoreError::Database(sqlx::Error::RowNotFound))?;
+                    next_seq.insert(*id, last - n + 1);
+                }
+                let mut seqs: HashMap<usize, i64> = HashMap::new();
+                for &i in &fresh {
+                    if let Some(next) = next_seq.get_mut(batch[i].conversation_id.as_str()) {
+                        seqs.insert(i, *next);
+                        *next += 1;
+                    }
+                }
+
+                // 3. The message rows. One that loses a race with a retry
+                //    stored concurrently (another node) answers with that row.
+                let mut inserted: std::collections::HashSet<String> = std::collections::HashSet::new();
+                for chunk in fresh.chunks($crate::sql_messaging::MESSAGES_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO messages (id, conversation_id, seq, sender_user_id, sender_device_id, client_msg_id, created_at, msg_type, body) ",
+                    );
+                    qb.push_values(chunk, |mut b, i| {
+                        let m = &batch[*i];
+                        b.push_bind(m.id.as_str())
+                            .push_bind(m.conversation_id.as_str())
+                            .push_bind(seqs[i])
+                            .push_bind(m.sender_user_id.as_str())
+                            .push_bind(m.sender_device_id.as_str())
+                            .push_bind(m.client_msg_id.as_str())
+                            .push_bind(m.created_at)
+                            .push_bind(m.group_body.as_ref().map(|(t, _)| *t))
+                            .push_bind(m.group_body.as_ref().map(|(_, b)| b.as_str()));
+                    });
+                    qb.push(" ON CONFLICT (sender_device_id, client_msg_id) DO NOTHING RETURNING id");
+                    let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+                    inserted.extend(ids);
+                }
+                let mut rows: Vec<(usize, i64, &$crate::EnvelopeRow)> = Vec::new();
+                let mut by_message: HashMap<String, usize> = HashMap::new();
+                for &i in &fresh {
+                    let m = &batch[i];
+                    if !inserted.contains(&m.id) {
                         let (message_id, seq, created_at): (String, i64, i64) = sqlx::query_as(
                             "SELECT id, seq, created_at FROM messages WHERE sender_device_id = $1 AND client_msg_id = $2",
                         )
@@ -309,13 +390,16 @@ macro_rules! impl_messaging_store {
                     }
                     results[i] = Some($crate::StoredMessage {
                         message_id: m.id.clone(),
-                        seq,
+                        seq: seqs[&i],
                         created_at: m.created_at,
                         duplicate: false,
                         outbox: Vec::with_capacity(m.envelopes.len()),
                     });
-                    rows.extend(m.envelopes.iter().map(|e| (i, seq, e)));
+                    by_message.insert(m.id.clone(), i);
+                    rows.extend(m.envelopes.iter().map(|e| (i, seqs[&i], e)));
                 }
+
+                // 4. One delivery row per recipient device.
                 for chunk in rows.chunks($crate::sql_messaging::OUTBOX_ROWS_PER_STATEMENT) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO outbox (device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at, expires_at) ",
@@ -338,12 +422,15 @@ macro_rules! impl_messaging_store {
                     qb.push(" RETURNING id, device_id, message_id");
                     let ids: Vec<(i64, String, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
                     for (cursor, device_id, message_id) in ids {
-                        if let Some(r) = results.iter_mut().flatten().find(|r| !r.duplicate && r.message_id == message_id) {
+                        if let Some(r) = by_message.get(&message_id).and_then(|i| results[*i].as_mut()) {
                             r.outbox.push((cursor, device_id));
                         }
                     }
                 }
                 tx.commit().await?;
+                for (i, first) in repeats {
+                    results[i] = results[first].as_ref().map(|r| $crate::StoredMessage { duplicate: true, outbox: Vec::new(), ..r.clone() });
+                }
                 Ok(results.into_iter().flatten().collect())
             }
 
@@ -363,51 +450,72 @@ macro_rules! impl_messaging_store {
             }
 
             async fn ack(&self, acks: &[$crate::AckBatchItem], now: i64, expires_at: i64) -> $crate::Result<Vec<Vec<$crate::OutboxRow>>> {
-                let mut out = Vec::with_capacity(acks.len());
-                if acks.iter().all(|a| a.cursors.is_empty()) {
-                    out.resize_with(acks.len(), Vec::new);
+                use std::collections::HashMap;
+                let mut out: Vec<Vec<$crate::OutboxRow>> = Vec::with_capacity(acks.len());
+                out.resize_with(acks.len(), Vec::new);
+                let pairs: Vec<(&str, i64)> = acks
+                    .iter()
+                    .flat_map(|a| a.cursors.iter().map(move |c| (a.device_id.as_str(), *c)))
+                    .collect();
+                if pairs.is_empty() {
                     return Ok(out);
                 }
-                // One transaction for every acknowledgement that queued up: the
-                // commit (an fsync on PostgreSQL) is shared, as for sends.
+                // Each acking device, with its user and its first item here.
+                let mut acker: HashMap<&str, (&str, usize)> = HashMap::new();
+                for (i, a) in acks.iter().enumerate() {
+                    acker.entry(a.device_id.as_str()).or_insert((a.user_id.as_str(), i));
+                }
+                // One transaction for every acknowledgement that queued up (the
+                // commit, an fsync on PostgreSQL, is shared), and two kinds of
+                // statement whatever their number: the deletes, then the receipts.
                 let mut tx = self.write().begin().await?;
-                for a in acks {
-                    if a.cursors.is_empty() {
-                        out.push(Vec::new());
-                        continue;
-                    }
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM outbox WHERE device_id = ");
-                    qb.push_bind(a.device_id.as_str());
-                    qb.push(" AND id IN (");
-                    let mut sep = qb.separated(", ");
-                    for c in &a.cursors {
-                        sep.push_bind(*c);
-                    }
-                    qb.push(") RETURNING kind, message_id, conversation_id, seq, sender_user_id");
-                    let acked: Vec<(String, String, String, i64, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-                    let mut receipts = Vec::new();
-                    for (kind, message_id, conversation_id, seq, sender) in acked {
-                        if kind != "message" && kind != "group" {
-                            continue;
+                let mut acked: Vec<(String, String, String, String, i64, String)> = Vec::new();
+                for chunk in pairs.chunks($crate::sql_messaging::ACKS_PER_STATEMENT) {
+                    // A device deletes only its own rows.
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o JOIN (",
+                    );
+                    qb.push_values(chunk, |mut b, (device, cursor)| {
+                        b.push_bind(*device).push_bind(*cursor);
+                    });
+                    qb.push(") AS v ON o.id = v.column2 AND o.device_id = v.column1) RETURNING device_id, kind, message_id, conversation_id, seq, sender_user_id");
+                    let mut rows: Vec<(String, String, String, String, i64, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    acked.append(&mut rows);
+                }
+                // A delivery receipt to every active device of each sender.
+                let wanted: Vec<&(String, String, String, String, i64, String)> = acked
+                    .iter()
+                    .filter(|(_, kind, ..)| kind == "message" || kind == "group")
+                    .collect();
+                for chunk in wanted.chunks($crate::sql_messaging::RECEIPTS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(concat!(
+                        "INSERT INTO outbox (device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at, expires_at) ",
+                        "SELECT d.id, 'receipt', v.column1, v.column2, v.column3, v.column4, v.column5, 0, '', ",
+                    ));
+                    qb.push_bind(now);
+                    qb.push(", ");
+                    qb.push_bind(expires_at);
+                    qb.push(" FROM (");
+                    qb.push_values(chunk, |mut b, (device, _, message_id, conversation_id, seq, sender)| {
+                        let user = acker.get(device.as_str()).map_or("", |(u, _)| *u);
+                        b.push_bind(message_id.as_str())
+                            .push_bind(conversation_id.as_str())
+                            .push_bind(*seq)
+                            .push_bind(user)
+                            .push_bind(device.as_str())
+                            .push_bind(sender.as_str());
+                    });
+                    qb.push(concat!(
+                        ") AS v JOIN devices d ON d.user_id = v.column6 AND d.revoked_at IS NULL ",
+                        "RETURNING id, device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at"
+                    ));
+                    let receipts: Vec<$crate::OutboxRow> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    for r in receipts {
+                        // The receipt names the acking device as its sender.
+                        if let Some((_, i)) = acker.get(r.sender_device_id.as_str()) {
+                            out[*i].push(r);
                         }
-                        let mut r: Vec<$crate::OutboxRow> = sqlx::query_as(concat!(
-                            "INSERT INTO outbox (device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at, expires_at) ",
-                            "SELECT id, 'receipt', $1, $2, $3, $4, $5, 0, '', $6, $7 FROM devices WHERE user_id = $8 AND revoked_at IS NULL ",
-                            "RETURNING id, device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at"
-                        ))
-                        .bind(&message_id)
-                        .bind(&conversation_id)
-                        .bind(seq)
-                        .bind(a.user_id.as_str())
-                        .bind(a.device_id.as_str())
-                        .bind(now)
-                        .bind(expires_at)
-                        .bind(&sender)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                        receipts.append(&mut r);
                     }
-                    out.push(receipts);
                 }
                 tx.commit().await?;
                 Ok(out)
