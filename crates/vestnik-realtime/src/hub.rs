@@ -4,7 +4,7 @@
 //! undelivered items stay in the outbox until acknowledged.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use vestnik_proto::ServerFrame;
 
@@ -15,7 +15,9 @@ const SHARDS: usize = 32;
 struct Conn {
     id: u64,
     user_id: String,
-    tx: mpsc::Sender<ServerFrame>,
+    // Shared, not copied per slot: a queue's first block holds 32 slots, and
+    // at 100k idle sockets a frame-sized slot costs ~6 KiB each.
+    tx: mpsc::Sender<Arc<ServerFrame>>,
 }
 
 #[derive(Default)]
@@ -33,7 +35,7 @@ pub struct Hub {
 /// A registered connection; dropping it does not unregister (call `Hub::leave`).
 pub struct Connection {
     pub id: u64,
-    pub rx: mpsc::Receiver<ServerFrame>,
+    pub rx: mpsc::Receiver<Arc<ServerFrame>>,
 }
 
 impl Default for Hub {
@@ -109,7 +111,8 @@ impl Hub {
                 return false;
             };
             let user = conns.first().map(|c| c.user_id.clone());
-            conns.retain(|c| match c.tx.try_send(frame.clone()) {
+            let shared = Arc::new(frame.clone());
+            conns.retain(|c| match c.tx.try_send(shared.clone()) {
                 Ok(()) => {
                     delivered = true;
                     true
@@ -229,7 +232,7 @@ mod tests {
         let mut p = hub.join("alice", "phone");
         hub.push_user("alice", &frame(1));
         for rx in [&mut a1.rx, &mut a2.rx, &mut p.rx] {
-            assert_eq!(rx.recv().await, Some(frame(1)));
+            assert_eq!(rx.recv().await, Some(Arc::new(frame(1))));
         }
         hub.leave("laptop", a1.id);
         assert!(hub.is_online("laptop"));
@@ -237,6 +240,6 @@ mod tests {
         assert!(!hub.is_online("laptop"));
         assert!(a2.rx.recv().await.is_none());
         hub.push_user("alice", &frame(2));
-        assert_eq!(p.rx.recv().await, Some(frame(2)));
+        assert_eq!(p.rx.recv().await, Some(Arc::new(frame(2))));
     }
 }

@@ -70,8 +70,8 @@ pub async fn ws(
         // idle sockets dominate a node's memory, so keep it small; big frames
         // still arrive, just in more reads.
         Ok(u) => u
-            .read_buffer_size(8 * 1024)
-            .write_buffer_size(8 * 1024)
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(4 * 1024)
             .max_message_size(MAX_FRAME_BYTES)
             .on_upgrade(move |socket| connection(gw, auth, socket))
             .into_response(),
@@ -113,7 +113,7 @@ async fn run(
     gw: &Arc<Gateway>,
     auth: SessionAuth,
     socket: &mut WebSocket,
-    live: &mut mpsc::Receiver<ServerFrame>,
+    live: &mut mpsc::Receiver<Arc<ServerFrame>>,
 ) {
     // Joined before the backlog is read, so nothing committed meanwhile is
     // missed; an item may then arrive twice, which clients dedup by cursor.
@@ -142,7 +142,7 @@ async fn run(
     }
 
     let auth = Arc::new(auth);
-    let (out_tx, mut out_rx) = mpsc::channel::<ServerFrame>(MAX_IN_FLIGHT);
+    let (out_tx, mut out_rx) = mpsc::channel::<Box<ServerFrame>>(MAX_IN_FLIGHT);
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
@@ -189,7 +189,7 @@ async fn handle(
     gw: &Arc<Gateway>,
     auth: &Arc<SessionAuth>,
     text: &str,
-    out: &mpsc::Sender<ServerFrame>,
+    out: &mpsc::Sender<Box<ServerFrame>>,
     in_flight: &Arc<Semaphore>,
 ) -> Option<ServerFrame> {
     let frame: ClientFrame = match serde_json::from_str(text) {
@@ -207,7 +207,7 @@ async fn handle(
             match gw.realtime.subscribe_presence(auth, &user_ids).await {
                 Ok(frames) => {
                     for f in frames {
-                        let _ = out.send(f).await;
+                        let _ = out.send(Box::new(f)).await;
                     }
                     None
                 }
@@ -252,7 +252,7 @@ async fn handle(
                     Ok(sent) => ServerFrame::Sent(sent),
                     Err(e) => error_frame(e.into(), Some(id)),
                 };
-                let _ = out.send(reply).await;
+                let _ = out.send(Box::new(reply)).await;
                 drop(permit);
             });
             None
