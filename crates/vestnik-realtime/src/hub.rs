@@ -36,6 +36,8 @@ pub struct Hub {
 pub struct Connection {
     pub id: u64,
     pub rx: mpsc::Receiver<Arc<ServerFrame>>,
+    /// No other device of this user was connected here when it joined.
+    pub first_of_user: bool,
 }
 
 impl Default for Hub {
@@ -70,17 +72,34 @@ impl Hub {
                     tx,
                 });
         }
+        let mut first_of_user = false;
         if let Ok(mut u) = self.users.lock() {
             let devs = u.entry(user_id.to_owned()).or_default();
+            first_of_user = devs.is_empty();
             if !devs.iter().any(|d| d == device_id) {
                 devs.push(device_id.to_owned());
             }
         }
         metrics::gauge!("vestnik_ws_connections").increment(1.0);
-        Connection { id, rx }
+        Connection {
+            id,
+            rx,
+            first_of_user,
+        }
     }
 
-    pub fn leave(&self, device_id: &str, conn_id: u64) {
+    /// Removes a connection; true when the user has no device connected
+    /// here any more (decided under the lock, so of two devices leaving at
+    /// once at least one sees it).
+    pub fn leave(&self, user_id: &str, device_id: &str, conn_id: u64) -> bool {
+        self.remove(device_id, conn_id);
+        self.users
+            .lock()
+            .map(|u| !u.contains_key(user_id))
+            .unwrap_or(true)
+    }
+
+    fn remove(&self, device_id: &str, conn_id: u64) {
         let mut user_gone: Option<String> = None;
         if let Ok(mut s) = self.shards[shard_of(device_id)].lock() {
             if let Some(conns) = s.by_device.get_mut(device_id) {
@@ -234,12 +253,28 @@ mod tests {
         for rx in [&mut a1.rx, &mut a2.rx, &mut p.rx] {
             assert_eq!(rx.recv().await, Some(Arc::new(frame(1))));
         }
-        hub.leave("laptop", a1.id);
+        assert!(!hub.leave("alice", "laptop", a1.id), "alice is still here");
         assert!(hub.is_online("laptop"));
         hub.drop_device("laptop");
         assert!(!hub.is_online("laptop"));
         assert!(a2.rx.recv().await.is_none());
         hub.push_user("alice", &frame(2));
         assert_eq!(p.rx.recv().await, Some(Arc::new(frame(2))));
+        assert!(hub.leave("alice", "phone", p.id), "her last device left");
+    }
+
+    #[test]
+    fn only_the_first_device_of_a_user_to_join_is_first() {
+        let hub = Hub::default();
+        let a = hub.join("alice", "laptop");
+        let b = hub.join("alice", "phone");
+        let c = hub.join("bob", "tablet");
+        assert!(a.first_of_user && !b.first_of_user && c.first_of_user);
+        assert!(!hub.leave("alice", "laptop", a.id));
+        assert!(hub.leave("alice", "phone", b.id));
+        assert!(
+            hub.join("alice", "laptop").first_of_user,
+            "back after leaving"
+        );
     }
 }

@@ -102,11 +102,24 @@ async fn connection(gw: Arc<Gateway>, auth: SessionAuth, mut socket: WebSocket) 
     let device_id = auth.device_id.clone();
     let user_id = auth.user_id.clone();
     gw.realtime.online(&device_id).await;
-    gw.realtime.presence_changed(&user_id).await;
+    // Partners hear of the user's first device here coming and last going
+    // (another device here means nothing changed for them). Off the
+    // connection's path: it does not delay the backlog, and each update reads
+    // the current state, so updates running out of order still end right.
+    if conn.first_of_user {
+        spawn_presence_update(&gw, &user_id);
+    }
     run(&gw, auth, &mut socket, &mut conn.rx).await;
-    hub.leave(&device_id, conn.id);
+    let last_of_user = hub.leave(&user_id, &device_id, conn.id);
     gw.realtime.offline(&device_id).await;
-    gw.realtime.presence_changed(&user_id).await;
+    if last_of_user {
+        spawn_presence_update(&gw, &user_id);
+    }
+}
+
+fn spawn_presence_update(gw: &Arc<Gateway>, user_id: &str) {
+    let (realtime, user_id) = (gw.realtime.clone(), user_id.to_owned());
+    tokio::spawn(async move { realtime.presence_changed(&user_id).await });
 }
 
 async fn run(
