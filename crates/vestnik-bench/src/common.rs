@@ -31,30 +31,62 @@ pub fn now_ns() -> u64 {
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The server under test. Only loopback addresses are accepted: this tool
-/// generates load, and must never be pointed at someone else's machine.
+/// The server under test: one node, or several sharing one database
+/// (`--base http://a,http://b,…`). HTTP calls go to the first node; each
+/// WebSocket goes to the node its token hashes to, so a device always lands
+/// on the same node and traffic between devices mostly crosses nodes. Only
+/// loopback addresses are accepted: this tool generates load, and must never
+/// be pointed at someone else's machine.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub base: String,
     pub addr: SocketAddr,
+    pub nodes: Vec<SocketAddr>,
+}
+
+fn loopback_node(base: &str) -> anyhow::Result<(String, SocketAddr)> {
+    let base = base.trim().trim_end_matches('/').to_owned();
+    let rest = base
+        .strip_prefix("http://")
+        .context("--base: expected http://<loopback address>:<port>")?;
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let addr = hostport
+        .to_socket_addrs()
+        .with_context(|| format!("--base: cannot resolve {hostport}"))?
+        .find(|a| a.is_ipv4())
+        .with_context(|| format!("--base: no IPv4 address for {hostport}"))?;
+    if !addr.ip().is_loopback() {
+        bail!("--base: {addr} is not a loopback address; this load generator only targets the local machine");
+    }
+    Ok((base, addr))
 }
 
 impl Target {
-    pub fn parse(base: &str) -> anyhow::Result<Self> {
-        let base = base.trim_end_matches('/').to_owned();
-        let rest = base
-            .strip_prefix("http://")
-            .context("--base: expected http://<loopback address>:<port>")?;
-        let hostport = rest.split('/').next().unwrap_or(rest);
-        let addr = hostport
-            .to_socket_addrs()
-            .with_context(|| format!("--base: cannot resolve {hostport}"))?
-            .find(|a| a.is_ipv4())
-            .with_context(|| format!("--base: no IPv4 address for {hostport}"))?;
-        if !addr.ip().is_loopback() {
-            bail!("--base: {addr} is not a loopback address; this load generator only targets the local machine");
-        }
-        Ok(Self { base, addr })
+    pub fn parse(bases: &str) -> anyhow::Result<Self> {
+        let nodes = bases
+            .split(',')
+            .filter(|b| !b.trim().is_empty())
+            .map(loopback_node)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let Some((base, addr)) = nodes.first().cloned() else {
+            bail!("--base: expected at least one http://<loopback address>:<port>");
+        };
+        Ok(Self {
+            base,
+            addr,
+            nodes: nodes.into_iter().map(|(_, a)| a).collect(),
+        })
+    }
+
+    /// The node a device's sockets go to.
+    pub fn node_for(&self, token: &str) -> SocketAddr {
+        let h = token.bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
+        self.nodes
+            .get(h % self.nodes.len().max(1))
+            .copied()
+            .unwrap_or(self.addr)
     }
 }
 
@@ -181,9 +213,10 @@ pub async fn connect(target: &Target, src: Option<IpAddr>, token: &str) -> anyho
         sock.bind(SocketAddr::new(ip, 0))
             .with_context(|| format!("binding source address {ip}"))?;
     }
-    let stream = sock.connect(target.addr).await?;
+    let addr = target.node_for(token);
+    let stream = sock.connect(addr).await?;
     stream.set_nodelay(true)?;
-    let mut req = format!("ws://{}/v1/ws", target.addr).into_client_request()?;
+    let mut req = format!("ws://{addr}/v1/ws").into_client_request()?;
     req.headers_mut().insert(
         AUTHORIZATION,
         HeaderValue::from_str(&format!("Bearer {token}"))?,
