@@ -31,9 +31,9 @@ use vestnik_proto::{
 use crate::engine::Inner;
 use crate::error::{ClientError, Result};
 use crate::group::path_id;
-use crate::payload::{Payload, KIND_TEXT};
-use crate::store::{IncomingRow, OutboxItem};
-use crate::types::{ClientEvent, Direction, ReceivedMessage};
+use crate::payload::{Decrypted, Payload, KIND_TEXT};
+use crate::store::OutboxItem;
+use crate::types::{ClientEvent, Direction};
 
 /// A post encrypted with a publisher's Megolm session (private channels).
 pub(crate) const MSG_TYPE_CHANNEL_ENCRYPTED: u8 = 2;
@@ -172,34 +172,15 @@ impl Inner {
             Direction::Incoming
         };
         let blob = self.store.seal_device(&device)?;
-        let row = IncomingRow {
-            message_id: &m.message_id,
-            client_msg_id: &payload.client_msg_id,
-            conversation_id: &m.conversation_id,
-            peer_user_id: None,
-            seq: m.seq,
-            sender_user_id: &m.sender_user_id,
-            sender_device_id: &m.sender_device_id,
+        let decrypted = Decrypted {
+            m,
+            payload: &payload,
             direction,
-            body: &payload.body,
-            sent_at: m.sent_at,
-            group: None,
         };
+        let row = decrypted.row(None, None);
         self.store.store_incoming(&row, &blob).await?;
         drop(device);
-        Ok(Some(ClientEvent::Message(ReceivedMessage {
-            message_id: m.message_id.clone(),
-            conversation_id: m.conversation_id.clone(),
-            seq: m.seq,
-            sender_user_id: m.sender_user_id.clone(),
-            sender_device_id: m.sender_device_id.clone(),
-            sent_at: m.sent_at,
-            body: payload.body.clone(),
-            client_msg_id: payload.client_msg_id.clone(),
-            direction,
-            prekey: false,
-            megolm_session_id: None,
-        })))
+        Ok(Some(decrypted.event(false, None)))
     }
 
     /// Reads a channel's log from its cursor, handling (and emitting) every

@@ -660,18 +660,31 @@ impl Client {
         title: Option<&str>,
         member_user_ids: &[String],
     ) -> Result<String> {
+        let c = self
+            .create_conversation("group", title, None, member_user_ids)
+            .await?;
+        Ok(c.id)
+    }
+
+    async fn create_conversation(
+        &self,
+        kind: &str,
+        title: Option<&str>,
+        visibility: Option<&str>,
+        member_user_ids: &[String],
+    ) -> Result<Conversation> {
         let c: Conversation = self
             .inner
             .api
             .post(
                 "/v1/conversations",
                 &CreateConversation {
-                    kind: "group".into(),
+                    kind: kind.into(),
                     peer_user_id: None,
                     member_user_ids: member_user_ids.to_vec(),
                     title: title.map(str::to_owned),
                     topic: None,
-                    visibility: None,
+                    visibility: visibility.map(str::to_owned),
                 },
             )
             .await?;
@@ -679,7 +692,8 @@ impl Client {
             .store
             .save_conversation(&c, self.user_id())
             .await?;
-        Ok(c.id)
+        self.inner.note_channel(&c).await?;
+        Ok(c)
     }
 
     /// A group with its members and their roles (members only).
@@ -884,27 +898,14 @@ impl Client {
         public: bool,
         subscriber_user_ids: &[String],
     ) -> Result<Conversation> {
-        let c: Conversation = self
-            .inner
-            .api
-            .post(
-                "/v1/conversations",
-                &CreateConversation {
-                    kind: "channel".into(),
-                    peer_user_id: None,
-                    member_user_ids: subscriber_user_ids.to_vec(),
-                    title: Some(title.to_owned()),
-                    topic: None,
-                    visibility: Some(if public { "public" } else { "private" }.into()),
-                },
-            )
-            .await?;
-        self.inner
-            .store
-            .save_conversation(&c, self.user_id())
-            .await?;
-        self.inner.note_channel(&c).await?;
-        Ok(c)
+        let visibility = if public { "public" } else { "private" };
+        self.create_conversation(
+            "channel",
+            Some(title),
+            Some(visibility),
+            subscriber_user_ids,
+        )
+        .await
     }
 
     /// Subscribes to a public channel.

@@ -18,9 +18,9 @@ use crate::api::Api;
 use crate::backoff::Backoff;
 use crate::config::ClientConfig;
 use crate::error::{ClientError, Result};
-use crate::payload::{Payload, KIND_GROUP_KEY, KIND_KEY_REQUEST, KIND_TEXT};
-use crate::store::{Account, ConversationRow, IncomingRow, OutboxItem, OutboxKind, Store};
-use crate::types::{ClientEvent, DeliveryReceipt, Direction, ReceivedMessage, SentMessage, Stats};
+use crate::payload::{Decrypted, Payload, KIND_GROUP_KEY, KIND_KEY_REQUEST, KIND_TEXT};
+use crate::store::{Account, ConversationRow, OutboxItem, OutboxKind, Store};
+use crate::types::{ClientEvent, DeliveryReceipt, Direction, SentMessage, Stats};
 
 /// A `device_list_stale` answer is re-encrypted for at most this many times
 /// in a row before the message waits for the next retry round.
@@ -317,19 +317,15 @@ impl Inner {
         } else {
             Direction::Incoming
         };
-        let row = IncomingRow {
-            message_id: &m.message_id,
-            client_msg_id: &payload.client_msg_id,
-            conversation_id: &m.conversation_id,
-            peer_user_id: (direction == Direction::Incoming).then_some(m.sender_user_id.as_str()),
-            seq: m.seq,
-            sender_user_id: &m.sender_user_id,
-            sender_device_id: &m.sender_device_id,
+        let decrypted = Decrypted {
+            m,
+            payload: &payload,
             direction,
-            body: &payload.body,
-            sent_at: m.sent_at,
-            group: None,
         };
+        let row = decrypted.row(
+            (direction == Direction::Incoming).then_some(m.sender_user_id.as_str()),
+            None,
+        );
         if let Err(e) = self.store.store_incoming(&row, &blob).await {
             self.reload_device(&mut device).await;
             return Err(e);
@@ -339,19 +335,7 @@ impl Inner {
             // It may have used one of our one-time keys.
             self.schedule_key_check();
         }
-        Ok(Some(ClientEvent::Message(ReceivedMessage {
-            message_id: m.message_id.clone(),
-            conversation_id: m.conversation_id.clone(),
-            seq: m.seq,
-            sender_user_id: m.sender_user_id.clone(),
-            sender_device_id: m.sender_device_id.clone(),
-            sent_at: m.sent_at,
-            body: payload.body.clone(),
-            client_msg_id: payload.client_msg_id.clone(),
-            direction,
-            prekey: envelope.is_pre_key(),
-            megolm_session_id: None,
-        })))
+        Ok(Some(decrypted.event(envelope.is_pre_key(), None)))
     }
 
     /// The sending device of a message: Ok(Err(reason)) when it can never
@@ -375,18 +359,28 @@ impl Inner {
         }
     }
 
-    pub(crate) async fn handle_receipt(&self, r: &Receipt) -> Result<Option<ClientEvent>> {
-        if !self.store.store_receipt(r).await? {
-            self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
-            return Ok(None);
+    /// Stores a receipt and returns one event per message it newly covers.
+    pub(crate) async fn handle_receipt(&self, r: &Receipt) -> Result<Vec<ClientEvent>> {
+        let ids = if r.message_ids.is_empty() {
+            std::slice::from_ref(&r.message_id)
+        } else {
+            r.message_ids.as_slice()
+        };
+        let mut events = Vec::with_capacity(ids.len());
+        for id in ids {
+            if !self.store.store_receipt(id, r).await? {
+                self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            events.push(ClientEvent::Receipt(DeliveryReceipt {
+                message_id: id.clone(),
+                conversation_id: r.conversation_id.clone(),
+                user_id: r.user_id.clone(),
+                device_id: r.device_id.clone(),
+                at: r.at,
+            }));
         }
-        Ok(Some(ClientEvent::Receipt(DeliveryReceipt {
-            message_id: r.message_id.clone(),
-            conversation_id: r.conversation_id.clone(),
-            user_id: r.user_id.clone(),
-            device_id: r.device_id.clone(),
-            at: r.at,
-        })))
+        Ok(events)
     }
 
     /// Handles one server frame; message and receipt cursors go to `acks`
@@ -404,7 +398,7 @@ impl Inner {
                 acks.push(cursor);
             }
             ServerFrame::Receipt { cursor, receipt } => {
-                if let Some(e) = self.handle_receipt(&receipt).await? {
+                for e in self.handle_receipt(&receipt).await? {
                     self.emit(e);
                 }
                 acks.push(cursor);

@@ -41,9 +41,9 @@ use zeroize::Zeroizing;
 
 use crate::engine::{Inner, Persist, MAX_STALE_ROUNDS};
 use crate::error::{ClientError, Result};
-use crate::payload::{Payload, KIND_TEXT};
-use crate::store::{now_ms, GroupSessionRow, IncomingRow, OutboxItem};
-use crate::types::{ClientEvent, Direction, ReceivedMessage};
+use crate::payload::{Decrypted, Payload, KIND_TEXT};
+use crate::store::{now_ms, GroupSessionRow, OutboxItem};
+use crate::types::{ClientEvent, Direction};
 
 /// An outbound session is replaced after this many messages.
 pub const ROTATE_AFTER_MESSAGES: u32 = 100;
@@ -630,37 +630,20 @@ impl Inner {
         } else {
             Direction::Incoming
         };
-        let row = IncomingRow {
-            message_id: &m.message_id,
-            client_msg_id: &payload.client_msg_id,
-            conversation_id: &m.conversation_id,
-            peer_user_id: None,
-            seq: m.seq,
-            sender_user_id: &m.sender_user_id,
-            sender_device_id: &m.sender_device_id,
+        let decrypted = Decrypted {
+            m,
+            payload: &payload,
             direction,
-            body: &payload.body,
-            sent_at: m.sent_at,
-            group: Some((&envelope.session_id, index)),
         };
+        let row = decrypted.row(None, Some((&envelope.session_id, index)));
         if let Err(e) = self.store.store_incoming(&row, &blob).await {
             self.reload_device(&mut device).await;
             return Err(e);
         }
         drop(device);
-        Ok(Some(ClientEvent::Message(ReceivedMessage {
-            message_id: m.message_id.clone(),
-            conversation_id: m.conversation_id.clone(),
-            seq: m.seq,
-            sender_user_id: m.sender_user_id.clone(),
-            sender_device_id: m.sender_device_id.clone(),
-            sent_at: m.sent_at,
-            body: payload.body.clone(),
-            client_msg_id: payload.client_msg_id.clone(),
-            direction,
-            prekey: false,
-            megolm_session_id: Some(envelope.session_id),
-        })))
+        Ok(Some(
+            decrypted.event(false, Some(envelope.session_id.clone())),
+        ))
     }
 
     // ---------- key requests ----------

@@ -138,6 +138,55 @@ impl Drop for Payload {
     }
 }
 
+/// A decrypted message: its history row and the event announcing it.
+pub(crate) struct Decrypted<'a> {
+    pub(crate) m: &'a vestnik_proto::IncomingMessage,
+    pub(crate) payload: &'a Payload,
+    pub(crate) direction: crate::types::Direction,
+}
+
+impl<'a> Decrypted<'a> {
+    pub(crate) fn row(
+        &self,
+        peer_user_id: Option<&'a str>,
+        group: Option<(&'a str, u32)>,
+    ) -> crate::store::IncomingRow<'a> {
+        crate::store::IncomingRow {
+            message_id: &self.m.message_id,
+            client_msg_id: &self.payload.client_msg_id,
+            conversation_id: &self.m.conversation_id,
+            peer_user_id,
+            seq: self.m.seq,
+            sender_user_id: &self.m.sender_user_id,
+            sender_device_id: &self.m.sender_device_id,
+            direction: self.direction,
+            body: &self.payload.body,
+            sent_at: self.m.sent_at,
+            group,
+        }
+    }
+
+    pub(crate) fn event(
+        &self,
+        prekey: bool,
+        megolm_session_id: Option<String>,
+    ) -> crate::types::ClientEvent {
+        crate::types::ClientEvent::Message(crate::types::ReceivedMessage {
+            message_id: self.m.message_id.clone(),
+            conversation_id: self.m.conversation_id.clone(),
+            seq: self.m.seq,
+            sender_user_id: self.m.sender_user_id.clone(),
+            sender_device_id: self.m.sender_device_id.clone(),
+            sent_at: self.m.sent_at,
+            body: self.payload.body.clone(),
+            client_msg_id: self.payload.client_msg_id.clone(),
+            direction: self.direction,
+            prekey,
+            megolm_session_id,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

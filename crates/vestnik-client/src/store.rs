@@ -1063,11 +1063,12 @@ impl Store {
     }
 
     /// Stores a receipt; false when it was already known.
-    pub(crate) async fn store_receipt(&self, r: &Receipt) -> Result<bool> {
+    /// Records that `r`'s device has `message_id`; false when known already.
+    pub(crate) async fn store_receipt(&self, message_id: &str, r: &Receipt) -> Result<bool> {
         let done = sqlx::query(
             "INSERT OR IGNORE INTO receipts (message_id, device_id, user_id, at) VALUES (?, ?, ?, ?)",
         )
-        .bind(&r.message_id)
+        .bind(message_id)
         .bind(&r.device_id)
         .bind(&r.user_id)
         .bind(r.at)

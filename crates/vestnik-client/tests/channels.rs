@@ -6,39 +6,13 @@ mod common;
 use std::time::Duration;
 
 use anyhow::Context;
-use common::{contains, messages, no_more_messages, wait_for, Server};
-use vestnik_client::{Client, ClientError, ClientEvent, Direction, EventStream, SystemEvent};
+use common::{contains, messages, no_more_messages, synced, system_event, unique, Server};
+use vestnik_client::{ClientError, Direction};
 
 both_backends!(
     public_posts_reach_live_subscribers_once_and_the_log_fills_what_an_offline_one_missed,
     private_posts_are_encrypted_and_a_removed_subscriber_never_gets_the_next_key,
 );
-
-async fn synced(c: &Client) -> anyhow::Result<EventStream> {
-    let mut ev = c.events();
-    c.connect();
-    wait_for(&mut ev, "synced", |e| matches!(e, ClientEvent::Synced)).await?;
-    Ok(ev)
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
-
-async fn system_event(
-    ev: &mut EventStream,
-    conversation: &str,
-    event: &str,
-) -> anyhow::Result<SystemEvent> {
-    match wait_for(ev, &format!("system event {event}"), |e| {
-        matches!(e, ClientEvent::System(s) if s.conversation_id == conversation && s.event == event)
-    })
-    .await?
-    {
-        ClientEvent::System(s) => Ok(s),
-        other => anyhow::bail!("unexpected {other:?}"),
-    }
-}
 
 async fn public_posts_reach_live_subscribers_once_and_the_log_fills_what_an_offline_one_missed(
     s: Server,

@@ -6,10 +6,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{ensure, Context};
-use common::{contains, file_contains, messages, no_more_messages, wait_for, Server};
+use common::{
+    contains, file_contains, messages, no_more_messages, synced, system_event, unique, wait_for,
+    Server,
+};
 use vestnik_client::{
-    Client, ClientEvent, Direction, EventStream, MessageState, ReceivedMessage, SystemEvent,
-    UpdateConversation, ROTATE_AFTER_MESSAGES,
+    Client, ClientEvent, Direction, MessageState, ReceivedMessage, UpdateConversation,
+    ROTATE_AFTER_MESSAGES,
 };
 use vestnik_core::clock::Clock;
 
@@ -22,33 +25,6 @@ both_backends!(
     group_sessions_survive_a_restart_of_sender_and_receiver,
     a_sender_starts_a_new_session_after_100_messages,
 );
-
-async fn synced(c: &Client) -> anyhow::Result<EventStream> {
-    let mut ev = c.events();
-    c.connect();
-    wait_for(&mut ev, "synced", |e| matches!(e, ClientEvent::Synced)).await?;
-    Ok(ev)
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
-
-/// The next system event of `conversation` named `event`.
-async fn system_event(
-    ev: &mut EventStream,
-    conversation: &str,
-    event: &str,
-) -> anyhow::Result<SystemEvent> {
-    match wait_for(ev, &format!("system event {event}"), |e| {
-        matches!(e, ClientEvent::System(s) if s.conversation_id == conversation && s.event == event)
-    })
-    .await?
-    {
-        ClientEvent::System(s) => Ok(s),
-        other => anyhow::bail!("unexpected {other:?}"),
-    }
-}
 
 /// The server's answer to a non-member (it does not reveal whether the
 /// conversation exists).

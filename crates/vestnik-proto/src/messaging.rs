@@ -296,10 +296,16 @@ pub struct IncomingMessage {
     pub sent_at: i64,
 }
 
-/// A device of `user_id` took delivery of a message this account sent.
+/// A device of `user_id` took delivery of messages this account sent: one
+/// receipt covers everything that device acknowledged of one conversation
+/// in one go (so a backlog of 500 costs one receipt per sender device, not 500).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Receipt {
+    /// The first of `message_ids`.
     pub message_id: String,
+    /// Every message this receipt covers (`message_id` included).
+    #[serde(default)]
+    pub message_ids: Vec<String>,
     pub conversation_id: String,
     pub user_id: String,
     pub device_id: String,

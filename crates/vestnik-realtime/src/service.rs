@@ -93,10 +93,16 @@ fn frame(row: OutboxRow) -> ServerFrame {
         };
     }
     if row.kind == "receipt" {
+        // The body lists the messages covered; older rows have none.
+        let message_ids = serde_json::from_str::<Vec<String>>(&row.body)
+            .ok()
+            .filter(|ids| !ids.is_empty())
+            .unwrap_or_else(|| vec![row.message_id.clone()]);
         ServerFrame::Receipt {
             cursor: row.id,
             receipt: Receipt {
                 message_id: row.message_id,
+                message_ids,
                 conversation_id: row.conversation_id,
                 user_id: row.sender_user_id,
                 device_id: row.sender_device_id,

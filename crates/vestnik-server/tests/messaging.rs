@@ -353,7 +353,9 @@ async fn an_offline_backlog_arrives_in_order_in_pages_and_acks_send_receipts(app
             .map(Vec::len),
         Some(0)
     );
-    // Every one of Alice's devices has a delivery receipt per message from that device.
+    // Every one of Alice's devices has a delivery receipt covering all 120
+    // messages: one ack, one receipt per sender device (not one per message).
+    let mut sent_ids: Option<Vec<Value>> = None;
     for (_, t) in &alice.devices {
         let p = pending(&app, t, 0, 500).await;
         let receipts: Vec<&Value> = p["items"]
@@ -362,9 +364,24 @@ async fn an_offline_backlog_arrives_in_order_in_pages_and_acks_send_receipts(app
             .iter()
             .filter(|i| i["type"] == "receipt")
             .collect();
-        assert_eq!(receipts.len(), 120);
+        assert_eq!(receipts.len(), 1, "{receipts:?}");
         assert_eq!(receipts[0]["device_id"], bob.devices[1].0.as_str());
         assert_eq!(receipts[0]["kind"], "delivered");
+        let ids = receipts[0]["message_ids"].as_array().expect("ids").clone();
+        assert_eq!(ids.len(), 120);
+        assert_eq!(receipts[0]["message_id"], ids[0]);
+        assert_eq!(
+            ids.iter()
+                .filter_map(Value::as_str)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            120,
+            "distinct"
+        );
+        if let Some(prev) = &sent_ids {
+            assert_eq!(prev, &ids, "both devices hear of the same messages");
+        }
+        sent_ids = Some(ids);
     }
     // Acking someone else's cursors does nothing.
     let other = pending(&app, &bob.devices[0].1, 0, 1).await["items"][0]["cursor"]
@@ -486,12 +503,10 @@ async fn the_websocket_sends_the_backlog_then_live_frames_and_takes_sends_and_ac
         ))
         .await
         .expect("ack");
-    let mut receipts = 0;
-    while receipts < 4 {
-        let f = next_json(&mut alice_ws).await;
-        assert_eq!(f["type"], "receipt", "{f}");
-        receipts += 1;
-    }
+    // One ack of 4 messages: one receipt covering all 4.
+    let f = next_json(&mut alice_ws).await;
+    assert_eq!(f["type"], "receipt", "{f}");
+    assert_eq!(f["message_ids"].as_array().map(Vec::len), Some(4), "{f}");
     assert_eq!(
         pending(&app, &bob.devices[0].1, 0, 100).await["items"]
             .as_array()

@@ -7,7 +7,7 @@ pub(crate) const OUTBOX_ROWS_PER_STATEMENT: usize = 2000;
 
 /// Acknowledged cursors per delete (2 parameters each).
 pub(crate) const ACKS_PER_STATEMENT: usize = 5000;
-/// Acknowledged messages per receipt insert (6 parameters each).
+/// Receipts per insert (7 parameters each).
 pub(crate) const RECEIPTS_PER_STATEMENT: usize = 2000;
 /// Messages per multi-row statement of a send batch (9 parameters each).
 pub(crate) const MESSAGES_PER_STATEMENT: usize = 1000;
@@ -482,28 +482,43 @@ macro_rules! impl_messaging_store {
                     let mut rows: Vec<(String, String, String, String, i64, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
                     acked.append(&mut rows);
                 }
-                // A delivery receipt to every active device of each sender.
-                let wanted: Vec<&(String, String, String, String, i64, String)> = acked
-                    .iter()
-                    .filter(|(_, kind, ..)| kind == "message" || kind == "group")
-                    .collect();
+                // Receipts: one per (acking device, conversation, sender) of
+                // this batch, listing the messages covered, for every active
+                // device of the sender.
+                let mut groups: std::collections::BTreeMap<(&str, &str, &str), (Vec<&str>, i64)> = std::collections::BTreeMap::new();
+                for (device, kind, message_id, conversation_id, seq, sender) in &acked {
+                    if kind != "message" && kind != "group" {
+                        continue;
+                    }
+                    let g = groups
+                        .entry((device.as_str(), conversation_id.as_str(), sender.as_str()))
+                        .or_insert_with(|| (Vec::new(), 0));
+                    g.0.push(message_id.as_str());
+                    g.1 = g.1.max(*seq);
+                }
+                let mut wanted: Vec<(&str, &str, &str, String, &str, i64)> = Vec::with_capacity(groups.len());
+                for ((device, conversation_id, sender), (ids, seq)) in groups {
+                    let body = serde_json::to_string(&ids).map_err(|e| $crate::StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
+                    wanted.push((device, conversation_id, sender, body, ids[0], seq));
+                }
                 for chunk in wanted.chunks($crate::sql_messaging::RECEIPTS_PER_STATEMENT) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(concat!(
                         "INSERT INTO outbox (device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at, expires_at) ",
-                        "SELECT d.id, 'receipt', v.column1, v.column2, v.column3, v.column4, v.column5, 0, '', ",
+                        "SELECT d.id, 'receipt', v.column1, v.column2, v.column3, v.column4, v.column5, 0, v.column7, ",
                     ));
                     qb.push_bind(now);
                     qb.push(", ");
                     qb.push_bind(expires_at);
                     qb.push(" FROM (");
-                    qb.push_values(chunk, |mut b, (device, _, message_id, conversation_id, seq, sender)| {
-                        let user = acker.get(device.as_str()).map_or("", |(u, _)| *u);
-                        b.push_bind(message_id.as_str())
-                            .push_bind(conversation_id.as_str())
+                    qb.push_values(chunk, |mut b, (device, conversation_id, sender, body, first, seq)| {
+                        let user = acker.get(device).map_or("", |(u, _)| *u);
+                        b.push_bind(*first)
+                            .push_bind(*conversation_id)
                             .push_bind(*seq)
                             .push_bind(user)
-                            .push_bind(device.as_str())
-                            .push_bind(sender.as_str());
+                            .push_bind(*device)
+                            .push_bind(*sender)
+                            .push_bind(body.as_str());
                     });
                     qb.push(concat!(
                         ") AS v JOIN devices d ON d.user_id = v.column6 AND d.revoked_at IS NULL ",

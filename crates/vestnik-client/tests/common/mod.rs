@@ -466,3 +466,31 @@ impl Proxy {
         self.deaf.store(deaf, Ordering::SeqCst);
     }
 }
+
+/// Connects `c` and waits for its first `synced`; the stream sees everything after.
+pub async fn synced(c: &vestnik_client::Client) -> anyhow::Result<EventStream> {
+    let mut ev = c.events();
+    c.connect();
+    wait_for(&mut ev, "synced", |e| matches!(e, ClientEvent::Synced)).await?;
+    Ok(ev)
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The next system event of `conversation` named `event`.
+pub async fn system_event(
+    ev: &mut EventStream,
+    conversation: &str,
+    event: &str,
+) -> anyhow::Result<vestnik_client::SystemEvent> {
+    match wait_for(ev, &format!("system event {event}"), |e| {
+        matches!(e, ClientEvent::System(s) if s.conversation_id == conversation && s.event == event)
+    })
+    .await?
+    {
+        ClientEvent::System(s) => Ok(s),
+        other => anyhow::bail!("unexpected {other:?}"),
+    }
+}
