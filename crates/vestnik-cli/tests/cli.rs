@@ -16,38 +16,6 @@ struct Server {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// A fresh database on the test PostgreSQL; None (a panic in CI) when it is
-/// unreachable.
-async fn fresh_pg_database() -> Option<String> {
-    use sqlx::Connection;
-    let admin = std::env::var("VESTNIK_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let mut conn = match sqlx::PgConnection::connect(&admin).await {
-        Ok(c) => c,
-        Err(e) if !in_ci() => {
-            eprintln!(
-                "SKIPPED: PostgreSQL at {admin} is unreachable ({e}); CI=true makes this a failure"
-            );
-            return None;
-        }
-        Err(e) => panic!("PostgreSQL at {admin} is unreachable in CI: {e}"),
-    };
-    let name = format!("vestnik_cli_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    let base = admin
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_owned())
-        .unwrap_or(admin);
-    Some(format!("{base}/{name}"))
-}
-
 async fn server(postgres_redis: bool) -> Option<Server> {
     let data = std::env::temp_dir().join(format!("vestnik-cli-{}", uuid::Uuid::new_v4().simple()));
     let mut config = vestnik_core::Config {
@@ -59,11 +27,8 @@ async fn server(postgres_redis: bool) -> Option<Server> {
         ..vestnik_core::Config::default()
     };
     if postgres_redis {
-        config.database_url = Some(fresh_pg_database().await?);
-        config.redis_url = Some(
-            std::env::var("VESTNIK_TEST_REDIS_URL")
-                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-        );
+        config.database_url = Some(vestnik_testkit::fresh_pg_database("vestnik_cli").await?);
+        config.redis_url = Some(vestnik_testkit::redis_url());
         config.redis_prefix = format!("vt-cli-{}", uuid::Uuid::new_v4().simple());
     }
     let gw = vestnik_server::build(&config, Arc::new(vestnik_core::SystemClock))

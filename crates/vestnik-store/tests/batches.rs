@@ -5,10 +5,6 @@ use std::sync::Arc;
 
 use vestnik_store::{NewMessage, Store};
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
 async fn sqlite_store() -> (Arc<dyn Store>, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("vestnik-store-{}", uuid_like()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -18,30 +14,10 @@ async fn sqlite_store() -> (Arc<dyn Store>, std::path::PathBuf) {
     (store, dir)
 }
 
-/// A fresh database on the test PostgreSQL server; None outside CI when it is unreachable.
+/// A migrated store on a fresh database of the test PostgreSQL server.
 async fn postgres_store() -> Option<Arc<dyn Store>> {
-    let admin = std::env::var("VESTNIK_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    use sqlx::Connection;
-    let mut conn = match sqlx::PgConnection::connect(&admin).await {
-        Ok(c) => c,
-        Err(e) if !in_ci() => {
-            eprintln!(
-                "SKIPPED: PostgreSQL at {admin} is unreachable ({e}); CI=true makes this a failure"
-            );
-            return None;
-        }
-        Err(e) => panic!("PostgreSQL at {admin} is unreachable in CI: {e}"),
-    };
-    let name = format!("vestnik_store_test_{}", uuid_like());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    let base = admin
-        .rsplit_once('/')
-        .map_or(admin.clone(), |(b, _)| b.to_owned());
-    let store = vestnik_store::open(&format!("{base}/{name}"), 4)
+    let url = vestnik_testkit::fresh_pg_database("vestnik_store_test").await?;
+    let store = vestnik_store::open(&url, 4)
         .await
         .expect("open fresh database");
     store.migrate().await.expect("migrate");

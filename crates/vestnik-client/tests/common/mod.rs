@@ -18,52 +18,18 @@ use vestnik_client::{
 use vestnik_core::clock::ManualClock;
 use vestnik_core::Config;
 
+pub use vestnik_testkit::{in_ci, redis_url};
+
+async fn fresh_pg_database() -> Option<String> {
+    vestnik_testkit::fresh_pg_database("vestnik_client_test").await
+}
+
 pub const PASSWORD: &str = "vestnik-test-passphrase-42";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
     PostgresRedis,
-}
-
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn pg_url() -> String {
-    std::env::var("VESTNIK_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("VESTNIK_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// A fresh database on the test PostgreSQL server; None outside CI when
-/// the server is unreachable (CI must fail instead).
-async fn fresh_pg_database() -> Option<String> {
-    use sqlx::Connection;
-    let admin = pg_url();
-    let mut conn = match sqlx::PgConnection::connect(&admin).await {
-        Ok(c) => c,
-        Err(e) if !in_ci() => {
-            eprintln!(
-                "SKIPPED: PostgreSQL at {admin} is unreachable ({e}); CI=true makes this a failure"
-            );
-            return None;
-        }
-        Err(e) => panic!("PostgreSQL at {admin} is unreachable in CI: {e}"),
-    };
-    let name = format!("vestnik_client_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    let base = admin
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_owned())
-        .unwrap_or(admin);
-    Some(format!("{base}/{name}"))
 }
 
 async fn redis_reachable() -> bool {

@@ -2,6 +2,13 @@
 //! with a fresh SQLite file, or a fresh PostgreSQL database and Redis prefix.
 #![allow(dead_code)]
 
+pub use vestnik_testkit::{in_ci, redis_url};
+
+/// A fresh database on the test PostgreSQL server.
+pub async fn fresh_pg_database() -> Option<String> {
+    vestnik_testkit::fresh_pg_database("vestnik_test").await
+}
+
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
@@ -57,46 +64,6 @@ fn http_client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
-}
-
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-pub fn pg_url() -> String {
-    std::env::var("VESTNIK_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-pub fn redis_url() -> String {
-    std::env::var("VESTNIK_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// A fresh database on the test PostgreSQL server. None (or a panic in CI)
-/// when the server is unreachable.
-pub async fn fresh_pg_database() -> Option<String> {
-    use sqlx::Connection;
-    let admin = pg_url();
-    let mut conn = match sqlx::PgConnection::connect(&admin).await {
-        Ok(c) => c,
-        Err(e) if !in_ci() => {
-            eprintln!(
-                "SKIPPED: PostgreSQL at {admin} is unreachable ({e}); CI=true makes this a failure"
-            );
-            return None;
-        }
-        Err(e) => panic!("PostgreSQL at {admin} is unreachable in CI: {e}"),
-    };
-    let name = format!("vestnik_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    let base = admin
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_owned())
-        .unwrap_or(admin);
-    Some(format!("{base}/{name}"))
 }
 
 pub async fn redis_reachable() -> bool {

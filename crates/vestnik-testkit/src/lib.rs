@@ -1,0 +1,46 @@
+//! What every test suite that talks to the real services shares: where they
+//! are, and a fresh PostgreSQL database per test. Outside CI a missing service
+//! skips (with a loud SKIPPED line); with `CI=true` it is a failure.
+
+/// `CI=true` (or `1`): a test that needs a missing service must fail.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The test PostgreSQL server (`VESTNIK_TEST_PG_URL`).
+pub fn pg_url() -> String {
+    std::env::var("VESTNIK_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// The test Redis (`VESTNIK_TEST_REDIS_URL`).
+pub fn redis_url() -> String {
+    std::env::var("VESTNIK_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The URL of a new, empty database `<prefix>_<random>` on the test
+/// PostgreSQL server. None outside CI when the server is unreachable; a
+/// panic in CI.
+pub async fn fresh_pg_database(prefix: &str) -> Option<String> {
+    use sqlx::Connection;
+    let admin = pg_url();
+    let mut conn = match sqlx::PgConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) if !in_ci() => {
+            eprintln!(
+                "SKIPPED: PostgreSQL at {admin} is unreachable ({e}); CI=true makes this a failure"
+            );
+            return None;
+        }
+        Err(e) => panic!("PostgreSQL at {admin} is unreachable in CI: {e}"),
+    };
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let base = admin
+        .rsplit_once('/')
+        .map_or_else(|| admin.clone(), |(b, _)| b.to_owned());
+    Some(format!("{base}/{name}"))
+}
