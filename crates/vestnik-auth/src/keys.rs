@@ -21,7 +21,8 @@ impl std::fmt::Debug for ServerKeys {
     }
 }
 
-fn derive(master: &[u8; 32], info: &str) -> [u8; 32] {
+/// A 32-byte key for one purpose (`info`), derived from the server master key.
+pub fn derive(master: &[u8; 32], info: &str) -> [u8; 32] {
     let hk = hkdf::Hkdf::<Sha256>::new(Some(b"vestnik-server-key"), master);
     let mut out = [0u8; 32];
     // 32 bytes is always a valid HKDF-SHA256 output length.

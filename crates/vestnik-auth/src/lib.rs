@@ -24,7 +24,7 @@ use vestnik_store::{AuditEvent, Store};
 
 pub use directory::ONE_TIME_KEY_LOW_WATERMARK;
 pub use error::AuthError;
-pub use keys::ServerKeys;
+pub use keys::{derive as derive_server_key, ServerKeys};
 pub use password::{check_password_policy, hash_password};
 pub use pow::solve as solve_pow;
 pub use seed::SeededDevice;

@@ -78,6 +78,29 @@ pub struct Config {
     /// This node's name in the cluster (its Redis event stream). A node that
     /// restarts with the same id resumes its stream. default: random per start
     pub node_id: Option<String>,
+    /// S3 endpoint for media, e.g. https://s3.eu-west-1.amazonaws.com or
+    /// http://127.0.0.1:9000 (MinIO). default: none (media in `<data_dir>/media`)
+    pub s3_endpoint: Option<String>,
+    /// default: vestnik-media
+    pub s3_bucket: String,
+    /// default: us-east-1
+    pub s3_region: String,
+    pub s3_access_key: Option<String>,
+    pub s3_secret_key: Option<String>,
+    /// Path-style URLs (MinIO, SeaweedFS, Garage); false for AWS virtual-host style. default: true
+    pub s3_path_style: bool,
+    /// Largest media object. default: 104857600 (100 MiB)
+    pub media_max_bytes: i64,
+    /// Media bytes a user may hold at once. default: 2147483648 (2 GiB)
+    pub media_quota_bytes: i64,
+    /// Longest media lifetime (and the default one). default: 2592000 (30 days)
+    pub media_max_ttl_secs: i64,
+    /// Lifetime of an upload URL. default: 3600
+    pub media_upload_url_secs: i64,
+    /// Lifetime of a download URL. default: 300
+    pub media_download_url_secs: i64,
+    /// clamd's TCP address (host:port): public-channel media is scanned when set. default: none
+    pub clamd_addr: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -96,6 +119,9 @@ impl std::fmt::Debug for Config {
             .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
             .field("mailersend_api_key", &redact(&self.mailersend_api_key))
             .field("server_key", &redact(&self.server_key))
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("s3_access_key", &redact(&self.s3_access_key))
+            .field("s3_secret_key", &redact(&self.s3_secret_key))
             .finish_non_exhaustive()
     }
 }
@@ -137,6 +163,18 @@ impl Default for Config {
             message_retention_days: 30,
             group_max_members: 1000,
             node_id: None,
+            s3_endpoint: None,
+            s3_bucket: "vestnik-media".into(),
+            s3_region: "us-east-1".into(),
+            s3_access_key: None,
+            s3_secret_key: None,
+            s3_path_style: true,
+            media_max_bytes: 100 * 1024 * 1024,
+            media_quota_bytes: 2 * 1024 * 1024 * 1024,
+            media_max_ttl_secs: 30 * 86_400,
+            media_upload_url_secs: 3600,
+            media_download_url_secs: 300,
+            clamd_addr: None,
         }
     }
 }
@@ -292,6 +330,71 @@ impl Config {
         }
         if !(1..=1000).contains(&self.db_pool_size) {
             return Err(bad("db_pool_size", "expected 1..=1000"));
+        }
+        self.validate_media()?;
+        Ok(())
+    }
+
+    fn validate_media(&self) -> Result<(), ConfigError> {
+        if let Some(e) = self.s3_endpoint.as_deref().filter(|e| !e.is_empty()) {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(bad(
+                    "s3_endpoint",
+                    format!("expected http(s)://…, got {e:?}"),
+                ));
+            }
+            for (key, v) in [
+                ("s3_access_key", &self.s3_access_key),
+                ("s3_secret_key", &self.s3_secret_key),
+            ] {
+                if v.as_deref().unwrap_or("").is_empty() {
+                    return Err(bad(key, "s3_endpoint needs both S3 credentials"));
+                }
+            }
+            // S3 bucket naming rules (3-63 of a-z 0-9 . -).
+            let b = &self.s3_bucket;
+            if !(3..=63).contains(&b.len())
+                || !b
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+            {
+                return Err(bad(
+                    "s3_bucket",
+                    format!("expected an S3 bucket name, got {b:?}"),
+                ));
+            }
+            if self.s3_region.is_empty() {
+                return Err(bad("s3_region", "must not be empty"));
+            }
+        }
+        if !(1..=(5 << 30)).contains(&self.media_max_bytes) {
+            return Err(bad(
+                "media_max_bytes",
+                "expected 1..=5368709120 (S3's single-PUT limit)",
+            ));
+        }
+        if self.media_quota_bytes < self.media_max_bytes {
+            return Err(bad(
+                "media_quota_bytes",
+                "expected at least media_max_bytes",
+            ));
+        }
+        if !(60..=3650 * 86_400).contains(&self.media_max_ttl_secs) {
+            return Err(bad("media_max_ttl_secs", "expected 60..=315360000"));
+        }
+        for (key, v) in [
+            ("media_upload_url_secs", self.media_upload_url_secs),
+            ("media_download_url_secs", self.media_download_url_secs),
+        ] {
+            // S3 presigned URLs live at most 7 days.
+            if !(1..=7 * 86_400).contains(&v) {
+                return Err(bad(key, "expected 1..=604800"));
+            }
+        }
+        if let Some(a) = self.clamd_addr.as_deref().filter(|a| !a.is_empty()) {
+            if a.parse::<std::net::SocketAddr>().is_err() && !a.contains(':') {
+                return Err(bad("clamd_addr", format!("expected host:port, got {a:?}")));
+            }
         }
         Ok(())
     }

@@ -6,6 +6,9 @@
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
 /// How long a request may take before the server answers 408/503.
 pub const REQUEST_TIMEOUT_SECS: u64 = 30;
+/// Uploads and downloads at the local store's blob URLs: 100 MiB at a slow
+/// 256 kbit/s takes ~55 minutes.
+pub const MEDIA_TRANSFER_TIMEOUT_SECS: u64 = 3600;
 
 /// E-mail verification codes: 6 digits, 15 minutes, 5 wrong tries burn the code.
 pub const EMAIL_CODE_DIGITS: u32 = 6;

@@ -132,6 +132,38 @@ impl From<RealtimeError> for ApiError {
     }
 }
 
+impl From<vestnik_media::MediaError> for ApiError {
+    fn from(e: vestnik_media::MediaError) -> Self {
+        use vestnik_media::MediaError as M;
+        use StatusCode as S;
+        let msg = e.to_string();
+        match e {
+            M::InvalidInput(_) => Self::new(S::BAD_REQUEST, "invalid_input", msg),
+            M::TooLarge { .. } => Self::new(S::PAYLOAD_TOO_LARGE, "media_too_large", msg),
+            M::QuotaExceeded { .. } => Self::new(S::FORBIDDEN, "quota_exceeded", msg),
+            M::NotMember => Self::new(S::NOT_FOUND, "conversation_not_found", msg),
+            M::Forbidden => Self::new(S::FORBIDDEN, "forbidden", msg),
+            M::UrlRefused(_) => Self::new(S::FORBIDDEN, "url_refused", msg),
+            M::NotFound => Self::new(S::NOT_FOUND, "media_not_found", msg),
+            M::NotUploaded => Self::new(S::CONFLICT, "media_not_uploaded", msg),
+            M::Mismatch(_) => Self::new(S::BAD_REQUEST, "media_mismatch", msg),
+            M::UploadExpired => Self::new(S::GONE, "upload_expired", msg),
+            M::NotReady => Self::new(S::CONFLICT, "media_not_ready", msg),
+            M::Infected(_) => Self::new(S::UNPROCESSABLE_ENTITY, "media_infected", msg),
+            M::ScannerUnavailable => Self::new(S::SERVICE_UNAVAILABLE, "scanner_unavailable", msg),
+            M::Blob(err) => {
+                tracing::error!(error = %err, "blob store failed");
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the media store is unavailable; try again later",
+                )
+            }
+            M::Store(err) => Self::internal("store", err),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {

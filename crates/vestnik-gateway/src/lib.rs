@@ -30,6 +30,16 @@ pub struct Gateway {
     pub local_limiter: Arc<dyn RateLimiter>,
     pub metrics: PrometheusHandle,
     pub settings: GatewaySettings,
+    pub media: Arc<vestnik_media::MediaService>,
+    /// Set when media live in a local directory: this node serves the blob URLs.
+    pub local_blobs: Option<Arc<vestnik_media::LocalBlobStore>>,
+    pub clock: Arc<dyn vestnik_core::Clock>,
+}
+
+impl Gateway {
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
 }
 
 #[derive(Debug, Clone)]

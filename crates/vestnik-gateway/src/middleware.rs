@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
-use vestnik_core::limits::{MAX_JSON_BODY_BYTES, REQUEST_TIMEOUT_SECS};
+use vestnik_core::limits::{
+    MAX_JSON_BODY_BYTES, MEDIA_TRANSFER_TIMEOUT_SECS, REQUEST_TIMEOUT_SECS,
+};
 
 use crate::{ApiError, Gateway};
 
@@ -35,9 +37,15 @@ pub fn wrap(router: Router<Arc<Gateway>>, gw: Arc<Gateway>) -> Router<Arc<Gatewa
         .allow_headers([
             axum::http::header::AUTHORIZATION,
             axum::http::header::CONTENT_TYPE,
+            axum::http::header::RANGE,
             REQUEST_ID,
         ])
-        .expose_headers([REQUEST_ID, axum::http::header::RETRY_AFTER])
+        .expose_headers([
+            REQUEST_ID,
+            axum::http::header::RETRY_AFTER,
+            axum::http::header::CONTENT_RANGE,
+            axum::http::header::CONTENT_LENGTH,
+        ])
         .max_age(Duration::from_secs(600));
     router
         .fallback(|| async { ApiError::not_found() })
@@ -128,7 +136,14 @@ async fn edge(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -> R
                 return e.into_response();
             }
         }
-        match tokio::time::timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS), next.run(req)).await {
+        // Blob transfers (local store) move up to media_max_bytes; the
+        // others are small and must not hang.
+        let timeout = if route.starts_with("/v1/media/blob/") {
+            MEDIA_TRANSFER_TIMEOUT_SECS
+        } else {
+            REQUEST_TIMEOUT_SECS
+        };
+        match tokio::time::timeout(Duration::from_secs(timeout), next.run(req)).await {
             Ok(res) => res,
             Err(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -2,7 +2,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{account, auth, groups, keys, messages, ops, twofactor, ws};
+use crate::routes::{account, auth, groups, keys, media, messages, ops, twofactor, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,7 @@ use crate::routes::{account, auth, groups, keys, messages, ops, twofactor, ws};
         messages::read_markers, messages::mark_read, messages::block, messages::unblock, ws::ticket, ws::ws,
         groups::get_conversation, groups::update_conversation, groups::conversation_devices, groups::add_member,
         groups::remove_member, groups::set_role, groups::transfer_ownership, groups::create_invite, groups::join_invite, groups::posts, groups::subscribe,
+        media::grant_upload, media::complete, media::grant_download, media::delete, media::usage, media::put_blob, media::get_blob,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(vestnik_proto::ClientFrame, vestnik_proto::ServerFrame)),

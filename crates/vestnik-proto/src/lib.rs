@@ -3,8 +3,10 @@
 
 pub mod auth;
 pub mod error;
+pub mod media;
 pub mod messaging;
 
 pub use auth::*;
 pub use error::*;
+pub use media::*;
 pub use messaging::*;

@@ -33,6 +33,18 @@ pub const KEYS: &[&str] = &[
     "message_retention_days",
     "group_max_members",
     "node_id",
+    "s3_endpoint",
+    "s3_bucket",
+    "s3_region",
+    "s3_access_key",
+    "s3_secret_key",
+    "s3_path_style",
+    "media_max_bytes",
+    "media_quota_bytes",
+    "media_max_ttl_secs",
+    "media_upload_url_secs",
+    "media_download_url_secs",
+    "clamd_addr",
 ];
 
 /// Values given as command-line flags; `None` leaves the lower layers alone.

@@ -15,6 +15,9 @@ use vestnik_bus::{
 use vestnik_core::{Clock, Config, MailKind, SystemClock};
 use vestnik_gateway::{Gateway, GatewaySettings};
 use vestnik_mail::{FileMailer, Mailer, MailerSendMailer, SmtpMailer};
+use vestnik_media::{
+    BlobStore, ClamdScanner, LocalBlobStore, MediaService, MediaSettings, S3BlobStore, S3Settings,
+};
 use vestnik_store::Store;
 
 pub use vestnik_gateway::router;
@@ -109,6 +112,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         .clone()
         .unwrap_or_else(vestnik_core::ids::new_id);
     let master = server_key::load_or_create(config)?;
+    let (media, local_blobs) = media(config, store.clone(), clock.clone(), &master).await?;
     let settings = AuthSettings {
         access_ttl_secs: config.access_token_ttl_secs,
         refresh_ttl_secs: config.refresh_token_ttl_secs,
@@ -137,7 +141,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         kv.clone(),
         limiter.clone(),
         mailer(config)?,
-        clock,
+        clock.clone(),
         ServerKeys::from_master(&master),
         settings,
     )?;
@@ -162,7 +166,71 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
             cors_origins: config.cors_origins.clone(),
             uses_redis: config.redis_url.as_deref().is_some_and(|u| !u.is_empty()),
         },
+        media,
+        local_blobs,
+        clock,
     }))
+}
+
+/// How often each node's media reaper looks for expired media.
+const MEDIA_REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+type MediaParts = (Arc<MediaService>, Option<Arc<LocalBlobStore>>);
+
+/// The blob store (S3 when `s3_endpoint` is set, else `<data_dir>/media`),
+/// prepared (bucket, CORS), the media rules over it, and its reaper.
+async fn media(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    master: &[u8; 32],
+) -> anyhow::Result<MediaParts> {
+    let (blobs, local): (Arc<dyn BlobStore>, _) =
+        match config.s3_endpoint.as_deref().filter(|e| !e.is_empty()) {
+            Some(endpoint) => (
+                Arc::new(S3BlobStore::new(&S3Settings {
+                    endpoint: endpoint.to_owned(),
+                    bucket: config.s3_bucket.clone(),
+                    region: config.s3_region.clone(),
+                    access_key: config.s3_access_key.clone().unwrap_or_default(),
+                    secret_key: config.s3_secret_key.clone().unwrap_or_default(),
+                    path_style: config.s3_path_style,
+                })?),
+                None,
+            ),
+            None => {
+                // Without public_url the blob URLs are relative to the API's own.
+                let local = Arc::new(LocalBlobStore::new(
+                    &config.data_dir.join("media"),
+                    config.public_url.as_deref().unwrap_or(""),
+                    vestnik_auth::derive_server_key(master, "media-urls/v1"),
+                )?);
+                (local.clone() as Arc<dyn BlobStore>, Some(local))
+            }
+        };
+    blobs
+        .prepare(&config.cors_origins)
+        .await
+        .with_context(|| format!("preparing the {} media store", blobs.kind()))?;
+    let service = Arc::new(MediaService::new(
+        store,
+        blobs,
+        clock,
+        MediaSettings {
+            max_object_bytes: config.media_max_bytes,
+            quota_bytes: config.media_quota_bytes,
+            max_ttl_secs: config.media_max_ttl_secs,
+            upload_url_secs: config.media_upload_url_secs,
+            download_url_secs: config.media_download_url_secs,
+        },
+        config
+            .clamd_addr
+            .as_deref()
+            .filter(|a| !a.is_empty())
+            .map(ClamdScanner::new),
+    ));
+    vestnik_media::spawn_reaper(service.clone(), MEDIA_REAP_EVERY);
+    Ok((service, local))
 }
 
 /// Serves on an already-bound listener until `shutdown` resolves, then lets

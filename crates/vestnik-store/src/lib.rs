@@ -8,6 +8,7 @@ mod postgres;
 mod rows;
 mod sql;
 mod sql_groups;
+mod sql_media;
 mod sql_messaging;
 mod sqlite;
 
@@ -281,6 +282,25 @@ pub trait GroupStore: Send + Sync {
     ) -> Result<Vec<OutboxRow>>;
 }
 
+/// Media metadata and per-user storage usage.
+#[async_trait]
+pub trait MediaStore: Send + Sync {
+    /// Records a pending upload and adds its size to the owner's usage,
+    /// unless that would pass `quota` bytes.
+    async fn create_media(&self, media: &MediaRow, quota: i64) -> Result<MediaCreate>;
+    async fn media(&self, id: &str) -> Result<Option<MediaRow>>;
+    /// Pending → ready while the upload window is open; false otherwise.
+    async fn mark_media_ready(&self, id: &str, now: i64) -> Result<bool>;
+    /// Deletes the row and takes its size off the owner's usage; returns the
+    /// row when this call deleted it (so exactly one of several concurrent
+    /// deleters, e.g. reapers on two nodes, releases the usage).
+    async fn delete_media(&self, id: &str) -> Result<Option<MediaRow>>;
+    /// Expired media and abandoned pending uploads, oldest expiry first.
+    async fn reapable_media(&self, now: i64, limit: i64) -> Result<Vec<MediaRow>>;
+    /// Bytes the user holds (pending and ready media).
+    async fn media_usage(&self, user_id: &str) -> Result<i64>;
+}
+
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, event: &AuditEvent) -> Result<()>;
@@ -296,7 +316,7 @@ pub trait AuditStore: Send + Sync {
 /// Everything a node needs from its database.
 #[async_trait]
 pub trait Store:
-    UserStore + DeviceStore + AuditStore + KeyStore + MessageStore + GroupStore
+    UserStore + DeviceStore + AuditStore + KeyStore + MessageStore + GroupStore + MediaStore
 {
     async fn ping(&self) -> Result<()>;
     /// Applies pending migrations; returns the versions applied now.

@@ -39,6 +39,12 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_groups.sql"),
         postgres: include_str!("../migrations/postgres/0005_groups.sql"),
     },
+    Migration {
+        version: 6,
+        name: "media",
+        sqlite: include_str!("../migrations/sqlite/0006_media.sql"),
+        postgres: include_str!("../migrations/postgres/0006_media.sql"),
+    },
 ];
 
 pub(crate) const CREATE_TABLE: &str =

@@ -30,6 +30,7 @@ impl PgStore {
 
 crate::sql::impl_sql_store!(PgStore);
 crate::sql_messaging::impl_messaging_store!(PgStore, sqlx::Postgres, true);
+crate::sql_media::impl_media_store!(PgStore);
 crate::sql_groups::impl_group_store!(PgStore, sqlx::Postgres);
 
 #[async_trait::async_trait]

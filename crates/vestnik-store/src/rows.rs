@@ -328,3 +328,34 @@ pub struct SendContext {
     /// `direct` or `group`; empty when the conversation does not exist.
     pub kind: String,
 }
+
+/// One media object's metadata (the object itself is in the blob store).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MediaRow {
+    pub id: String,
+    pub owner_id: String,
+    pub conversation_id: String,
+    pub object_key: String,
+    /// Bytes of the stored (encrypted) object.
+    pub size: i64,
+    /// Hex SHA-256 of the stored object.
+    pub sha256: String,
+    /// `image`, `video`, `audio` or `file`.
+    pub class: String,
+    /// `pending` until the upload is verified, then `ready`.
+    pub state: String,
+    pub created_at: i64,
+    /// A pending upload not completed by then is abandoned.
+    pub upload_expires_at: i64,
+    pub expires_at: i64,
+}
+
+/// Why a media row could not be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaCreate {
+    Created,
+    /// The owner's bytes plus this upload would pass the quota.
+    OverQuota {
+        used: i64,
+    },
+}

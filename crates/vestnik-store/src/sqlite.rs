@@ -45,6 +45,7 @@ impl SqliteStore {
 
 crate::sql::impl_sql_store!(SqliteStore);
 crate::sql_messaging::impl_messaging_store!(SqliteStore, sqlx::Sqlite, false);
+crate::sql_media::impl_media_store!(SqliteStore);
 crate::sql_groups::impl_group_store!(SqliteStore, sqlx::Sqlite);
 
 #[async_trait::async_trait]

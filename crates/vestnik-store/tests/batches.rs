@@ -3,34 +3,10 @@
 //! answered with the first copy, and one delivery row per envelope.
 use std::sync::Arc;
 
+mod common;
+
+use common::{postgres_store, sqlite_store};
 use vestnik_store::{NewMessage, Store};
-
-async fn sqlite_store() -> (Arc<dyn Store>, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("vestnik-store-{}", uuid_like()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let url = format!("sqlite://{}", dir.join("t.db").display());
-    let store = vestnik_store::open(&url, 2).await.expect("open sqlite");
-    store.migrate().await.expect("migrate");
-    (store, dir)
-}
-
-/// A migrated store on a fresh database of the test PostgreSQL server.
-async fn postgres_store() -> Option<Arc<dyn Store>> {
-    let url = vestnik_testkit::fresh_pg_database("vestnik_store_test").await?;
-    let store = vestnik_store::open(&url, 4)
-        .await
-        .expect("open fresh database");
-    store.migrate().await.expect("migrate");
-    Some(store)
-}
-
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{nanos:x}{:x}", std::process::id())
-}
 
 fn message(id: &str, conversation: &str, client_msg_id: &str, devices: &[&str]) -> NewMessage {
     NewMessage {

@@ -44,3 +44,46 @@ pub async fn fresh_pg_database(prefix: &str) -> Option<String> {
         .map_or_else(|| admin.clone(), |(b, _)| b.to_owned());
     Some(format!("{base}/{name}"))
 }
+
+/// The test S3-compatible server (SeaweedFS, started by `scripts/test`):
+/// endpoint and credentials from `VESTNIK_TEST_S3_URL`,
+/// `VESTNIK_TEST_S3_ACCESS_KEY`, `VESTNIK_TEST_S3_SECRET_KEY`.
+#[derive(Debug, Clone)]
+pub struct S3Server {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+/// The test S3 server if it accepts connections. None outside CI when it
+/// does not; a panic in CI.
+pub fn s3_server() -> Option<S3Server> {
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
+    let s = S3Server {
+        endpoint: env("VESTNIK_TEST_S3_URL", "http://127.0.0.1:8333"),
+        access_key: env("VESTNIK_TEST_S3_ACCESS_KEY", "vestnik"),
+        secret_key: env("VESTNIK_TEST_S3_SECRET_KEY", "vestnik-secret"),
+    };
+    let addr = s
+        .endpoint
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/');
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| {
+            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok()
+        });
+    match (reachable, in_ci()) {
+        (true, _) => Some(s),
+        (false, false) => {
+            eprintln!(
+                "SKIPPED: the S3 server at {} is unreachable; scripts/test starts one; CI=true makes this a failure",
+                s.endpoint
+            );
+            None
+        }
+        (false, true) => panic!("the S3 server at {} is unreachable in CI", s.endpoint),
+    }
+}

@@ -3,6 +3,7 @@ pub mod account;
 pub mod auth;
 pub mod groups;
 pub mod keys;
+pub mod media;
 pub mod messages;
 pub mod ops;
 pub mod twofactor;
@@ -82,6 +83,17 @@ pub fn api_routes() -> Router<Arc<Gateway>> {
         .route(
             "/v1/blocks/{user_id}",
             put(messages::block).delete(messages::unblock),
+        )
+        .route("/v1/media", post(media::grant_upload))
+        .route("/v1/media/usage", get(media::usage))
+        .route(
+            "/v1/media/{id}",
+            get(media::grant_download).delete(media::delete),
+        )
+        .route("/v1/media/{id}/complete", post(media::complete))
+        .route(
+            "/v1/media/blob/{token}",
+            put(media::put_blob).get(media::get_blob),
         )
         .route("/v1/ws/ticket", post(ws::ticket))
         .route("/v1/ws", get(ws::ws))

@@ -1,0 +1,20 @@
+//! Media: the blob-store seam (S3 or a local directory), the metadata rules
+//! (membership, size, quota, TTL) and the reaper. Clients encrypt before
+//! they upload; nothing here ever sees plaintext, and on S3 nothing here
+//! sees the bytes at all.
+
+mod blob;
+mod error;
+mod local;
+mod reaper;
+mod s3;
+mod scan;
+mod service;
+
+pub use blob::{BlobStore, ObjectInfo, UploadSpec};
+pub use error::{BlobError, MediaError};
+pub use local::{LocalBlobStore, UrlClaims};
+pub use reaper::spawn_reaper;
+pub use s3::{S3BlobStore, S3Settings};
+pub use scan::{ClamdScanner, ScanVerdict};
+pub use service::{MediaService, MediaSettings};

@@ -1,0 +1,354 @@
+//! The media rules: who may upload where, how much, for how long, and what
+//! must be true before an upload counts.
+use std::sync::Arc;
+use std::time::Duration;
+use vestnik_core::Clock;
+use vestnik_proto::{MediaDownload, MediaInfo, MediaUploadGrant, MediaUploadRequest, MediaUsage};
+use vestnik_store::{MediaCreate, MediaRow, Store};
+
+use crate::{BlobStore, ClamdScanner, MediaError, ScanVerdict, UploadSpec};
+
+pub const CLASSES: &[&str] = &["image", "video", "audio", "file"];
+/// A pending row outlives its upload URL by this much, so an upload that
+/// started just before the URL expired can still finish and be completed.
+const UPLOAD_GRACE_MS: i64 = 5 * 60 * 1000;
+const MIN_TTL_SECS: i64 = 60;
+
+#[derive(Debug, Clone)]
+pub struct MediaSettings {
+    pub max_object_bytes: i64,
+    pub quota_bytes: i64,
+    pub max_ttl_secs: i64,
+    /// How long an upload URL is valid.
+    pub upload_url_secs: i64,
+    /// How long a download URL is valid.
+    pub download_url_secs: i64,
+}
+
+pub struct MediaService {
+    store: Arc<dyn Store>,
+    blobs: Arc<dyn BlobStore>,
+    clock: Arc<dyn Clock>,
+    settings: MediaSettings,
+    scanner: Option<ClamdScanner>,
+}
+
+fn info(m: &MediaRow) -> MediaInfo {
+    MediaInfo {
+        id: m.id.clone(),
+        owner_id: m.owner_id.clone(),
+        conversation_id: m.conversation_id.clone(),
+        size: m.size,
+        sha256: m.sha256.clone(),
+        class: m.class.clone(),
+        state: m.state.clone(),
+        created_at: m.created_at,
+        expires_at: m.expires_at,
+    }
+}
+
+fn secs(s: i64) -> Duration {
+    Duration::from_secs(u64::try_from(s).unwrap_or(0))
+}
+
+impl MediaService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        blobs: Arc<dyn BlobStore>,
+        clock: Arc<dyn Clock>,
+        settings: MediaSettings,
+        scanner: Option<ClamdScanner>,
+    ) -> Self {
+        Self {
+            store,
+            blobs,
+            clock,
+            settings,
+            scanner,
+        }
+    }
+
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
+    pub fn settings(&self) -> &MediaSettings {
+        &self.settings
+    }
+
+    fn validate(&self, req: &MediaUploadRequest) -> Result<i64, MediaError> {
+        let bad = |m: String| Err(MediaError::InvalidInput(m));
+        if !vestnik_core::ids::is_valid_id(&req.conversation_id) {
+            return bad("conversation_id: expected 32 lowercase hex characters".into());
+        }
+        if req.size < 1 {
+            return bad(format!("size: expected at least 1 byte, got {}", req.size));
+        }
+        if req.size > self.settings.max_object_bytes {
+            return Err(MediaError::TooLarge {
+                max: self.settings.max_object_bytes,
+                got: req.size,
+            });
+        }
+        if req.sha256.len() != 64
+            || !req
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return bad("sha256: expected 64 lowercase hex characters".into());
+        }
+        if !CLASSES.contains(&req.class.as_str()) {
+            return bad(format!(
+                "class: expected one of {}, got {:?}",
+                CLASSES.join(", "),
+                req.class.chars().take(32).collect::<String>()
+            ));
+        }
+        let max = self.settings.max_ttl_secs;
+        let ttl = req.ttl_secs.unwrap_or(max);
+        if !(MIN_TTL_SECS..=max).contains(&ttl) {
+            return bad(format!(
+                "ttl_secs: expected {MIN_TTL_SECS}..={max}, got {ttl}"
+            ));
+        }
+        Ok(ttl)
+    }
+
+    /// Membership, and posting rights in channels.
+    async fn check_uploader(&self, user_id: &str, conversation_id: &str) -> Result<(), MediaError> {
+        let role = self
+            .store
+            .member_role(conversation_id, user_id)
+            .await?
+            .ok_or(MediaError::NotMember)?;
+        if role == "subscriber" {
+            return Err(MediaError::Forbidden);
+        }
+        Ok(())
+    }
+
+    pub async fn grant_upload(
+        &self,
+        user_id: &str,
+        req: &MediaUploadRequest,
+    ) -> Result<MediaUploadGrant, MediaError> {
+        let ttl = self.validate(req)?;
+        self.check_uploader(user_id, &req.conversation_id).await?;
+        let now = self.clock.now_ms();
+        let id = vestnik_core::ids::new_id();
+        let url_ms = self.settings.upload_url_secs * 1000;
+        let row = MediaRow {
+            object_key: format!("m/{id}"),
+            id,
+            owner_id: user_id.to_owned(),
+            conversation_id: req.conversation_id.clone(),
+            size: req.size,
+            sha256: req.sha256.clone(),
+            class: req.class.clone(),
+            state: "pending".into(),
+            created_at: now,
+            upload_expires_at: now + url_ms + UPLOAD_GRACE_MS,
+            expires_at: now + ttl * 1000,
+        };
+        let spec = UploadSpec {
+            size: u64::try_from(req.size).unwrap_or(0),
+            sha256: req.sha256.clone(),
+        };
+        // Signed before the row exists, so a signing failure leaves nothing.
+        let upload = self.blobs.presign_put(
+            &row.object_key,
+            &spec,
+            secs(self.settings.upload_url_secs),
+            now,
+        )?;
+        match self
+            .store
+            .create_media(&row, self.settings.quota_bytes)
+            .await?
+        {
+            MediaCreate::Created => {}
+            MediaCreate::OverQuota { used } => {
+                return Err(MediaError::QuotaExceeded {
+                    quota: self.settings.quota_bytes,
+                    used,
+                    size: req.size,
+                })
+            }
+        }
+        metrics::counter!("vestnik_media_grants_total").increment(1);
+        Ok(MediaUploadGrant {
+            media: info(&row),
+            upload,
+        })
+    }
+
+    /// The caller's own media (another user's is "not found", not "forbidden":
+    /// ids do not reveal that they exist).
+    async fn owned(&self, user_id: &str, id: &str) -> Result<MediaRow, MediaError> {
+        if !vestnik_core::ids::is_valid_id(id) {
+            return Err(MediaError::NotFound);
+        }
+        match self.store.media(id).await? {
+            Some(m) if m.owner_id == user_id => Ok(m),
+            _ => Err(MediaError::NotFound),
+        }
+    }
+
+    /// Removes the object, then the row: a crash in between leaves a row the
+    /// reaper finishes, never an object nobody accounts for.
+    async fn discard(&self, m: &MediaRow) -> Result<(), MediaError> {
+        self.blobs.delete(&m.object_key).await?;
+        self.store.delete_media(&m.id).await?;
+        Ok(())
+    }
+
+    pub async fn complete(&self, user_id: &str, id: &str) -> Result<MediaInfo, MediaError> {
+        let m = self.owned(user_id, id).await?;
+        if m.state == "ready" {
+            return Ok(info(&m));
+        }
+        if m.upload_expires_at <= self.clock.now_ms() {
+            return Err(MediaError::UploadExpired);
+        }
+        let Some(object) = self.blobs.head(&m.object_key).await? else {
+            return Err(MediaError::NotUploaded);
+        };
+        let size_ok = i64::try_from(object.size).ok() == Some(m.size);
+        let sha_ok = object.sha256.as_deref().is_none_or(|s| s == m.sha256);
+        if !(size_ok && sha_ok) {
+            self.discard(&m).await?;
+            let why = if size_ok {
+                "SHA-256 differs".to_owned()
+            } else {
+                format!("{} bytes stored, {} declared", object.size, m.size)
+            };
+            return Err(MediaError::Mismatch(why));
+        }
+        if let Some(ScanVerdict::Infected(name)) = self.scan_if_public(&m).await? {
+            self.discard(&m).await?;
+            return Err(MediaError::Infected(name));
+        }
+        if !self
+            .store
+            .mark_media_ready(&m.id, self.clock.now_ms())
+            .await?
+        {
+            return Err(MediaError::UploadExpired);
+        }
+        metrics::counter!("vestnik_media_completed_total").increment(1);
+        Ok(MediaInfo {
+            state: "ready".into(),
+            ..info(&m)
+        })
+    }
+
+    /// Public-channel media is plaintext by design, so the server may look
+    /// at it: through clamd when one is configured. Encrypted media is never
+    /// read.
+    async fn scan_if_public(&self, m: &MediaRow) -> Result<Option<ScanVerdict>, MediaError> {
+        let Some(scanner) = &self.scanner else {
+            return Ok(None);
+        };
+        let Some(c) = self.store.conversation(&m.conversation_id).await? else {
+            return Ok(None);
+        };
+        if !(c.kind == "channel" && c.visibility.as_deref() == Some("public")) {
+            return Ok(None);
+        }
+        let stream = self.blobs.read(&m.object_key).await?;
+        match scanner.scan(stream).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                tracing::warn!(error = %e, "virus scan failed");
+                Err(MediaError::ScannerUnavailable)
+            }
+        }
+    }
+
+    /// A member's view of a media item that is ready and not expired.
+    async fn visible(&self, user_id: &str, id: &str) -> Result<MediaRow, MediaError> {
+        if !vestnik_core::ids::is_valid_id(id) {
+            return Err(MediaError::NotFound);
+        }
+        let m = self.store.media(id).await?.ok_or(MediaError::NotFound)?;
+        if m.expires_at <= self.clock.now_ms() {
+            return Err(MediaError::NotFound);
+        }
+        if self
+            .store
+            .member_role(&m.conversation_id, user_id)
+            .await?
+            .is_none()
+        {
+            return Err(MediaError::NotFound);
+        }
+        if m.state != "ready" {
+            return Err(MediaError::NotReady);
+        }
+        Ok(m)
+    }
+
+    pub async fn info(&self, user_id: &str, id: &str) -> Result<MediaInfo, MediaError> {
+        Ok(info(&self.visible(user_id, id).await?))
+    }
+
+    pub async fn grant_download(
+        &self,
+        user_id: &str,
+        id: &str,
+    ) -> Result<MediaDownload, MediaError> {
+        let m = self.visible(user_id, id).await?;
+        let download = self.blobs.presign_get(
+            &m.object_key,
+            secs(self.settings.download_url_secs),
+            self.clock.now_ms(),
+        )?;
+        Ok(MediaDownload {
+            media: info(&m),
+            download,
+        })
+    }
+
+    /// The owner deletes their media (e.g. with the message that carried it).
+    pub async fn delete(&self, user_id: &str, id: &str) -> Result<(), MediaError> {
+        let m = self.owned(user_id, id).await?;
+        self.discard(&m).await
+    }
+
+    pub async fn usage(&self, user_id: &str) -> Result<MediaUsage, MediaError> {
+        Ok(MediaUsage {
+            used_bytes: self.store.media_usage(user_id).await?,
+            quota_bytes: self.settings.quota_bytes,
+            max_object_bytes: self.settings.max_object_bytes,
+        })
+    }
+
+    /// One reaper pass over at most `limit` rows; returns how many were
+    /// removed. Safe to run on every node at once: deleting a missing object
+    /// succeeds and only one deleter of a row releases its bytes.
+    pub async fn reap(&self, limit: i64) -> Result<usize, MediaError> {
+        let due = self
+            .store
+            .reapable_media(self.clock.now_ms(), limit)
+            .await?;
+        let mut removed = 0;
+        for m in &due {
+            match self.blobs.delete(&m.object_key).await {
+                Ok(()) => {
+                    if self.store.delete_media(&m.id).await?.is_some() {
+                        removed += 1;
+                    }
+                }
+                // Left for the next pass; the row still accounts for it.
+                Err(e) => {
+                    tracing::warn!(error = %e, media = %m.id, "reaper could not delete an object")
+                }
+            }
+        }
+        if removed > 0 {
+            metrics::counter!("vestnik_media_reaped_total").increment(removed as u64);
+        }
+        Ok(removed)
+    }
+}
