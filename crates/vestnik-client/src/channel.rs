@@ -70,7 +70,7 @@ impl Inner {
     }
 
     /// Whether a channel is public, from the store or else the server.
-    async fn channel_is_public(&self, conversation_id: &str) -> Result<bool> {
+    pub(crate) async fn channel_is_public(&self, conversation_id: &str) -> Result<bool> {
         if let Some((public, _)) = self.store.channel(conversation_id).await? {
             return Ok(public);
         }
@@ -98,7 +98,7 @@ impl Inner {
         if !self.channel_is_public(&conversation_id).await? {
             return self.deliver_megolm(item, SendKind::Channel).await;
         }
-        let payload = Payload::text(&item.text, &item.client_msg_id, &conversation_id).to_bytes();
+        let payload = Payload::message(&item, &conversation_id)?.to_bytes();
         let ciphertext = base64::engine::general_purpose::STANDARD.encode(&*payload);
         self.transmit(SendMessage {
             client_msg_id: item.client_msg_id.clone(),

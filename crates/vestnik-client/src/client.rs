@@ -34,7 +34,7 @@ pub enum SecondFactor {
 }
 
 /// Where a queued text goes.
-enum Target<'a> {
+pub(crate) enum Target<'a> {
     /// The direct conversation with this user.
     Peer(&'a str),
     /// This group conversation.
@@ -67,7 +67,7 @@ struct Tasks {
 /// [`Client::close`] is called or the last clone is dropped.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     tasks: Arc<StdMutex<Tasks>>,
     _guard: Arc<Guard>,
 }
@@ -459,13 +459,15 @@ impl Client {
     /// `client_msg_id` at once; it is encrypted and sent in the background,
     /// as soon as the server can be reached (events: `Sent` or `SendFailed`).
     pub async fn queue_text(&self, peer_user_id: &str, text: &str) -> Result<String> {
-        self.queue(Target::Peer(peer_user_id), text, None).await
+        self.queue(Target::Peer(peer_user_id), text, None, None)
+            .await
     }
 
-    async fn queue(
+    pub(crate) async fn queue(
         &self,
         target: Target<'_>,
         text: &str,
+        attachment: Option<&crate::types::Attachment>,
         watcher: Option<crate::engine::SendWatcher>,
     ) -> Result<String> {
         if text.is_empty() || text.len() > MAX_TEXT_BYTES {
@@ -515,6 +517,11 @@ impl Client {
                 peer_user_id,
                 conversation_id.as_deref(),
                 text,
+                attachment
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?
+                    .as_deref(),
                 self.user_id(),
                 self.device_id(),
             )
@@ -532,12 +539,18 @@ impl Client {
     /// Offline, this waits for the connection to come back; use
     /// [`Client::queue_text`] not to wait.
     pub async fn send_text(&self, peer_user_id: &str, text: &str) -> Result<SentMessage> {
-        self.send_and_wait(Target::Peer(peer_user_id), text).await
+        self.send_and_wait(Target::Peer(peer_user_id), text, None)
+            .await
     }
 
-    async fn send_and_wait(&self, target: Target<'_>, text: &str) -> Result<SentMessage> {
+    pub(crate) async fn send_and_wait(
+        &self,
+        target: Target<'_>,
+        text: &str,
+        attachment: Option<&crate::types::Attachment>,
+    ) -> Result<SentMessage> {
         let (tx, rx) = oneshot::channel();
-        self.queue(target, text, Some(tx)).await?;
+        self.queue(target, text, attachment, Some(tx)).await?;
         match rx.await {
             Ok(Ok(sent)) => Ok(sent),
             Ok(Err(f)) => Err(ClientError::Api {
@@ -861,12 +874,13 @@ impl Client {
     /// `client_msg_id` at once; it is encrypted (Megolm, keys shared first)
     /// and sent in the background, in order with everything else queued.
     pub async fn queue_group_text(&self, conversation_id: &str, text: &str) -> Result<String> {
-        self.queue(Target::Group(conversation_id), text, None).await
+        self.queue(Target::Group(conversation_id), text, None, None)
+            .await
     }
 
     /// Sends a text to a group and waits until the server has accepted it.
     pub async fn send_group_text(&self, conversation_id: &str, text: &str) -> Result<SentMessage> {
-        self.send_and_wait(Target::Group(conversation_id), text)
+        self.send_and_wait(Target::Group(conversation_id), text, None)
             .await
     }
 
@@ -931,14 +945,14 @@ impl Client {
     /// Queues a post to a channel (owner or publisher) and returns its
     /// `client_msg_id` at once; it leaves in the background.
     pub async fn queue_post(&self, conversation_id: &str, text: &str) -> Result<String> {
-        self.queue(Target::Channel(conversation_id), text, None)
+        self.queue(Target::Channel(conversation_id), text, None, None)
             .await
     }
 
     /// Posts to a channel (owner or publisher) and waits until the server
     /// has accepted it.
     pub async fn post(&self, conversation_id: &str, text: &str) -> Result<SentMessage> {
-        self.send_and_wait(Target::Channel(conversation_id), text)
+        self.send_and_wait(Target::Channel(conversation_id), text, None)
             .await
     }
 

@@ -563,7 +563,7 @@ impl Inner {
         conversation_id: &str,
         targets: &[PublicDevice],
     ) -> Result<Vec<Envelope>> {
-        let payload = Payload::text(&item.text, &item.client_msg_id, conversation_id).to_bytes();
+        let payload = Payload::message(item, conversation_id)?.to_bytes();
         self.olm_encrypt(targets, &payload, Persist::Outbox(&item.local_id))
             .await
     }

@@ -333,7 +333,7 @@ impl Inner {
         conversation_id: &str,
         session_id: &str,
     ) -> Result<String> {
-        let payload = Payload::text(&item.text, &item.client_msg_id, conversation_id).to_bytes();
+        let payload = Payload::message(item, conversation_id)?.to_bytes();
         let mut device = self.device.lock().await;
         let envelope = device.group_encrypt(session_id, &payload)?;
         let ciphertext = encode_megolm(&envelope)?;

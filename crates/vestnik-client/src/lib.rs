@@ -74,6 +74,7 @@ mod engine;
 mod error;
 mod events;
 mod group;
+mod media;
 mod payload;
 mod seal;
 mod socket;
@@ -86,10 +87,11 @@ pub use config::{ClientConfig, StoreKey, DEFAULT_ONE_TIME_KEYS, MAX_TEXT_BYTES};
 pub use error::{ClientError, Result};
 pub use events::EventStream;
 pub use group::{ROTATE_AFTER, ROTATE_AFTER_MESSAGES};
+pub use media::FileOptions;
 pub use payload::PAYLOAD_VERSION;
 pub use types::{
-    ClientEvent, DeliveryReceipt, Direction, HistoryEntry, MessageState, ReceivedMessage,
-    SentMessage, Stats,
+    Attachment, ClientEvent, DeliveryReceipt, Direction, HistoryEntry, MessageState,
+    ReceivedMessage, SentMessage, Stats, Thumbnail,
 };
 pub use vestnik_proto::{
     Conversation, DeviceInfo, Invite, Member, PublicDevice, RecoveryCodes, SystemEvent, TotpSetup,

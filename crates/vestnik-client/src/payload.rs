@@ -1,7 +1,8 @@
 //! The plaintext inside each Olm or Megolm message, JSON with a `kind`:
 //!
 //! - `text` (Olm in direct chats, Megolm in groups):
-//!   `{"v":1,"kind":"text","body":"…","client_msg_id":"…","conversation_id":"…"}`
+//!   `{"v":1,"kind":"text","body":"…","client_msg_id":"…","conversation_id":"…"}`,
+//!   with `"attachment":{…}` (see [`crate::Attachment`]) for a file message.
 //! - `group_key` (Olm, `kind: keys` sends): a Megolm session key for a group,
 //!   `{"v":1,"kind":"group_key","conversation_id","session_id","session_key"}`,
 //!   with `"exported":true` when it is a re-share answering a key request
@@ -38,6 +39,8 @@ pub(crate) struct Payload {
     pub(crate) session_key: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub(crate) exported: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) attachment: Option<crate::types::Attachment>,
 }
 
 impl Payload {
@@ -51,7 +54,23 @@ impl Payload {
             session_id: None,
             session_key: None,
             exported: false,
+            attachment: None,
         }
+    }
+
+    /// The payload of a queued message: its text and any attachment.
+    pub(crate) fn message(
+        item: &crate::store::OutboxItem,
+        conversation_id: &str,
+    ) -> Result<Self, crate::ClientError> {
+        let mut p = Self::text(&item.text, &item.client_msg_id, conversation_id);
+        p.attachment = item
+            .attachment
+            .as_deref()
+            .map(|j| serde_json::from_str(j))
+            .transpose()
+            .map_err(|e| crate::ClientError::Protocol(format!("queued attachment: {e}")))?;
+        Ok(p)
     }
 
     pub(crate) fn text(body: &str, client_msg_id: &str, conversation_id: &str) -> Self {
@@ -161,6 +180,11 @@ impl<'a> Decrypted<'a> {
             sender_device_id: &self.m.sender_device_id,
             direction: self.direction,
             body: &self.payload.body,
+            attachment: self
+                .payload
+                .attachment
+                .as_ref()
+                .and_then(|a| serde_json::to_string(a).ok()),
             sent_at: self.m.sent_at,
             group,
         }
@@ -183,6 +207,7 @@ impl<'a> Decrypted<'a> {
             direction: self.direction,
             prekey,
             megolm_session_id,
+            attachment: self.payload.attachment.clone().map(Box::new),
         })
     }
 }

@@ -35,7 +35,7 @@ use zeroize::Zeroizing;
 use crate::config::StoreKey;
 use crate::error::{ClientError, Result};
 use crate::seal::Sealer;
-use crate::types::{Direction, HistoryEntry, MessageState};
+use crate::types::{Attachment, Direction, HistoryEntry, MessageState};
 
 const SALT_LEN: usize = 16;
 const CHECK: &[u8] = b"vestnik-client-store-v1";
@@ -172,6 +172,10 @@ const MIGRATIONS: &[&[&str]] = &[
         public INTEGER NOT NULL,
         cursor INTEGER NOT NULL DEFAULT 0)",
     ],
+    &[
+        // A file's descriptor (media id, key, digest), sealed like the body.
+        "ALTER TABLE messages ADD COLUMN attachment BLOB",
+    ],
 ];
 
 pub(crate) fn now_ms() -> i64 {
@@ -238,6 +242,8 @@ pub(crate) struct OutboxItem {
     /// A group message encrypted before an earlier attempt, with its session.
     pub(crate) ciphertext: Option<(String, String)>,
     pub(crate) text: Zeroizing<String>,
+    /// The attachment descriptor (JSON) of a file message.
+    pub(crate) attachment: Option<Zeroizing<String>>,
 }
 
 /// This device's current outbound Megolm session of a group.
@@ -267,6 +273,8 @@ pub(crate) struct IncomingRow<'a> {
     pub(crate) sender_device_id: &'a str,
     pub(crate) direction: Direction,
     pub(crate) body: &'a str,
+    /// The attachment descriptor (JSON) of a file message.
+    pub(crate) attachment: Option<String>,
     pub(crate) sent_at: i64,
     /// For a group message: its Megolm session and ratchet index (recorded
     /// so the same index is never accepted twice).
@@ -793,18 +801,20 @@ impl Store {
         peer_user_id: &str,
         conversation_id: Option<&str>,
         text: &str,
+        attachment: Option<&str>,
         me_user: &str,
         me_device: &str,
     ) -> Result<()> {
         let body = self
             .sealer
             .seal(&format!("message:{local_id}"), text.as_bytes())?;
+        let attachment = self.seal_attachment(local_id, attachment)?;
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO messages (local_id, client_msg_id, conversation_id, peer_user_id, sender_user_id,
-                 sender_device_id, direction, state, body, stored_at)
-             VALUES (?, ?, ?, ?, ?, ?, 'out', 'pending', ?, ?)",
+                 sender_device_id, direction, state, body, stored_at, attachment)
+             VALUES (?, ?, ?, ?, ?, ?, 'out', 'pending', ?, ?, ?)",
         )
         .bind(local_id)
         .bind(client_msg_id)
@@ -814,6 +824,7 @@ impl Store {
         .bind(me_device)
         .bind(body)
         .bind(now)
+        .bind(attachment)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -832,11 +843,32 @@ impl Store {
         Ok(())
     }
 
+    fn seal_attachment(&self, local_id: &str, json: Option<&str>) -> Result<Option<Vec<u8>>> {
+        json.map(|j| {
+            self.sealer
+                .seal(&format!("attachment:{local_id}"), j.as_bytes())
+        })
+        .transpose()
+    }
+
+    fn open_attachment(
+        &self,
+        local_id: &str,
+        sealed: Option<Vec<u8>>,
+    ) -> Result<Option<Zeroizing<String>>> {
+        sealed
+            .map(|b| {
+                self.sealer
+                    .open_string(&format!("attachment:{local_id}"), &b)
+            })
+            .transpose()
+    }
+
     /// The oldest queued message.
     pub(crate) async fn outbox_head(&self) -> Result<Option<OutboxItem>> {
         let Some(r) = sqlx::query(
             "SELECT o.local_id, o.client_msg_id, o.peer_user_id, o.conversation_id, o.envelopes, m.body,
-                 o.kind, o.ciphertext, o.session_id
+                 o.kind, o.ciphertext, o.session_id, m.attachment
              FROM outbox o JOIN messages m ON m.local_id = o.local_id ORDER BY o.pos LIMIT 1",
         )
         .fetch_optional(&self.pool)
@@ -850,7 +882,9 @@ impl Store {
         let kind: String = r.try_get(6)?;
         let ciphertext: Option<String> = r.try_get(7)?;
         let session_id: Option<String> = r.try_get(8)?;
+        let attachment = self.open_attachment(&local_id, r.try_get(9)?)?;
         Ok(Some(OutboxItem {
+            attachment,
             kind: OutboxKind::parse(&kind),
             ciphertext: ciphertext.zip(session_id),
             text: self
@@ -970,6 +1004,7 @@ impl Store {
         let body = self
             .sealer
             .seal(&format!("message:{local_id}"), m.body.as_bytes())?;
+        let attachment = self.seal_attachment(&local_id, m.attachment.as_deref())?;
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         // A group message may have waited for its key as `pending`.
@@ -997,8 +1032,8 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO messages (local_id, message_id, client_msg_id, conversation_id, peer_user_id, seq,
-                 sender_user_id, sender_device_id, direction, state, body, sent_at, stored_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?)",
+                 sender_user_id, sender_device_id, direction, state, body, sent_at, stored_at, attachment)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?, ?)",
         )
         .bind(&local_id)
         .bind(m.message_id)
@@ -1012,6 +1047,7 @@ impl Store {
         .bind(body)
         .bind(m.sent_at)
         .bind(now)
+        .bind(attachment)
         .execute(&mut *tx)
         .await?;
         // A placeholder until the conversation is fetched; an incoming direct
@@ -1467,7 +1503,7 @@ impl Store {
                 SELECT m.local_id, m.message_id, m.client_msg_id, m.conversation_id, m.seq, m.sender_user_id,
                     m.sender_device_id, m.direction, m.state, m.body, m.sent_at, m.pos,
                     (SELECT group_concat(device_id, ',') FROM (SELECT device_id FROM receipts r
-                        WHERE r.message_id = m.message_id ORDER BY device_id)) AS delivered
+                        WHERE r.message_id = m.message_id ORDER BY device_id)) AS delivered, m.attachment
                 FROM messages m WHERE m.conversation_id = ?
                 ORDER BY (m.seq IS NULL) DESC, m.seq DESC, m.pos DESC LIMIT ?
              ) ORDER BY (seq IS NULL), seq, pos",
@@ -1483,7 +1519,13 @@ impl Store {
                 let direction: String = r.try_get(7)?;
                 let state: String = r.try_get(8)?;
                 let delivered: Option<String> = r.try_get(12)?;
+                let attachment = self
+                    .open_attachment(&local_id, r.try_get(13)?)?
+                    .map(|j| serde_json::from_str::<Attachment>(&j))
+                    .transpose()
+                    .map_err(|e| ClientError::Protocol(format!("stored attachment: {e}")))?;
                 Ok(HistoryEntry {
+                    attachment,
                     body: self
                         .sealer
                         .open_string(&format!("message:{local_id}"), &body)?
@@ -1530,12 +1572,14 @@ mod tests {
                 "peer",
                 None,
                 "a very secret body",
+                Some(r#"{"media_id":"m1","key":"a secret key"}"#),
                 "me",
                 "dev",
             )
             .await?;
         let head = store.outbox_head().await?.ok_or(ClientError::Closed)?;
         assert_eq!(head.text.as_str(), "a very secret body");
+        assert!(head.attachment.is_some_and(|a| a.contains("a secret key")));
         store.close().await;
 
         let bytes = std::fs::read(&path).unwrap_or_default();

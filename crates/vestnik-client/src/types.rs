@@ -60,6 +60,8 @@ pub struct ReceivedMessage {
     /// For a group message: the Megolm session it was encrypted in (the
     /// sender starts a new one when members or their devices change).
     pub megolm_session_id: Option<String>,
+    /// A file message's attachment (fetch it with `Client::download_attachment`).
+    pub attachment: Option<Box<Attachment>>,
 }
 
 /// The server accepted a message from this device.
@@ -171,6 +173,65 @@ pub struct HistoryEntry {
     pub sent_at: Option<i64>,
     /// Devices that took delivery (outgoing messages), sorted.
     pub delivered_to: Vec<String>,
+    /// A file message's attachment.
+    pub attachment: Option<Attachment>,
+}
+
+/// A file sent in a message: where the (encrypted) object is, the key that
+/// opens it and the digest that proves it is the one sent. It travels inside
+/// the end-to-end-encrypted message, so the server never has the key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub media_id: String,
+    /// The file key (`AttachmentKey`, base64); None for public-channel
+    /// media, which is stored in the clear like the post itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Hex SHA-256 of the stored object.
+    pub sha256: String,
+    /// Bytes of the stored object.
+    pub stored_size: u64,
+    /// Bytes of the file.
+    pub size: u64,
+    /// The sender's file name (a display name only: never used as a path).
+    pub name: String,
+    pub mime: String,
+    /// `image`, `video`, `audio` or `file`.
+    pub class: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<Thumbnail>,
+    /// When the server deletes the object (Unix ms).
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment")
+            .field("media_id", &self.media_id)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("size", &self.size)
+            .field("name", &self.name)
+            .field("mime", &self.mime)
+            .field("class", &self.class)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        if let Some(k) = self.key.as_mut() {
+            zeroize::Zeroize::zeroize(k);
+        }
+    }
+}
+
+/// A small JPEG preview of an image, shown before the file is fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thumbnail {
+    /// JPEG bytes, base64.
+    pub jpeg: String,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// Counters, mostly for tests and diagnostics.

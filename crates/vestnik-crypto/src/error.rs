@@ -8,6 +8,9 @@
 /// Everything that can go wrong in the E2EE core.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum CryptoError {
+    /// An attachment key, length or chunk was refused.
+    #[error("attachment: {0}")]
+    Attachment(String),
     /// A public key did not decode.
     #[error(
         "{field}: expected unpadded base64 of a {expected_len}-byte {kind} public key, got {got:?}"

@@ -30,6 +30,7 @@
     clippy::panic
 )]
 
+mod attachment;
 mod device;
 mod error;
 mod group;
@@ -37,6 +38,10 @@ mod keys;
 mod safety;
 mod store;
 
+pub use attachment::{
+    attachment_ciphertext_len, attachment_plaintext_len, AttachmentKey, AttachmentOpener,
+    AttachmentSealer, ATTACHMENT_CHUNK, ATTACHMENT_TAG,
+};
 pub use device::{Device, OlmEnvelope, MAX_SESSIONS_PER_PEER};
 pub use error::CryptoError;
 pub use group::{GroupPlaintext, GroupSessionKey, MegolmEnvelope};

@@ -69,6 +69,11 @@ impl Drop for Server {
 }
 
 pub async fn spawn_server(backend: Backend) -> Option<Server> {
+    spawn_server_with(backend, |_| {}).await
+}
+
+/// Like [`spawn_server`], with `tune` applied to the config first.
+pub async fn spawn_server_with(backend: Backend, tune: impl FnOnce(&mut Config)) -> Option<Server> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let data_dir = std::env::temp_dir().join(format!("vestnik-client-test-{id}"));
     let clients_dir = std::env::temp_dir().join(format!("vestnik-client-stores-{id}"));
@@ -91,6 +96,7 @@ pub async fn spawn_server(backend: Backend) -> Option<Server> {
         config.redis_url = Some(redis_url());
         config.redis_prefix = format!("vct-{}", uuid::Uuid::new_v4().simple());
     }
+    tune(&mut config);
     if std::env::var("TEST_LOG").is_ok() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(std::env::var("TEST_LOG").unwrap_or_default())
