@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use std::io::BufRead;
 use std::path::PathBuf;
-use vestnik_client::{Client, SecondFactor};
+use vestnik_client::{Client, FileOptions, SecondFactor};
 
 use profile::{Profile, ProfileFile};
 
@@ -56,6 +56,30 @@ enum Command {
         #[arg(long)]
         to: String,
         message: String,
+    },
+    /// Encrypt a file on this device, upload it and send it
+    SendFile {
+        /// E-mail address or user id
+        #[arg(long)]
+        to: String,
+        path: PathBuf,
+        /// Message text (default: the file name)
+        #[arg(long)]
+        caption: Option<String>,
+        /// Seconds until the server deletes the file (default: the server's maximum)
+        #[arg(long)]
+        ttl_secs: Option<i64>,
+    },
+    /// Download, verify and decrypt a file received from (or sent to) someone
+    GetFile {
+        #[arg(long)]
+        with: String,
+        /// The message carrying it (default: the newest file in the conversation)
+        #[arg(long)]
+        message: Option<String>,
+        /// Where to write it (default: the sender's file name in the current directory)
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Fetch and decrypt what is waiting, print it
     Sync,
@@ -131,6 +155,37 @@ async fn peer(client: &Client, who: &str) -> anyhow::Result<String> {
     }
 }
 
+/// A received file name as a name in the current directory: the sender
+/// chose it, so no directories, no hidden files, nothing but the last part.
+fn safe_file_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = last
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim_start_matches('.')
+        .to_owned();
+    if cleaned.is_empty() {
+        "received-file".into()
+    } else {
+        cleaned
+    }
+}
+
+/// With `VESTNIK_REPORT_PEAK_RSS` set, the process's peak resident memory
+/// goes to stderr at exit (Linux), so tests can bound it.
+fn report_peak_rss() {
+    if std::env::var_os("VESTNIK_REPORT_PEAK_RSS").is_none() {
+        return;
+    }
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+            let kib = line.split_whitespace().nth(1).unwrap_or("0");
+            eprintln!("peak_rss_kib={kib}");
+        }
+    }
+}
+
 fn time(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
@@ -140,7 +195,9 @@ fn time(ms: i64) -> String {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    let result = run(cli).await;
+    report_peak_rss();
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vestnik-chat: {e:#}");
@@ -223,6 +280,57 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("sent #{} {}", sent.seq, sent.message_id);
             client.close().await;
         }
+        Command::SendFile {
+            to,
+            path,
+            caption,
+            ttl_secs,
+        } => {
+            let client = open(&profile).await?;
+            let peer = peer(&client, &to).await?;
+            let options = FileOptions {
+                caption,
+                ttl_secs,
+                mime: None,
+            };
+            let (sent, a) = client
+                .send_file(&peer, &path, &options)
+                .await
+                .with_context(|| format!("sending {}", path.display()))?;
+            println!(
+                "sent #{} {} file {} ({} bytes, media {})",
+                sent.seq, sent.message_id, a.name, a.size, a.media_id
+            );
+            client.close().await;
+        }
+        Command::GetFile { with, message, out } => {
+            let client = open(&profile).await?;
+            let peer = peer(&client, &with).await?;
+            let conv = client.conversation_with(&peer).await?;
+            client.sync().await?;
+            let history = client.history(&conv, 10_000).await?;
+            let found = history.iter().rev().find(|m| {
+                m.attachment.is_some()
+                    && message
+                        .as_deref()
+                        .is_none_or(|id| m.message_id.as_deref() == Some(id))
+            });
+            let Some(a) = found.and_then(|m| m.attachment.as_ref()) else {
+                bail!(
+                    "no file in the conversation with {with}{}",
+                    message
+                        .map(|m| format!(" in message {m}"))
+                        .unwrap_or_default()
+                );
+            };
+            let out = out.unwrap_or_else(|| PathBuf::from(safe_file_name(&a.name)));
+            let n = client
+                .download_attachment(a, &out)
+                .await
+                .with_context(|| format!("fetching {}", a.name))?;
+            println!("saved {} ({n} bytes)", out.display());
+            client.close().await;
+        }
         Command::Sync => {
             let client = open(&profile).await?;
             let mut events = client.events();
@@ -232,8 +340,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .await
                 {
                     Ok(Some(vestnik_client::ClientEvent::Message(m))) => {
+                        let file = m
+                            .attachment
+                            .as_ref()
+                            .map(|a| format!(" [file {} {} bytes]", a.name, a.size))
+                            .unwrap_or_default();
                         println!(
-                            "[{}] {} #{}: {}",
+                            "[{}] {} #{}: {}{file}",
                             time(m.sent_at),
                             m.sender_user_id,
                             m.seq,
@@ -268,7 +381,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 } else {
                     " …"
                 };
-                println!("[{when}] {who}: {}{ticks}", m.body);
+                let file = m
+                    .attachment
+                    .as_ref()
+                    .map(|a| format!(" [file {} {} bytes]", a.name, a.size))
+                    .unwrap_or_default();
+                println!("[{when}] {who}: {}{file}{ticks}", m.body);
             }
             client.close().await;
         }
@@ -322,4 +440,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_file_name;
+
+    #[test]
+    fn received_file_names_cannot_point_anywhere_else() {
+        assert_eq!(safe_file_name("photo.jpg"), "photo.jpg");
+        assert_eq!(
+            safe_file_name("../../.ssh/authorized_keys"),
+            "authorized_keys"
+        );
+        assert_eq!(safe_file_name("C:\\Windows\\evil.exe"), "evil.exe");
+        assert_eq!(safe_file_name(".bashrc"), "bashrc");
+        assert_eq!(safe_file_name("/"), "received-file");
+        assert_eq!(safe_file_name("a\u{0}b\nc"), "abc");
+    }
 }

@@ -336,3 +336,128 @@ fn interactive_chat(alice: &Path, bob: &Path, server: &Server) {
         .args(["kill-session", "-t", &session])
         .status();
 }
+
+/// Streams a file's SHA-256 without reading it whole.
+fn file_sha256(path: &Path) -> String {
+    use sha2::Digest;
+    let mut f = std::fs::File::open(path).expect("open");
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut f, &mut h).expect("read");
+    hex::encode(h.finalize())
+}
+
+/// Writes `mib` MiB of varied bytes, one MiB at a time.
+fn write_big_file(path: &Path, mib: usize) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    let mut block = vec![0u8; 1 << 20];
+    for i in 0..mib {
+        for (j, b) in block.iter_mut().enumerate() {
+            *b = (j as u8).wrapping_mul(13).wrapping_add(i as u8);
+        }
+        f.write_all(&block).expect("write");
+    }
+    f.flush().expect("flush");
+}
+
+fn peak_rss_mib(out: &Output) -> f64 {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let kib: f64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("peak_rss_kib="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("peak_rss_kib reported");
+    kib / 1024.0
+}
+
+/// Far below the file: the client must stream, not buffer.
+const MAX_CLIENT_RSS_MIB: f64 = 64.0;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_100_mib_file_travels_encrypted_through_the_terminal_client_in_bounded_memory() {
+    let Some(server) = server(false).await else {
+        return;
+    };
+    let (alice, bob) = (tmp("alice"), tmp("bob"));
+    let dir = tmp("files");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let big = dir.join("video.bin");
+    write_big_file(&big, 100);
+    tokio::task::spawn_blocking(move || {
+        let server = &server;
+        register(&alice, server, "alice@example.org");
+        register(&bob, server, "bob@example.org");
+        let with_rss = |profile: &Path, args: &[&str]| {
+            Command::new(BIN)
+                .arg("--profile")
+                .arg(profile)
+                .arg("--server")
+                .arg(&server.base)
+                .args(args)
+                .env("VESTNIK_REPORT_PEAK_RSS", "1")
+                .output()
+                .expect("run vestnik-chat")
+        };
+        let sent = with_rss(
+            &alice,
+            &[
+                "send-file",
+                "--to",
+                "bob@example.org",
+                big.to_str().expect("utf-8 path"),
+            ],
+        );
+        let out = ok(&sent);
+        assert!(out.contains("file video.bin (104857600 bytes"), "{out}");
+        let send_rss = peak_rss_mib(&sent);
+
+        let hist = ok(&chat(
+            &bob,
+            server,
+            &["history", "--with", "alice@example.org"],
+        ));
+        assert!(hist.contains("[file video.bin 104857600 bytes]"), "{hist}");
+        let copy = dir.join("copy.bin");
+        let got = with_rss(
+            &bob,
+            &[
+                "get-file",
+                "--with",
+                "alice@example.org",
+                "--out",
+                copy.to_str().expect("path"),
+            ],
+        );
+        assert!(ok(&got).contains("(104857600 bytes)"));
+        let get_rss = peak_rss_mib(&got);
+        assert_eq!(
+            file_sha256(&copy),
+            file_sha256(&big),
+            "decrypted file differs"
+        );
+        eprintln!("peak RSS: send-file {send_rss:.1} MiB, get-file {get_rss:.1} MiB");
+        assert!(
+            send_rss < MAX_CLIENT_RSS_MIB,
+            "send-file peaked at {send_rss:.1} MiB"
+        );
+        assert!(
+            get_rss < MAX_CLIENT_RSS_MIB,
+            "get-file peaked at {get_rss:.1} MiB"
+        );
+
+        // The stored object on the server is ciphertext: no 1 MiB block of the file in it.
+        let objects = server.data.join("media/objects/m");
+        let stored: Vec<_> = std::fs::read_dir(&objects)
+            .expect("objects")
+            .flatten()
+            .collect();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(
+            stored[0].metadata().expect("meta").len(),
+            104_857_600 + 1600 * 16,
+            "100 MiB in 1600 sealed chunks"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await
+    .expect("join");
+}

@@ -89,7 +89,8 @@ pub struct Config {
     pub s3_secret_key: Option<String>,
     /// Path-style URLs (MinIO, SeaweedFS, Garage); false for AWS virtual-host style. default: true
     pub s3_path_style: bool,
-    /// Largest media object. default: 104857600 (100 MiB)
+    /// Largest stored media object: a 100 MiB file plus its encryption
+    /// overhead (16 bytes per 64 KiB chunk) fits the default. default: 104923136 (100 MiB + 64 KiB)
     pub media_max_bytes: i64,
     /// Media bytes a user may hold at once. default: 2147483648 (2 GiB)
     pub media_quota_bytes: i64,
@@ -169,7 +170,7 @@ impl Default for Config {
             s3_access_key: None,
             s3_secret_key: None,
             s3_path_style: true,
-            media_max_bytes: 100 * 1024 * 1024,
+            media_max_bytes: 100 * 1024 * 1024 + 64 * 1024,
             media_quota_bytes: 2 * 1024 * 1024 * 1024,
             media_max_ttl_secs: 30 * 86_400,
             media_upload_url_secs: 3600,
