@@ -177,6 +177,41 @@ async fn an_object_goes_up_and_down_at_signed_urls_and_only_members_get_it(app: 
         let s3 = app.gw_config.s3_endpoint.as_deref().expect("s3");
         assert!(upload_url.starts_with(s3), "{upload_url}");
         assert!(!upload_url.starts_with(&app.base));
+        // The bucket lets a browser page on the configured origin PUT and GET.
+        for method in ["PUT", "GET"] {
+            let pre = app
+                .http
+                .request(Method::OPTIONS, &upload_url)
+                .header("origin", "http://127.0.0.1:9")
+                .header("access-control-request-method", method)
+                .header("access-control-request-headers", "x-amz-checksum-sha256")
+                .send()
+                .await
+                .expect("preflight");
+            let allowed = pre
+                .headers()
+                .get("access-control-allow-origin")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            assert!(
+                pre.status().is_success(),
+                "{method} preflight: {}",
+                pre.status()
+            );
+            assert_eq!(allowed, "http://127.0.0.1:9", "{method} preflight");
+        }
+        let other = app
+            .http
+            .request(Method::OPTIONS, &upload_url)
+            .header("origin", "http://evil.example")
+            .header("access-control-request-method", "PUT")
+            .send()
+            .await
+            .expect("preflight");
+        assert!(other
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none_or(|v| v != "http://evil.example"));
     }
     let id = g.body["media"]["id"].as_str().expect("id").to_owned();
     // Not downloadable before it is completed.
@@ -515,4 +550,83 @@ async fn the_reaper_removes_expired_media_and_abandoned_uploads(app: TestApp) {
     }
     assert_eq!(usage(&app, &alice).await, 0);
     assert_eq!(app.gw.media.reap(100).await.expect("reap"), 0);
+}
+
+/// Public-channel media is plaintext, so the server scans it with clamd
+/// when one is configured; encrypted media is never read.
+async fn public_channel_uploads_are_scanned_and_infected_ones_refused(app: TestApp) {
+    let (alice, bob) = (
+        user(&app, "alice@example.org").await,
+        user(&app, "bob@example.org").await,
+    );
+    let channel = conversation(&app, &alice, "channel", &[&bob]).await;
+    let eicar = vestnik_testkit::EICAR.as_bytes().to_vec();
+    let g = grant(&app, &alice, &channel, eicar.len(), &sha(&eicar)).await;
+    assert_eq!(g.status, 201, "{:?}", g.body);
+    let id = g.body["media"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(put(&app, &g.body["upload"], eicar.clone()).await, 200);
+    let r = app
+        .post_auth(&format!("/v1/media/{id}/complete"), &alice.token, None)
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "media_infected"),
+        "{:?}",
+        r.body
+    );
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("Vestnik.Test.EICAR"));
+    assert!(
+        !object_exists(&app, &id).await,
+        "the infected object is deleted"
+    );
+    assert_eq!(usage(&app, &alice).await, 0);
+
+    // A clean file in the same channel passes.
+    let clean = upload(&app, &alice, &channel, b"just a public announcement").await;
+    let r = app
+        .get_auth(&format!("/v1/media/{clean}"), &bob.token)
+        .await;
+    assert_eq!(r.status, 200);
+
+    // In a group the bytes are ciphertext to the server: never scanned.
+    let group = conversation(&app, &alice, "group", &[&bob]).await;
+    upload(&app, &alice, &group, &eicar).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_channel_uploads_are_scanned_and_infected_ones_refused_local_sqlite() {
+    let Some(clamd) = vestnik_testkit::clamd_addr() else {
+        return;
+    };
+    let app = common::spawn_app_with(common::Backend::Sqlite, |c| {
+        tune(c);
+        c.clamd_addr = Some(clamd);
+    })
+    .await;
+    if let Some(app) = app {
+        public_channel_uploads_are_scanned_and_infected_ones_refused(app).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_channel_uploads_are_scanned_and_infected_ones_refused_s3_postgres_redis() {
+    let (Some(clamd), Some(s3)) = (vestnik_testkit::clamd_addr(), vestnik_testkit::s3_server())
+    else {
+        return;
+    };
+    let app = common::spawn_app_with(common::Backend::PostgresRedis, |c| {
+        tune(c);
+        c.clamd_addr = Some(clamd);
+        c.s3_endpoint = Some(s3.endpoint.clone());
+        c.s3_access_key = Some(s3.access_key.clone());
+        c.s3_secret_key = Some(s3.secret_key.clone());
+        c.s3_bucket = format!("vt-{}", &uuid::Uuid::new_v4().simple().to_string()[..20]);
+    })
+    .await;
+    if let Some(app) = app {
+        public_channel_uploads_are_scanned_and_infected_ones_refused(app).await;
+    }
 }

@@ -87,3 +87,24 @@ pub fn s3_server() -> Option<S3Server> {
         (false, true) => panic!("the S3 server at {} is unreachable in CI", s.endpoint),
     }
 }
+
+/// clamd for the public-media scan tests (`VESTNIK_TEST_CLAMD`, started by
+/// `scripts/test` with a test signature for the EICAR string). None outside
+/// CI when it does not answer; a panic in CI.
+pub fn clamd_addr() -> Option<String> {
+    let addr = std::env::var("VESTNIK_TEST_CLAMD").unwrap_or_else(|_| "127.0.0.1:3310".into());
+    let up = addr.parse::<std::net::SocketAddr>().is_ok_and(|a| {
+        std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok()
+    });
+    match (up, in_ci()) {
+        (true, _) => Some(addr),
+        (false, false) => {
+            eprintln!("SKIPPED: clamd at {addr} is unreachable; scripts/test starts one; CI=true makes this a failure");
+            None
+        }
+        (false, true) => panic!("clamd at {addr} is unreachable in CI"),
+    }
+}
+
+/// The EICAR anti-virus test string (harmless; every scanner flags it).
+pub const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
