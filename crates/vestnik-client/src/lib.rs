@@ -87,7 +87,7 @@ pub use config::{ClientConfig, StoreKey, DEFAULT_ONE_TIME_KEYS, MAX_TEXT_BYTES};
 pub use error::{ClientError, Result};
 pub use events::EventStream;
 pub use group::{ROTATE_AFTER, ROTATE_AFTER_MESSAGES};
-pub use media::FileOptions;
+pub use media::{FileOptions, MAX_CAPTION_BYTES};
 pub use payload::PAYLOAD_VERSION;
 pub use types::{
     Attachment, ClientEvent, DeliveryReceipt, Direction, HistoryEntry, MessageState,

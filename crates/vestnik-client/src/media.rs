@@ -30,8 +30,12 @@ use crate::Client;
 /// Images larger than this get no thumbnail (decoding reads them whole).
 const THUMBNAIL_MAX_SOURCE_BYTES: u64 = 20 << 20;
 const THUMBNAIL_EDGE: u32 = 256;
-/// The preview travels inside the message, so it must stay small.
-const THUMBNAIL_MAX_JPEG_BYTES: usize = 24 * 1024;
+/// The preview travels inside the message, so it must stay small: with a
+/// caption and the descriptor the sealed message stays well inside the
+/// server's 64 Ki-character ciphertext limit.
+const THUMBNAIL_MAX_JPEG_BYTES: usize = 16 * 1024;
+/// A file message's text.
+pub const MAX_CAPTION_BYTES: usize = 4 * 1024;
 /// File names are display names; longer ones are cut.
 const MAX_NAME_CHARS: usize = 255;
 
@@ -214,6 +218,7 @@ impl Client {
         path: &Path,
         options: &FileOptions,
     ) -> Result<Attachment> {
+        check_caption(options)?;
         let conversation_id = path_id("conversation_id", conversation_id)?;
         let meta = tokio::fs::metadata(path)
             .await
@@ -548,6 +553,16 @@ impl Client {
     }
 }
 
+fn check_caption(options: &FileOptions) -> Result<()> {
+    match options.caption.as_deref() {
+        Some(c) if c.len() > MAX_CAPTION_BYTES => Err(ClientError::InvalidInput(format!(
+            "caption: expected at most {MAX_CAPTION_BYTES} bytes, got {}",
+            c.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn caption(options: &FileOptions, a: &Attachment) -> String {
     options
         .caption
@@ -570,5 +585,22 @@ mod tests {
             part_path(Path::new("/tmp/out.bin")),
             Path::new("/tmp/out.bin.part")
         );
+    }
+
+    #[test]
+    fn captions_are_bounded_so_the_sealed_message_fits() {
+        let ok = FileOptions {
+            caption: Some("x".repeat(MAX_CAPTION_BYTES)),
+            ..FileOptions::default()
+        };
+        assert!(check_caption(&ok).is_ok());
+        let long = FileOptions {
+            caption: Some("x".repeat(MAX_CAPTION_BYTES + 1)),
+            ..FileOptions::default()
+        };
+        assert!(matches!(
+            check_caption(&long),
+            Err(ClientError::InvalidInput(_))
+        ));
     }
 }

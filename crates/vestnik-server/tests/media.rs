@@ -177,6 +177,15 @@ async fn an_object_goes_up_and_down_at_signed_urls_and_only_members_get_it(app: 
         let s3 = app.gw_config.s3_endpoint.as_deref().expect("s3");
         assert!(upload_url.starts_with(s3), "{upload_url}");
         assert!(!upload_url.starts_with(&app.base));
+        // And this server has no blob endpoints to route bytes through.
+        let r = app
+            .http
+            .put(format!("{}/v1/media/blob/x.y", app.base))
+            .body("x")
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(r.status().as_u16(), 404);
         // The bucket lets a browser page on the configured origin PUT and GET.
         for method in ["PUT", "GET"] {
             let pre = app
