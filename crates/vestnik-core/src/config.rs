@@ -100,6 +100,9 @@ pub struct Config {
     pub media_upload_url_secs: i64,
     /// Lifetime of a download URL. default: 300
     pub media_download_url_secs: i64,
+    /// Make JPEG previews of public-channel images (stored in the clear, so
+    /// the server may read them). default: true
+    pub media_public_thumbnails: bool,
     /// clamd's TCP address (host:port): public-channel media is scanned when set. default: none
     pub clamd_addr: Option<String>,
 }
@@ -175,6 +178,7 @@ impl Default for Config {
             media_max_ttl_secs: 30 * 86_400,
             media_upload_url_secs: 3600,
             media_download_url_secs: 300,
+            media_public_thumbnails: true,
             clamd_addr: None,
         }
     }

@@ -41,6 +41,8 @@ pub trait BlobStore: Send + Sync {
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, BlobError>;
     /// Deleting a missing object succeeds, so retries and racing reapers do.
     async fn delete(&self, key: &str) -> Result<(), BlobError>;
+    /// Stores a small object the server made itself (a public image's preview).
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), BlobError>;
     /// The object's bytes as a stream (server-side scanning of public media).
     async fn read(&self, key: &str) -> Result<ByteStream, BlobError>;
     /// Creates what the store needs (bucket, CORS rules); idempotent.

@@ -10,6 +10,7 @@ mod reaper;
 mod s3;
 mod scan;
 mod service;
+mod thumbnail;
 
 pub use blob::{BlobStore, ObjectInfo, UploadSpec};
 pub use error::{BlobError, MediaError};

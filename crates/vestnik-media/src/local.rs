@@ -273,6 +273,22 @@ impl BlobStore for LocalBlobStore {
         }))
     }
 
+    async fn put(&self, key: &str, bytes: Vec<u8>, _content_type: &str) -> Result<(), BlobError> {
+        let target = self.object_path(key)?;
+        let tmp = self
+            .incoming
+            .join(uuid::Uuid::new_v4().simple().to_string());
+        let written = async {
+            tokio::fs::write(&tmp, &bytes).await?;
+            tokio::fs::rename(&tmp, &target).await
+        }
+        .await;
+        if written.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        Ok(written?)
+    }
+
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
         match tokio::fs::remove_file(self.object_path(key)?).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),

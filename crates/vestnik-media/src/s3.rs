@@ -222,6 +222,23 @@ impl BlobStore for S3BlobStore {
         Ok(Some(ObjectInfo { size, sha256 }))
     }
 
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), BlobError> {
+        check_key(key)?;
+        let url = self
+            .bucket
+            .put_object(Some(&self.credentials), key)
+            .sign(Duration::from_secs(60));
+        let res = self
+            .send(
+                self.http
+                    .put(url)
+                    .header("content-type", content_type)
+                    .body(bytes),
+            )
+            .await?;
+        expect_ok(res).await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
         check_key(key)?;
         let url = self

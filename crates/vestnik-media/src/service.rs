@@ -23,6 +23,8 @@ pub struct MediaSettings {
     pub upload_url_secs: i64,
     /// How long a download URL is valid.
     pub download_url_secs: i64,
+    /// Make previews of public-channel images.
+    pub public_thumbnails: bool,
 }
 
 pub struct MediaService {
@@ -150,6 +152,7 @@ impl MediaService {
             created_at: now,
             upload_expires_at: now + url_ms + UPLOAD_GRACE_MS,
             expires_at: now + ttl * 1000,
+            thumbnail_key: None,
         };
         let spec = UploadSpec {
             size: u64::try_from(req.size).unwrap_or(0),
@@ -198,7 +201,7 @@ impl MediaService {
     /// Removes the object, then the row: a crash in between leaves a row the
     /// reaper finishes, never an object nobody accounts for.
     async fn discard(&self, m: &MediaRow) -> Result<(), MediaError> {
-        self.blobs.delete(&m.object_key).await?;
+        self.delete_objects(m).await?;
         self.store.delete_media(&m.id).await?;
         Ok(())
     }
@@ -225,15 +228,26 @@ impl MediaService {
             };
             return Err(MediaError::Mismatch(why));
         }
-        if let Some(ScanVerdict::Infected(name)) = self.scan_if_public(&m).await? {
-            self.discard(&m).await?;
-            return Err(MediaError::Infected(name));
+        let public = self.is_public(&m).await?;
+        if public {
+            if let Some(ScanVerdict::Infected(name)) = self.scan(&m).await? {
+                self.discard(&m).await?;
+                return Err(MediaError::Infected(name));
+            }
         }
-        if !self
+        let thumbnail_key = if public && m.class == "image" && self.settings.public_thumbnails {
+            self.make_thumbnail(&m).await
+        } else {
+            None
+        };
+        let ready = self
             .store
-            .mark_media_ready(&m.id, self.clock.now_ms())
-            .await?
-        {
+            .mark_media_ready(&m.id, self.clock.now_ms(), thumbnail_key.as_deref())
+            .await?;
+        if !ready {
+            if let Some(k) = &thumbnail_key {
+                let _ = self.blobs.delete(k).await;
+            }
             return Err(MediaError::UploadExpired);
         }
         metrics::counter!("vestnik_media_completed_total").increment(1);
@@ -244,18 +258,20 @@ impl MediaService {
     }
 
     /// Public-channel media is plaintext by design, so the server may look
-    /// at it: through clamd when one is configured. Encrypted media is never
-    /// read.
-    async fn scan_if_public(&self, m: &MediaRow) -> Result<Option<ScanVerdict>, MediaError> {
+    /// at it (clamd, previews). Encrypted media is never read.
+    async fn is_public(&self, m: &MediaRow) -> Result<bool, MediaError> {
+        Ok(self
+            .store
+            .conversation(&m.conversation_id)
+            .await?
+            .is_some_and(|c| c.kind == "channel" && c.visibility.as_deref() == Some("public")))
+    }
+
+    /// The clamd verdict, when clamd is configured.
+    async fn scan(&self, m: &MediaRow) -> Result<Option<ScanVerdict>, MediaError> {
         let Some(scanner) = &self.scanner else {
             return Ok(None);
         };
-        let Some(c) = self.store.conversation(&m.conversation_id).await? else {
-            return Ok(None);
-        };
-        if !(c.kind == "channel" && c.visibility.as_deref() == Some("public")) {
-            return Ok(None);
-        }
         let stream = self.blobs.read(&m.object_key).await?;
         match scanner.scan(stream).await {
             Ok(v) => Ok(Some(v)),
@@ -264,6 +280,48 @@ impl MediaService {
                 Err(MediaError::ScannerUnavailable)
             }
         }
+    }
+
+    /// A JPEG preview of a public image, stored next to it. Best effort: an
+    /// image that does not decode simply has none.
+    async fn make_thumbnail(&self, m: &MediaRow) -> Option<String> {
+        if m.size > crate::thumbnail::MAX_SOURCE_BYTES {
+            return None;
+        }
+        let bytes = match self.read_all(&m.object_key).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, media = %m.id, "reading an image for its preview failed");
+                return None;
+            }
+        };
+        let jpeg = tokio::task::spawn_blocking(move || crate::thumbnail::jpeg_preview(&bytes))
+            .await
+            .ok()
+            .flatten()?;
+        let key = format!("{}-thumb", m.object_key);
+        match self.blobs.put(&key, jpeg, "image/jpeg").await {
+            Ok(()) => Some(key),
+            Err(e) => {
+                tracing::warn!(error = %e, media = %m.id, "storing a preview failed");
+                None
+            }
+        }
+    }
+
+    async fn read_all(&self, key: &str) -> Result<Vec<u8>, MediaError> {
+        use futures::TryStreamExt;
+        let chunks: Vec<bytes::Bytes> = self.blobs.read(key).await?.try_collect().await?;
+        Ok(chunks.concat())
+    }
+
+    /// The object and its preview; missing ones count as deleted.
+    async fn delete_objects(&self, m: &MediaRow) -> Result<(), MediaError> {
+        if let Some(t) = &m.thumbnail_key {
+            self.blobs.delete(t).await?;
+        }
+        self.blobs.delete(&m.object_key).await?;
+        Ok(())
     }
 
     /// A member's view of a media item that is ready and not expired.
@@ -299,14 +357,18 @@ impl MediaService {
         id: &str,
     ) -> Result<MediaDownload, MediaError> {
         let m = self.visible(user_id, id).await?;
-        let download = self.blobs.presign_get(
-            &m.object_key,
-            secs(self.settings.download_url_secs),
-            self.clock.now_ms(),
-        )?;
+        let ttl = secs(self.settings.download_url_secs);
+        let now = self.clock.now_ms();
+        let download = self.blobs.presign_get(&m.object_key, ttl, now)?;
+        let thumbnail = m
+            .thumbnail_key
+            .as_deref()
+            .map(|k| self.blobs.presign_get(k, ttl, now))
+            .transpose()?;
         Ok(MediaDownload {
             media: info(&m),
             download,
+            thumbnail,
         })
     }
 
@@ -334,7 +396,7 @@ impl MediaService {
             .await?;
         let mut removed = 0;
         for m in &due {
-            match self.blobs.delete(&m.object_key).await {
+            match self.delete_objects(m).await {
                 Ok(()) => {
                     if self.store.delete_media(&m.id).await?.is_some() {
                         removed += 1;

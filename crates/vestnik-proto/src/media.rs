@@ -56,6 +56,9 @@ pub struct MediaInfo {
 pub struct MediaDownload {
     pub media: MediaInfo,
     pub download: SignedRequest,
+    /// A server-made JPEG preview (public-channel images only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<SignedRequest>,
 }
 
 /// The caller's storage use.

@@ -44,6 +44,7 @@ pub const KEYS: &[&str] = &[
     "media_max_ttl_secs",
     "media_upload_url_secs",
     "media_download_url_secs",
+    "media_public_thumbnails",
     "clamd_addr",
 ];
 

@@ -222,6 +222,7 @@ async fn media(
             max_ttl_secs: config.media_max_ttl_secs,
             upload_url_secs: config.media_upload_url_secs,
             download_url_secs: config.media_download_url_secs,
+            public_thumbnails: config.media_public_thumbnails,
         },
         config
             .clamd_addr

@@ -47,6 +47,7 @@ media_backends!(
     tampered_expired_and_foreign_urls_are_refused,
     the_quota_counts_pending_and_ready_media_and_deletes_release_it,
     the_reaper_removes_expired_media_and_abandoned_uploads,
+    public_channel_images_get_a_server_made_preview_and_encrypted_ones_do_not,
 );
 
 fn tune(c: &mut Config) {
@@ -638,4 +639,50 @@ async fn public_channel_uploads_are_scanned_and_infected_ones_refused_s3_postgre
     if let Some(app) = app {
         public_channel_uploads_are_scanned_and_infected_ones_refused(app).await;
     }
+}
+
+async fn public_channel_images_get_a_server_made_preview_and_encrypted_ones_do_not(app: TestApp) {
+    let (alice, bob) = (
+        user(&app, "alice@example.org").await,
+        user(&app, "bob@example.org").await,
+    );
+    let img = image::RgbImage::from_fn(1000, 500, |x, y| image::Rgb([x as u8, y as u8, 99]));
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("png");
+
+    let channel = conversation(&app, &alice, "channel", &[&bob]).await;
+    let id = upload(&app, &alice, &channel, &png).await;
+    let d = app.get_auth(&format!("/v1/media/{id}"), &bob.token).await;
+    assert_eq!(d.status, 200, "{:?}", d.body);
+    let (status, jpeg) = fetch(&app, &d.body["thumbnail"], None).await;
+    assert_eq!(status, 200);
+    let preview = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)
+        .expect("a JPEG preview");
+    assert_eq!((preview.width(), preview.height()), (320, 160));
+
+    // Deleting the media deletes its preview too.
+    let r = app
+        .send(
+            Method::DELETE,
+            &format!("/v1/media/{id}"),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let gone = app
+        .gw
+        .media
+        .blobs()
+        .head(&format!("m/{id}-thumb"))
+        .await
+        .expect("head");
+    assert!(gone.is_none(), "preview deleted");
+
+    // In a group the same bytes are (to the server) ciphertext: no preview.
+    let group = conversation(&app, &alice, "group", &[&bob]).await;
+    let id = upload(&app, &alice, &group, &png).await;
+    let d = app.get_auth(&format!("/v1/media/{id}"), &bob.token).await;
+    assert!(d.body.get("thumbnail").is_none(), "{:?}", d.body);
 }

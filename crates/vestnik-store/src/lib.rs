@@ -289,8 +289,14 @@ pub trait MediaStore: Send + Sync {
     /// unless that would pass `quota` bytes.
     async fn create_media(&self, media: &MediaRow, quota: i64) -> Result<MediaCreate>;
     async fn media(&self, id: &str) -> Result<Option<MediaRow>>;
-    /// Pending → ready while the upload window is open; false otherwise.
-    async fn mark_media_ready(&self, id: &str, now: i64) -> Result<bool>;
+    /// Pending → ready (with its preview's object, if one was made) while the
+    /// upload window is open; false otherwise.
+    async fn mark_media_ready(
+        &self,
+        id: &str,
+        now: i64,
+        thumbnail_key: Option<&str>,
+    ) -> Result<bool>;
     /// Deletes the row and takes its size off the owner's usage; returns the
     /// row when this call deleted it (so exactly one of several concurrent
     /// deleters, e.g. reapers on two nodes, releases the usage).

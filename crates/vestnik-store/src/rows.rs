@@ -348,6 +348,8 @@ pub struct MediaRow {
     /// A pending upload not completed by then is abandoned.
     pub upload_expires_at: i64,
     pub expires_at: i64,
+    /// The server-made preview's object (public-channel images).
+    pub thumbnail_key: Option<String>,
 }
 
 /// Why a media row could not be created.

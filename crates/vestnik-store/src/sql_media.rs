@@ -29,8 +29,8 @@ macro_rules! impl_media_store {
                     return Ok($crate::MediaCreate::OverQuota { used });
                 }
                 sqlx::query(
-                    "INSERT INTO media (id, owner_id, conversation_id, object_key, size, sha256, class, state, created_at, upload_expires_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    "INSERT INTO media (id, owner_id, conversation_id, object_key, size, sha256, class, state, created_at, upload_expires_at, expires_at, thumbnail_key)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(&m.id)
                 .bind(&m.owner_id)
@@ -43,6 +43,7 @@ macro_rules! impl_media_store {
                 .bind(m.created_at)
                 .bind(m.upload_expires_at)
                 .bind(m.expires_at)
+                .bind(&m.thumbnail_key)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -56,10 +57,11 @@ macro_rules! impl_media_store {
                     .await?)
             }
 
-            async fn mark_media_ready(&self, id: &str, now: i64) -> $crate::Result<bool> {
-                let r = sqlx::query("UPDATE media SET state = 'ready' WHERE id = $1 AND state = 'pending' AND upload_expires_at > $2")
+            async fn mark_media_ready(&self, id: &str, now: i64, thumbnail_key: Option<&str>) -> $crate::Result<bool> {
+                let r = sqlx::query("UPDATE media SET state = 'ready', thumbnail_key = $3 WHERE id = $1 AND state = 'pending' AND upload_expires_at > $2")
                     .bind(id)
                     .bind(now)
+                    .bind(thumbnail_key)
                     .execute(self.write())
                     .await?;
                 Ok(r.rows_affected() == 1)
@@ -109,7 +111,7 @@ pub(crate) use impl_media_store;
 
 macro_rules! media_columns {
     () => {
-        "id, owner_id, conversation_id, object_key, size, sha256, class, state, created_at, upload_expires_at, expires_at"
+        "id, owner_id, conversation_id, object_key, size, sha256, class, state, created_at, upload_expires_at, expires_at, thumbnail_key"
     };
 }
 pub(crate) use media_columns;

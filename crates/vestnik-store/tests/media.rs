@@ -20,6 +20,7 @@ fn media(id: &str, size: i64) -> MediaRow {
         created_at: 1_000,
         upload_expires_at: 2_000,
         expires_at: 10_000,
+        thumbnail_key: None,
     }
 }
 
@@ -44,8 +45,26 @@ async fn quota_holds_under_concurrent_grants_and_deletes_release_once(store: Arc
     assert_eq!(store.media_usage("ua").await.expect("usage"), 1_000);
 
     // Completing is allowed only inside the upload window, once.
-    assert!(store.mark_media_ready("m0", 1_500).await.expect("ready"));
-    assert!(!store.mark_media_ready("m0", 1_500).await.expect("again"));
+    assert!(
+        !store
+            .mark_media_ready("m1", 2_000, None)
+            .await
+            .expect("late"),
+        "window closed"
+    );
+    assert!(store
+        .mark_media_ready("m0", 1_500, Some("m/m0-thumb"))
+        .await
+        .expect("ready"));
+    assert!(!store
+        .mark_media_ready("m0", 1_500, None)
+        .await
+        .expect("again"));
+    let m0 = store.media("m0").await.expect("media").expect("row");
+    assert_eq!(
+        (m0.state.as_str(), m0.thumbnail_key.as_deref()),
+        ("ready", Some("m/m0-thumb"))
+    );
 
     // Expired (m0 at 10,000) and abandoned pending uploads (at 2,000) are reapable.
     let reapable = store.reapable_media(2_000, 100).await.expect("reapable");

@@ -13,7 +13,9 @@ CREATE TABLE media (
     state TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     upload_expires_at BIGINT NOT NULL,
-    expires_at BIGINT NOT NULL
+    expires_at BIGINT NOT NULL,
+    -- A server-made preview (public-channel images only).
+    thumbnail_key TEXT
 );
 CREATE INDEX media_expires ON media (expires_at);
 CREATE INDEX media_pending ON media (state, upload_expires_at);
