@@ -61,6 +61,10 @@ fn code_for(mail: &Path, email: &str) -> Option<String> {
 }
 
 fn chat(profile: &Path, server: &Server, args: &[&str]) -> Output {
+    chat_env(profile, server, args, &[])
+}
+
+fn chat_env(profile: &Path, server: &Server, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(BIN)
         .arg("--profile")
         .arg(profile)
@@ -68,6 +72,7 @@ fn chat(profile: &Path, server: &Server, args: &[&str]) -> Output {
         .arg(&server.base)
         .args(args)
         .env("VESTNIK_PASSWORD", PW)
+        .envs(env.iter().copied())
         .output()
         .expect("run vestnik-chat")
 }
@@ -387,15 +392,7 @@ async fn a_100_mib_file_travels_encrypted_through_the_terminal_client_in_bounded
         register(&alice, server, "alice@example.org");
         register(&bob, server, "bob@example.org");
         let with_rss = |profile: &Path, args: &[&str]| {
-            Command::new(BIN)
-                .arg("--profile")
-                .arg(profile)
-                .arg("--server")
-                .arg(&server.base)
-                .args(args)
-                .env("VESTNIK_REPORT_PEAK_RSS", "1")
-                .output()
-                .expect("run vestnik-chat")
+            chat_env(profile, server, args, &[("VESTNIK_REPORT_PEAK_RSS", "1")])
         };
         let sent = with_rss(
             &alice,

@@ -145,32 +145,14 @@ impl ObjectChunks {
 }
 
 fn make_thumbnail(path: &Path) -> Option<Thumbnail> {
-    use image::ImageReader;
     let bytes = std::fs::read(path).ok()?;
-    let mut reader = ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .ok()?;
-    // Decompression bombs: refuse huge canvases before allocating them.
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(16_384);
-    limits.max_image_height = Some(16_384);
-    limits.max_alloc = Some(256 << 20);
-    reader.limits(limits);
-    let img = reader.decode().ok()?;
-    let (width, height) = (img.width(), img.height());
-    for (edge, quality) in [(THUMBNAIL_EDGE, 70u8), (THUMBNAIL_EDGE / 2, 60)] {
-        let small = img.thumbnail(edge, edge).to_rgb8();
-        let mut jpeg = Vec::new();
-        let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality);
-        if small.write_with_encoder(encoder).is_ok() && jpeg.len() <= THUMBNAIL_MAX_JPEG_BYTES {
-            return Some(Thumbnail {
-                jpeg: base64::engine::general_purpose::STANDARD.encode(&jpeg),
-                width,
-                height,
-            });
-        }
-    }
-    None
+    let attempts = [(THUMBNAIL_EDGE, 70), (THUMBNAIL_EDGE / 2, 60)];
+    let p = vestnik_preview::jpeg_preview(&bytes, &attempts, THUMBNAIL_MAX_JPEG_BYTES)?;
+    Some(Thumbnail {
+        jpeg: base64::engine::general_purpose::STANDARD.encode(&p.jpeg),
+        width: p.width,
+        height: p.height,
+    })
 }
 
 fn display_name(path: &Path) -> String {
@@ -507,11 +489,8 @@ impl Client {
         options: &FileOptions,
     ) -> Result<(SentMessage, Attachment)> {
         let conversation_id = self.conversation_with(peer_user_id).await?;
-        let a = self.upload_file(&conversation_id, path, options).await?;
-        let sent = self
-            .send_and_wait(Target::Peer(peer_user_id), &caption(options, &a), Some(&a))
-            .await?;
-        Ok((sent, a))
+        self.upload_and_send(Target::Peer(peer_user_id), &conversation_id, path, options)
+            .await
     }
 
     /// [`Client::send_file`] into a group (Megolm).
@@ -521,15 +500,13 @@ impl Client {
         path: &Path,
         options: &FileOptions,
     ) -> Result<(SentMessage, Attachment)> {
-        let a = self.upload_file(conversation_id, path, options).await?;
-        let sent = self
-            .send_and_wait(
-                Target::Group(conversation_id),
-                &caption(options, &a),
-                Some(&a),
-            )
-            .await?;
-        Ok((sent, a))
+        self.upload_and_send(
+            Target::Group(conversation_id),
+            conversation_id,
+            path,
+            options,
+        )
+        .await
     }
 
     /// [`Client::send_file`] as a channel post (owner or publisher): in the
@@ -540,14 +517,27 @@ impl Client {
         path: &Path,
         options: &FileOptions,
     ) -> Result<(SentMessage, Attachment)> {
+        // Learns (and remembers) whether the channel is public first.
         self.inner.channel_is_public(conversation_id).await?;
+        self.upload_and_send(
+            Target::Channel(conversation_id),
+            conversation_id,
+            path,
+            options,
+        )
+        .await
+    }
+
+    async fn upload_and_send(
+        &self,
+        target: Target<'_>,
+        conversation_id: &str,
+        path: &Path,
+        options: &FileOptions,
+    ) -> Result<(SentMessage, Attachment)> {
         let a = self.upload_file(conversation_id, path, options).await?;
         let sent = self
-            .send_and_wait(
-                Target::Channel(conversation_id),
-                &caption(options, &a),
-                Some(&a),
-            )
+            .send_and_wait(target, &caption(options, &a), Some(&a))
             .await?;
         Ok((sent, a))
     }

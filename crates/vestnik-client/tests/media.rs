@@ -30,7 +30,7 @@ macro_rules! media_backends {
                        c.s3_endpoint = Some(s3.endpoint.clone());
                        c.s3_access_key = Some(s3.access_key.clone());
                        c.s3_secret_key = Some(s3.secret_key.clone());
-                       c.s3_bucket = format!("vct-{}", &uuid::Uuid::new_v4().simple().to_string()[..20]);
+                       c.s3_bucket = s3.bucket.clone();
                    }).await;
                    match server {
                        Some(s) => super::$name(s).await,

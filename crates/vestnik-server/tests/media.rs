@@ -29,11 +29,7 @@ macro_rules! media_backends {
                    let Some(s3) = vestnik_testkit::s3_server() else { return };
                    let app = crate::common::spawn_app_with(crate::common::Backend::PostgresRedis, |c| {
                        super::tune(c);
-                       c.s3_endpoint = Some(s3.endpoint.clone());
-                       c.s3_access_key = Some(s3.access_key.clone());
-                       c.s3_secret_key = Some(s3.secret_key.clone());
-                       c.s3_bucket = format!("vt-{}", &uuid::Uuid::new_v4().simple().to_string()[..20]);
-                       c.cors_origins = vec!["http://127.0.0.1:9".into()];
+                       super::use_s3(c, &s3);
                    }).await;
                    if let Some(app) = app { super::$name(app).await }
                } )*
@@ -49,6 +45,15 @@ media_backends!(
     the_reaper_removes_expired_media_and_abandoned_uploads,
     public_channel_images_get_a_server_made_preview_and_encrypted_ones_do_not,
 );
+
+/// Media on the test S3 server.
+fn use_s3(c: &mut Config, s3: &vestnik_testkit::S3Server) {
+    c.s3_endpoint = Some(s3.endpoint.clone());
+    c.s3_access_key = Some(s3.access_key.clone());
+    c.s3_secret_key = Some(s3.secret_key.clone());
+    c.s3_bucket = s3.bucket.clone();
+    c.cors_origins = vec!["http://127.0.0.1:9".into()];
+}
 
 fn tune(c: &mut Config) {
     c.media_max_bytes = 1 << 20;
@@ -630,10 +635,7 @@ async fn public_channel_uploads_are_scanned_and_infected_ones_refused_s3_postgre
     let app = common::spawn_app_with(common::Backend::PostgresRedis, |c| {
         tune(c);
         c.clamd_addr = Some(clamd);
-        c.s3_endpoint = Some(s3.endpoint.clone());
-        c.s3_access_key = Some(s3.access_key.clone());
-        c.s3_secret_key = Some(s3.secret_key.clone());
-        c.s3_bucket = format!("vt-{}", &uuid::Uuid::new_v4().simple().to_string()[..20]);
+        use_s3(c, &s3);
     })
     .await;
     if let Some(app) = app {

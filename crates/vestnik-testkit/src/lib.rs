@@ -53,6 +53,10 @@ pub struct S3Server {
     pub endpoint: String,
     pub access_key: String,
     pub secret_key: String,
+    /// One bucket for every test (`VESTNIK_TEST_S3_BUCKET`): object keys are
+    /// unique ids, and SeaweedFS gives each bucket volumes of its own, so a
+    /// bucket per test would exhaust them.
+    pub bucket: String,
 }
 
 /// The test S3 server if it accepts connections. None outside CI when it
@@ -63,6 +67,7 @@ pub fn s3_server() -> Option<S3Server> {
         endpoint: env("VESTNIK_TEST_S3_URL", "http://127.0.0.1:8333"),
         access_key: env("VESTNIK_TEST_S3_ACCESS_KEY", "vestnik"),
         secret_key: env("VESTNIK_TEST_S3_SECRET_KEY", "vestnik-secret"),
+        bucket: env("VESTNIK_TEST_S3_BUCKET", "vestnik-test-media"),
     };
     let addr = s
         .endpoint
