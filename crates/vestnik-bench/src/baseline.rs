@@ -50,6 +50,10 @@ pub struct Opts {
     /// Outbox rows per message (envelopes)
     #[arg(long, default_value_t = 3)]
     pub envelopes: usize,
+    /// Receipt rows per message in the full-cycle test (queued to the
+    /// sender's devices, then deleted when they ack)
+    #[arg(long, default_value_t = 2)]
+    pub receipts: usize,
     /// Concurrent PostgreSQL writers (the server runs 4)
     #[arg(long, default_value_t = 4)]
     pub pg_writers: usize,
@@ -244,6 +248,152 @@ async fn pg_inserts(url: &str, opts: &Opts, batch: usize, writers: usize) -> any
     v["writers"] = json!(writers);
     v["messages_per_commit"] = json!(batch);
     Ok(v)
+}
+
+/// Deletes outbox rows by (device, id) as the server's ack does.
+async fn pg_delete_rows(
+    conn: &mut sqlx::PgConnection,
+    suffix: &str,
+    rows: &[(i64, String)],
+) -> anyhow::Result<()> {
+    for chunk in rows.chunks(1000) {
+        let mut q = QueryBuilder::<sqlx::Postgres>::new(format!(
+            "DELETE FROM bench_outbox_{suffix} WHERE id IN (SELECT o.id FROM bench_outbox_{suffix} o JOIN ("
+        ));
+        q.push_values(chunk, |mut r, (id, device)| {
+            r.push_bind(device.as_str()).push_bind(*id);
+        });
+        q.push(") AS v ON o.id = v.column2 AND o.device_id = v.column1)");
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Inserts outbox rows (device, message id, body); returns (id, device).
+async fn pg_insert_rows(
+    conn: &mut sqlx::PgConnection,
+    suffix: &str,
+    kind: &str,
+    rows: &[(String, String, String)],
+) -> anyhow::Result<Vec<(i64, String)>> {
+    let mut ids = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(1000) {
+        let mut q = QueryBuilder::<sqlx::Postgres>::new(format!(
+            "INSERT INTO bench_outbox_{suffix} (device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at, expires_at) "
+        ));
+        q.push_values(chunk, |mut r, o| {
+            r.push_bind(o.0.as_str())
+                .push_bind(kind)
+                .push_bind(o.1.as_str())
+                .push_bind("c")
+                .push_bind(1i64)
+                .push_bind("u")
+                .push_bind("s")
+                .push_bind(1i64)
+                .push_bind(o.2.as_str())
+                .push_bind(0i64)
+                .push_bind(0i64);
+        });
+        q.push(" RETURNING id, device_id");
+        let mut got: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        ids.append(&mut got);
+    }
+    Ok(ids)
+}
+
+/// The database work of the whole 1:1 protocol per message, batched as the
+/// server batches it, with nothing else running: commit 1 stores the
+/// message and its envelopes; commit 2 deletes the envelopes (the
+/// recipients' acks) and queues the receipts; commit 3 deletes the receipts
+/// (the sender's acks). The ceiling the database alone puts on throughput.
+async fn pg_full_cycle(
+    url: &str,
+    opts: &Opts,
+    batch: usize,
+    writers: usize,
+) -> anyhow::Result<Value> {
+    let suffix = rand_suffix();
+    let mut admin = sqlx::PgConnection::connect(url).await?;
+    for s in schema(&suffix, "BIGSERIAL PRIMARY KEY") {
+        sqlx::query(&s).execute(&mut admin).await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(opts.duration);
+    let mut tasks = Vec::new();
+    for w in 0..writers.max(1) {
+        let (url, suffix, envelopes, receipts) = (
+            url.to_owned(),
+            suffix.clone(),
+            opts.envelopes,
+            opts.receipts,
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut conn = sqlx::PgConnection::connect(&url).await?;
+            let (mut h, mut n, mut cycles) = (histogram(), 0u64, 0u64);
+            let body = body();
+            while Instant::now() < deadline && cycles < 10_000_000 {
+                let b = make_batch(batch, envelopes, w, &mut n, &body);
+                let t = now_ns();
+                let mut tx = conn.begin().await?;
+                let mut q = QueryBuilder::<sqlx::Postgres>::new(format!(
+                    "INSERT INTO bench_messages_{suffix} (id, conversation_id, seq, sender_user_id, sender_device_id, client_msg_id, created_at) "
+                ));
+                q.push_values(&b.messages, |mut r, m| {
+                    r.push_bind(m[0].as_str())
+                        .push_bind(m[1].as_str())
+                        .push_bind(1i64)
+                        .push_bind(m[2].as_str())
+                        .push_bind(m[2].as_str())
+                        .push_bind(m[3].as_str())
+                        .push_bind(0i64);
+                });
+                q.build().execute(&mut *tx).await?;
+                let envelope_ids = pg_insert_rows(&mut tx, &suffix, "message", &b.outbox).await?;
+                tx.commit().await?;
+
+                let receipt_rows: Vec<(String, String, String)> = b
+                    .messages
+                    .iter()
+                    .flat_map(|m| {
+                        (0..receipts).map(move |r| (format!("{}{r}", m[2]), m[0].clone(), "[]".to_owned()))
+                    })
+                    .collect();
+                let mut tx = conn.begin().await?;
+                pg_delete_rows(&mut tx, &suffix, &envelope_ids).await?;
+                let receipt_ids = pg_insert_rows(&mut tx, &suffix, "receipt", &receipt_rows).await?;
+                tx.commit().await?;
+
+                let mut tx = conn.begin().await?;
+                pg_delete_rows(&mut tx, &suffix, &receipt_ids).await?;
+                tx.commit().await?;
+                record(&mut h, now_ns() - t);
+                cycles += 1;
+            }
+            Ok::<_, anyhow::Error>((n, cycles, h))
+        }));
+    }
+    let t0 = Instant::now();
+    let (mut msgs, mut cycles, mut h) = (0, 0, histogram());
+    for t in tasks {
+        let (n, c, hh) = t.await??;
+        msgs += n;
+        cycles += c;
+        let _ = h.add(hh);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    for t in ["messages", "outbox"] {
+        sqlx::query(&format!("DROP TABLE bench_{t}_{suffix}"))
+            .execute(&mut admin)
+            .await?;
+    }
+    Ok(json!({
+        "messages_per_sec": round2(msgs as f64 / secs),
+        "commits_per_sec": round2((cycles * 3) as f64 / secs),
+        "cycle_latency": summary(&h),
+        "writers": writers,
+        "messages_per_cycle": batch,
+        "envelopes": opts.envelopes,
+        "receipts": opts.receipts,
+    }))
 }
 
 async fn sqlite_inserts(dir: &std::path::Path, opts: &Opts, batch: usize) -> anyhow::Result<Value> {
@@ -587,6 +737,14 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
             "postgres_batched".into(),
             pg_inserts(url, &opts, opts.batch, opts.pg_writers).await?,
         );
+        eprintln!(
+            "[baseline] PostgreSQL full cycle: store, ack + {} receipts, receipt acks",
+            opts.receipts
+        );
+        measured.insert(
+            "postgres_full_cycle".into(),
+            pg_full_cycle(url, &opts, opts.batch, opts.pg_writers).await?,
+        );
         eprintln!("[baseline] PostgreSQL: 1 writer, 1 message a commit");
         measured.insert(
             "postgres_single".into(),
@@ -620,6 +778,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
         "duration_secs": opts.duration,
         "messages_per_commit": opts.batch,
         "envelopes": opts.envelopes,
+        "receipts": opts.receipts,
     });
     common::emit(
         &common::result("baseline", config, Value::Object(measured)),

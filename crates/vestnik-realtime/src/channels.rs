@@ -50,9 +50,7 @@ impl Realtime {
             group_body: Some((msg_type, body.clone())),
         };
         let (tx, rx) = oneshot::channel();
-        self.writer
-            .try_send((new, tx))
-            .map_err(|_| RealtimeError::Unavailable)?;
+        self.writer.submit(new, tx)?;
         let stored = rx.await.map_err(|_| RealtimeError::Unavailable)??;
         if !stored.duplicate {
             metrics::counter!("vestnik_channel_posts_total").increment(1);

@@ -5,6 +5,7 @@
 
 mod batcher;
 mod channels;
+mod context_cache;
 mod error;
 mod groups;
 mod hub;

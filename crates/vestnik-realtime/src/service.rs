@@ -53,10 +53,11 @@ pub struct Realtime {
     presence: Arc<dyn Presence>,
     bus: Arc<dyn EventBus>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) writer: batcher::Queue<NewMessage, vestnik_store::StoredMessage>,
+    pub(crate) writer: batcher::SendQueues,
     acks: batcher::Queue<vestnik_store::AckBatchItem, Vec<OutboxRow>>,
     pub(crate) settings: RealtimeSettings,
     ephemeral_limiter: vestnik_bus::MemoryRateLimiter,
+    contexts: crate::context_cache::ContextCache,
 }
 
 /// Routed frames per stream entry.
@@ -246,6 +247,7 @@ impl Realtime {
             acks,
             settings,
             ephemeral_limiter,
+            contexts: Default::default(),
         })
     }
 
@@ -433,6 +435,37 @@ impl Realtime {
         Ok(())
     }
 
+    /// The send context: a node-local copy for a direct conversation when the
+    /// sender addressed exactly the devices it lists, else the database's.
+    async fn send_context_for(
+        &self,
+        auth: &SessionAuth,
+        msg: &SendMessage,
+    ) -> Result<Arc<vestnik_store::SendContext>, RealtimeError> {
+        if msg.kind == SendKind::Message {
+            if let Some(ctx) = self.contexts.get(&msg.conversation_id, &auth.user_id) {
+                let expected: BTreeSet<&str> = ctx
+                    .devices
+                    .iter()
+                    .map(|d| d.device_id.as_str())
+                    .filter(|d| *d != auth.device_id)
+                    .collect();
+                let given: BTreeSet<&str> =
+                    msg.envelopes.iter().map(|e| e.device_id.as_str()).collect();
+                if expected == given || ctx.blocked {
+                    return Ok(ctx);
+                }
+            }
+        }
+        let ctx = Arc::new(
+            self.store
+                .send_context(&msg.conversation_id, &auth.user_id)
+                .await?,
+        );
+        self.contexts.put(&msg.conversation_id, &auth.user_id, &ctx);
+        Ok(ctx)
+    }
+
     /// Checks the sender may write here and encrypted for exactly the current
     /// devices, stores the message (batched), pushes it to online devices.
     pub async fn send(&self, auth: &SessionAuth, msg: SendMessage) -> Result<Sent, RealtimeError> {
@@ -440,10 +473,7 @@ impl Realtime {
         if msg.kind == SendKind::Channel {
             return self.publish(auth, msg).await;
         }
-        let ctx = self
-            .store
-            .send_context(&msg.conversation_id, &auth.user_id)
-            .await?;
+        let ctx = self.send_context_for(auth, &msg).await?;
         if !ctx.members.contains(&auth.user_id) {
             return Err(RealtimeError::NotMember);
         }
@@ -468,7 +498,7 @@ impl Realtime {
         } else {
             None
         };
-        let devices = ctx.devices;
+        let devices = &ctx.devices;
         let expected: BTreeSet<&str> = devices
             .iter()
             .filter(|d| addressable.as_ref().is_none_or(|u| u.contains(&d.user_id)))
@@ -499,8 +529,9 @@ impl Realtime {
             }
             return Err(RealtimeError::DeviceListStale(
                 devices
-                    .into_iter()
+                    .iter()
                     .filter(|d| addressable.as_ref().is_none_or(|u| u.contains(&d.user_id)))
+                    .cloned()
                     .map(public)
                     .collect(),
             ));
@@ -534,9 +565,7 @@ impl Realtime {
         };
         let (tx, rx) = oneshot::channel();
         let envelopes = new.envelopes.clone();
-        self.writer
-            .try_send((new, tx))
-            .map_err(|_| RealtimeError::Unavailable)?;
+        self.writer.submit(new, tx)?;
         let stored = rx.await.map_err(|_| RealtimeError::Unavailable)??;
         if !stored.duplicate {
             metrics::counter!("vestnik_messages_stored_total").increment(1);
@@ -630,6 +659,7 @@ impl Realtime {
     /// Tells everyone who shares a conversation with `user_id` (and the user's
     /// own devices) that the user's device list changed.
     pub async fn devices_changed(&self, user_id: &str) {
+        self.contexts.forget_user(user_id);
         let partners = match self.store.partners_of(user_id).await {
             Ok(p) => p,
             Err(e) => {
@@ -938,9 +968,11 @@ impl Realtime {
         if !ids::is_valid_id(user_id) || user_id == auth.user_id {
             return Err(RealtimeError::NoSuchUser);
         }
-        Ok(self
-            .store
+        self.store
             .set_block(&auth.user_id, user_id, on, self.clock.now_ms())
-            .await?)
+            .await?;
+        // Blocks are checked from cached contexts: drop this node's copies.
+        self.contexts.forget_user(&auth.user_id);
+        Ok(())
     }
 }

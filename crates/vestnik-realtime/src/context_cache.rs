@@ -1,0 +1,97 @@
+//! A node-local, short-lived copy of the send context of direct
+//! conversations, so a busy chat does not read its members, devices and
+//! blocks from the database for every message.
+//!
+//! Only direct conversations are kept: their members never change. The
+//! copy is trusted only when the sender addressed exactly the devices it
+//! lists; on any difference the caller reads the database again, so a new
+//! or removed device never earns the sender a false "device list stale".
+//! What a copy can get wrong, for at most [`TTL`]: a block or unblock made
+//! on another node, and an envelope accepted for a device revoked meanwhile
+//! (whose sessions are already gone, so it cannot fetch it).
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use vestnik_store::SendContext;
+
+pub const TTL: Duration = Duration::from_secs(1);
+/// Entries kept at most; past this the cache is emptied (cheap, and rare).
+const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Default)]
+pub struct ContextCache {
+    entries: Mutex<HashMap<(String, String), (Instant, Arc<SendContext>)>>,
+}
+
+impl ContextCache {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (Instant, Arc<SendContext>)>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A fresh-enough copy for (conversation, sender), if any.
+    pub fn get(&self, conversation_id: &str, sender: &str) -> Option<Arc<SendContext>> {
+        let key = (conversation_id.to_owned(), sender.to_owned());
+        let mut map = self.lock();
+        match map.get(&key) {
+            Some((at, ctx)) if at.elapsed() < TTL => Some(ctx.clone()),
+            Some(_) => {
+                map.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keeps a direct conversation's context; others are not cached.
+    pub fn put(&self, conversation_id: &str, sender: &str, ctx: &Arc<SendContext>) {
+        if ctx.kind != "direct" {
+            return;
+        }
+        let mut map = self.lock();
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(
+            (conversation_id.to_owned(), sender.to_owned()),
+            (Instant::now(), ctx.clone()),
+        );
+    }
+
+    /// Forgets every copy involving `user_id` (a block or a device change
+    /// made on this node takes effect here at once).
+    pub fn forget_user(&self, user_id: &str) {
+        self.lock().retain(|(_, sender), (_, ctx)| {
+            sender != user_id && !ctx.members.iter().any(|m| m == user_id)
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(kind: &str) -> Arc<SendContext> {
+        Arc::new(SendContext {
+            members: vec!["a".into(), "b".into()],
+            kind: kind.into(),
+            ..SendContext::default()
+        })
+    }
+
+    #[test]
+    fn only_direct_contexts_are_kept_and_they_can_be_forgotten() {
+        let c = ContextCache::default();
+        c.put("g", "a", &ctx("group"));
+        assert!(c.get("g", "a").is_none());
+        c.put("d", "a", &ctx("direct"));
+        assert!(c.get("d", "a").is_some());
+        assert!(c.get("d", "b").is_none(), "per sender");
+        c.forget_user("b");
+        assert!(c.get("d", "a").is_none(), "b is a member");
+    }
+}
