@@ -19,15 +19,16 @@ pub const TTL: Duration = Duration::from_secs(1);
 /// Entries kept at most; past this the cache is emptied (cheap, and rare).
 const MAX_ENTRIES: usize = 100_000;
 
+/// (conversation, sender) → (when read, context).
+type Entries = HashMap<(String, String), (Instant, Arc<SendContext>)>;
+
 #[derive(Default)]
 pub struct ContextCache {
-    entries: Mutex<HashMap<(String, String), (Instant, Arc<SendContext>)>>,
+    entries: Mutex<Entries>,
 }
 
 impl ContextCache {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (Instant, Arc<SendContext>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
