@@ -45,6 +45,12 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_media.sql"),
         postgres: include_str!("../migrations/postgres/0006_media.sql"),
     },
+    Migration {
+        version: 7,
+        name: "outbox_expiry",
+        sqlite: include_str!("../migrations/sqlite/0007_outbox_expiry.sql"),
+        postgres: include_str!("../migrations/postgres/0007_outbox_expiry.sql"),
+    },
 ];
 
 pub(crate) const CREATE_TABLE: &str =
