@@ -202,6 +202,33 @@ fn insert_result(
     })
 }
 
+type WriterResult = anyhow::Result<(u64, u64, Histogram<u64>)>;
+
+/// Waits for the writers; returns messages, commits (or cycles), their
+/// latencies and the seconds the writers ran.
+async fn join_writers(
+    tasks: Vec<tokio::task::JoinHandle<WriterResult>>,
+) -> anyhow::Result<(u64, u64, Histogram<u64>, f64)> {
+    let t0 = Instant::now();
+    let (mut msgs, mut commits, mut h) = (0, 0, histogram());
+    for t in tasks {
+        let (n, c, hh) = t.await??;
+        msgs += n;
+        commits += c;
+        let _ = h.add(hh);
+    }
+    Ok((msgs, commits, h, t0.elapsed().as_secs_f64()))
+}
+
+async fn drop_scratch(admin: &mut sqlx::PgConnection, suffix: &str) -> anyhow::Result<()> {
+    for t in ["messages", "outbox"] {
+        sqlx::query(&format!("DROP TABLE bench_{t}_{suffix}"))
+            .execute(&mut *admin)
+            .await?;
+    }
+    Ok(())
+}
+
 async fn pg_inserts(url: &str, opts: &Opts, batch: usize, writers: usize) -> anyhow::Result<Value> {
     let suffix = rand_suffix();
     let mut admin = sqlx::PgConnection::connect(url).await?;
@@ -226,23 +253,11 @@ async fn pg_inserts(url: &str, opts: &Opts, batch: usize, writers: usize) -> any
             Ok::<_, anyhow::Error>((n, commits, h))
         }));
     }
-    let t0 = Instant::now();
-    let (mut msgs, mut commits, mut h) = (0, 0, histogram());
-    for t in tasks {
-        let (n, c, hh) = t.await??;
-        msgs += n;
-        commits += c;
-        let _ = h.add(hh);
-    }
-    let secs = t0.elapsed().as_secs_f64();
+    let (msgs, commits, h, secs) = join_writers(tasks).await?;
     let sync: String = sqlx::query_scalar("SHOW synchronous_commit")
         .fetch_one(&mut admin)
         .await?;
-    for t in ["messages", "outbox"] {
-        sqlx::query(&format!("DROP TABLE bench_{t}_{suffix}"))
-            .execute(&mut admin)
-            .await?;
-    }
+    drop_scratch(&mut admin, &suffix).await?;
     let mut v = insert_result(msgs, commits, secs, opts.envelopes, &h);
     v["synchronous_commit"] = json!(sync);
     v["writers"] = json!(writers);
@@ -371,20 +386,8 @@ async fn pg_full_cycle(
             Ok::<_, anyhow::Error>((n, cycles, h))
         }));
     }
-    let t0 = Instant::now();
-    let (mut msgs, mut cycles, mut h) = (0, 0, histogram());
-    for t in tasks {
-        let (n, c, hh) = t.await??;
-        msgs += n;
-        cycles += c;
-        let _ = h.add(hh);
-    }
-    let secs = t0.elapsed().as_secs_f64();
-    for t in ["messages", "outbox"] {
-        sqlx::query(&format!("DROP TABLE bench_{t}_{suffix}"))
-            .execute(&mut admin)
-            .await?;
-    }
+    let (msgs, cycles, h, secs) = join_writers(tasks).await?;
+    drop_scratch(&mut admin, &suffix).await?;
     Ok(json!({
         "messages_per_sec": round2(msgs as f64 / secs),
         "commits_per_sec": round2((cycles * 3) as f64 / secs),
