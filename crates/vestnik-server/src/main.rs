@@ -6,6 +6,11 @@ use std::path::PathBuf;
 use vestnik_core::{Config, LogFormat};
 use vestnik_server::config::{self, Overrides};
 
+// The delivery path allocates many small, short-lived buffers (frames,
+// JSON, rows); glibc malloc showed as ~17 % of the server's CPU under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "vestnik",
