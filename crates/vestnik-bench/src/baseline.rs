@@ -141,14 +141,14 @@ fn make_batch(batch: usize, envelopes: usize, writer: usize, n: &mut u64, body: 
     Batch { messages, outbox }
 }
 
-macro_rules! insert_batch {
-    ($db:ty, $conn:expr, $suffix:expr, $b:expr) => {{
-        let mut tx = $conn.begin().await?;
+/// `INSERT` of the batch's message rows.
+macro_rules! messages_insert {
+    ($db:ty, $suffix:expr, $messages:expr) => {{
         let mut q = QueryBuilder::<$db>::new(format!(
             "INSERT INTO bench_messages_{} (id, conversation_id, seq, sender_user_id, sender_device_id, client_msg_id, created_at) ",
             $suffix
         ));
-        q.push_values(&$b.messages, |mut r, m| {
+        q.push_values($messages, |mut r, m| {
             r.push_bind(m[0].as_str())
                 .push_bind(m[1].as_str())
                 .push_bind(1i64)
@@ -157,14 +157,20 @@ macro_rules! insert_batch {
                 .push_bind(m[3].as_str())
                 .push_bind(0i64);
         });
-        q.build().execute(&mut *tx).await?;
+        q
+    }};
+}
+
+/// `INSERT` of outbox rows (device, message id, body) of one kind.
+macro_rules! outbox_insert {
+    ($db:ty, $suffix:expr, $rows:expr, $kind:expr) => {{
         let mut q = QueryBuilder::<$db>::new(format!(
             "INSERT INTO bench_outbox_{} (device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at, expires_at) ",
             $suffix
         ));
-        q.push_values(&$b.outbox, |mut r, o| {
+        q.push_values($rows, |mut r, o| {
             r.push_bind(o.0.as_str())
-                .push_bind("message")
+                .push_bind($kind)
                 .push_bind(o.1.as_str())
                 .push_bind("c")
                 .push_bind(1i64)
@@ -175,7 +181,21 @@ macro_rules! insert_batch {
                 .push_bind(0i64)
                 .push_bind(0i64);
         });
-        q.build().execute(&mut *tx).await?;
+        q
+    }};
+}
+
+macro_rules! insert_batch {
+    ($db:ty, $conn:expr, $suffix:expr, $b:expr) => {{
+        let mut tx = $conn.begin().await?;
+        messages_insert!($db, $suffix, &$b.messages)
+            .build()
+            .execute(&mut *tx)
+            .await?;
+        outbox_insert!($db, $suffix, &$b.outbox, "message")
+            .build()
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
     }};
 }
@@ -293,22 +313,7 @@ async fn pg_insert_rows(
 ) -> anyhow::Result<Vec<(i64, String)>> {
     let mut ids = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(1000) {
-        let mut q = QueryBuilder::<sqlx::Postgres>::new(format!(
-            "INSERT INTO bench_outbox_{suffix} (device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at, expires_at) "
-        ));
-        q.push_values(chunk, |mut r, o| {
-            r.push_bind(o.0.as_str())
-                .push_bind(kind)
-                .push_bind(o.1.as_str())
-                .push_bind("c")
-                .push_bind(1i64)
-                .push_bind("u")
-                .push_bind("s")
-                .push_bind(1i64)
-                .push_bind(o.2.as_str())
-                .push_bind(0i64)
-                .push_bind(0i64);
-        });
+        let mut q = outbox_insert!(sqlx::Postgres, suffix, chunk, kind);
         q.push(" RETURNING id, device_id");
         let mut got: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
         ids.append(&mut got);
@@ -349,19 +354,10 @@ async fn pg_full_cycle(
                 let b = make_batch(batch, envelopes, w, &mut n, &body);
                 let t = now_ns();
                 let mut tx = conn.begin().await?;
-                let mut q = QueryBuilder::<sqlx::Postgres>::new(format!(
-                    "INSERT INTO bench_messages_{suffix} (id, conversation_id, seq, sender_user_id, sender_device_id, client_msg_id, created_at) "
-                ));
-                q.push_values(&b.messages, |mut r, m| {
-                    r.push_bind(m[0].as_str())
-                        .push_bind(m[1].as_str())
-                        .push_bind(1i64)
-                        .push_bind(m[2].as_str())
-                        .push_bind(m[2].as_str())
-                        .push_bind(m[3].as_str())
-                        .push_bind(0i64);
-                });
-                q.build().execute(&mut *tx).await?;
+                messages_insert!(sqlx::Postgres, suffix, &b.messages)
+                    .build()
+                    .execute(&mut *tx)
+                    .await?;
                 let envelope_ids = pg_insert_rows(&mut tx, &suffix, "message", &b.outbox).await?;
                 tx.commit().await?;
 
@@ -369,12 +365,14 @@ async fn pg_full_cycle(
                     .messages
                     .iter()
                     .flat_map(|m| {
-                        (0..receipts).map(move |r| (format!("{}{r}", m[2]), m[0].clone(), "[]".to_owned()))
+                        (0..receipts)
+                            .map(move |r| (format!("{}{r}", m[2]), m[0].clone(), "[]".to_owned()))
                     })
                     .collect();
                 let mut tx = conn.begin().await?;
                 pg_delete_rows(&mut tx, &suffix, &envelope_ids).await?;
-                let receipt_ids = pg_insert_rows(&mut tx, &suffix, "receipt", &receipt_rows).await?;
+                let receipt_ids =
+                    pg_insert_rows(&mut tx, &suffix, "receipt", &receipt_rows).await?;
                 tx.commit().await?;
 
                 let mut tx = conn.begin().await?;

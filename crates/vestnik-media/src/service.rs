@@ -347,10 +347,6 @@ impl MediaService {
         Ok(m)
     }
 
-    pub async fn info(&self, user_id: &str, id: &str) -> Result<MediaInfo, MediaError> {
-        Ok(info(&self.visible(user_id, id).await?))
-    }
-
     pub async fn grant_download(
         &self,
         user_id: &str,
