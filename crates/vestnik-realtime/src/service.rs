@@ -202,6 +202,19 @@ impl Realtime {
                 }
             }
         });
+        let vacuum_store = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match vacuum_store.housekeep().await {
+                    Ok(done) if !done.is_empty() => tracing::debug!(?done, "database housekeeping"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "database housekeeping failed"),
+                }
+            }
+        });
         let hub = Arc::new(Hub::default());
         // Frames other nodes route to devices connected here.
         let mut events = bus

@@ -383,6 +383,31 @@ async fn an_offline_backlog_arrives_in_order_in_pages_and_acks_send_receipts(app
         }
         sent_ids = Some(ids);
     }
+    // Alice's second device acks its copies of her own messages: that tells
+    // nobody anything, so it queues no receipt.
+    let own = &alice.devices[1].1;
+    let copies: Vec<i64> = pending(&app, own, 0, 500).await["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["type"] == "message")
+        .filter_map(|i| i["cursor"].as_i64())
+        .collect();
+    assert_eq!(copies.len(), 120);
+    let r = app
+        .post_auth("/v1/messages/ack", own, Some(json!({"cursors": copies})))
+        .await;
+    assert_eq!(r.status, 204);
+    for (_, t) in &alice.devices {
+        let p = pending(&app, t, 0, 500).await;
+        let receipts = p["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|i| i["type"] == "receipt")
+            .count();
+        assert_eq!(receipts, 1, "only Bob's receipt: {p}");
+    }
     // Acking someone else's cursors does nothing.
     let other = pending(&app, &bob.devices[0].1, 0, 1).await["items"][0]["cursor"]
         .as_i64()

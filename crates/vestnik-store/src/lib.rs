@@ -3,6 +3,7 @@
 //! PostgreSQL (shared by several nodes). Every operation that must be atomic is
 //! one method here, executed in one transaction, so callers cannot half-apply it.
 
+mod bulk;
 mod migrate;
 mod postgres;
 mod rows;
@@ -328,6 +329,10 @@ pub trait Store:
     /// Applies pending migrations; returns the versions applied now.
     async fn migrate(&self) -> Result<Vec<i64>>;
     fn backend(&self) -> &'static str;
+    /// Reclaims the rows the delivery queue has deleted, and refreshes planner
+    /// statistics, where the database leaves that to a vacuum; returns what it
+    /// did. Cheap to call every second: it acts only when enough has changed.
+    async fn housekeep(&self) -> Result<Vec<String>>;
 }
 
 /// Opens the store named by a URL: `postgres://…`, or `sqlite:<path>`.

@@ -2,21 +2,9 @@
 //! like `sql.rs`. Bulk statements use `QueryBuilder`, which writes each
 //! backend's own placeholders.
 
-/// SQLite caps bound parameters per statement (32,766); outbox rows have 11.
-pub(crate) const OUTBOX_ROWS_PER_STATEMENT: usize = 2000;
-
-/// Acknowledged cursors per delete (2 parameters each).
-pub(crate) const ACKS_PER_STATEMENT: usize = 5000;
-/// Receipts per insert (7 parameters each).
-pub(crate) const RECEIPTS_PER_STATEMENT: usize = 2000;
-/// Messages per multi-row statement of a send batch (9 parameters each).
-pub(crate) const MESSAGES_PER_STATEMENT: usize = 1000;
-
-/// `$locks_rows`: lock conversation rows in id order before bumping their
-/// seqs (PostgreSQL, where batch writers run concurrently; SQLite has one
-/// writer).
+/// `$bulk`: the backend's module of hot-path statements in `crate::bulk`.
 macro_rules! impl_messaging_store {
-    ($store:ty, $db:ty, $locks_rows:expr) => {
+    ($store:ty, $db:ty, $bulk:ident) => {
         #[async_trait::async_trait]
         impl $crate::KeyStore for $store {
             async fn upload_keys(
@@ -266,6 +254,7 @@ macro_rules! impl_messaging_store {
 
             async fn store_messages(&self, batch: &[$crate::NewMessage], expires_at: i64) -> $crate::Result<Vec<$crate::StoredMessage>> {
                 use std::collections::HashMap;
+                use $crate::bulk::{MessageInsert, OutboxInsert};
                 // A handful of statements per batch, whatever its size: each
                 // statement is a round trip (to the server, or to SQLite's
                 // worker thread), and those dominated when they were per message.
@@ -274,30 +263,17 @@ macro_rules! impl_messaging_store {
 
                 // 1. Retries of stored messages answer with the stored row;
                 //    a repeat inside this batch with its first copy's.
-                let mut known: HashMap<(&str, &str), (String, i64, i64)> = HashMap::new();
-                for chunk in batch.chunks($crate::sql_messaging::MESSAGES_PER_STATEMENT) {
-                    // A join with a VALUES list, not a row-value IN: SQLite
-                    // (3.46, bundled) matched nothing with the latter.
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT m.sender_device_id, m.client_msg_id, m.id, m.seq, m.created_at FROM messages m JOIN (",
-                    );
-                    qb.push_values(chunk, |mut b, m| {
-                        b.push_bind(m.sender_device_id.as_str()).push_bind(m.client_msg_id.as_str());
-                    });
-                    qb.push(") AS v ON m.sender_device_id = v.column1 AND m.client_msg_id = v.column2");
-                    let found: Vec<(String, String, String, i64, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-                    for (device, cmid, id, seq, at) in found {
-                        if let Some(m) = chunk.iter().find(|m| m.sender_device_id == device && m.client_msg_id == cmid) {
-                            known.insert((m.sender_device_id.as_str(), m.client_msg_id.as_str()), (id, seq, at));
-                        }
-                    }
+                let keys: Vec<(&str, &str)> = batch.iter().map(|m| (m.sender_device_id.as_str(), m.client_msg_id.as_str())).collect();
+                let mut known: HashMap<(String, String), (String, i64, i64)> = HashMap::new();
+                for (device, cmid, id, seq, at) in $crate::bulk::$bulk::known_messages(&mut *tx, &keys).await? {
+                    known.insert((device, cmid), (id, seq, at));
                 }
                 let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
                 let mut repeats: Vec<(usize, usize)> = Vec::new(); // (index, index of its first copy)
                 let mut fresh: Vec<usize> = Vec::new();
                 for (i, m) in batch.iter().enumerate() {
                     let key = (m.sender_device_id.as_str(), m.client_msg_id.as_str());
-                    if let Some((message_id, seq, created_at)) = known.get(&key) {
+                    if let Some((message_id, seq, created_at)) = known.get(&(key.0.to_owned(), key.1.to_owned())) {
                         results[i] = Some($crate::StoredMessage { message_id: message_id.clone(), seq: *seq, created_at: *created_at, duplicate: true, outbox: Vec::new() });
                     } else if let Some(first) = first_of.get(&key) {
                         repeats.push((i, *first));
@@ -307,35 +283,17 @@ macro_rules! impl_messaging_store {
                     }
                 }
 
-                // 2. Seqs: one bump per conversation by its number of new
-                //    messages. PostgreSQL locks the rows in one global order
-                //    first, so concurrent batches never deadlock.
+                // 2. Seqs: one bump per conversation by its number of new messages.
                 let mut per_conversation: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
                 for &i in &fresh {
                     *per_conversation.entry(batch[i].conversation_id.as_str()).or_default() += 1;
                 }
                 let conversations: Vec<(&str, i64)> = per_conversation.into_iter().collect();
-                let mut last_seq: HashMap<String, i64> = HashMap::new();
-                for chunk in conversations.chunks($crate::sql_messaging::MESSAGES_PER_STATEMENT) {
-                    if $locks_rows {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id FROM conversations WHERE id IN (");
-                        let mut sep = qb.separated(", ");
-                        for (id, _) in chunk {
-                            sep.push_bind(*id);
-                        }
-                        qb.push(") ORDER BY id FOR UPDATE");
-                        qb.build().execute(&mut *tx).await?;
-                    }
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "UPDATE conversations SET last_seq = last_seq + v.column2 FROM (",
-                    );
-                    qb.push_values(chunk, |mut b, (id, n)| {
-                        b.push_bind(*id).push_bind(*n);
-                    });
-                    qb.push(") AS v WHERE conversations.id = v.column1 RETURNING conversations.id, conversations.last_seq");
-                    let bumped: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-                    last_seq.extend(bumped);
-                }
+                let last_seq: HashMap<String, i64> = if conversations.is_empty() {
+                    HashMap::new()
+                } else {
+                    $crate::bulk::$bulk::bump_seqs(&mut *tx, &conversations).await?.into_iter().collect()
+                };
                 // Hand out each conversation's new seqs in batch order.
                 let mut next_seq: HashMap<&str, i64> = HashMap::new();
                 for (id, n) in &conversations {
@@ -352,29 +310,30 @@ macro_rules! impl_messaging_store {
 
                 // 3. The message rows. One that loses a race with a retry
                 //    stored concurrently (another node) answers with that row.
-                let mut inserted: std::collections::HashSet<String> = std::collections::HashSet::new();
-                for chunk in fresh.chunks($crate::sql_messaging::MESSAGES_PER_STATEMENT) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO messages (id, conversation_id, seq, sender_user_id, sender_device_id, client_msg_id, created_at, msg_type, body) ",
-                    );
-                    qb.push_values(chunk, |mut b, i| {
+                let message_rows: Vec<MessageInsert<'_>> = fresh
+                    .iter()
+                    .map(|i| {
                         let m = &batch[*i];
-                        b.push_bind(m.id.as_str())
-                            .push_bind(m.conversation_id.as_str())
-                            .push_bind(seqs[i])
-                            .push_bind(m.sender_user_id.as_str())
-                            .push_bind(m.sender_device_id.as_str())
-                            .push_bind(m.client_msg_id.as_str())
-                            .push_bind(m.created_at)
-                            .push_bind(m.group_body.as_ref().map(|(t, _)| *t))
-                            .push_bind(m.group_body.as_ref().map(|(_, b)| b.as_str()));
-                    });
-                    qb.push(" ON CONFLICT (sender_device_id, client_msg_id) DO NOTHING RETURNING id");
-                    let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
-                    inserted.extend(ids);
-                }
-                let mut rows: Vec<(usize, i64, &$crate::EnvelopeRow)> = Vec::new();
-                let mut by_message: HashMap<String, usize> = HashMap::new();
+                        MessageInsert {
+                            id: &m.id,
+                            conversation_id: &m.conversation_id,
+                            seq: seqs[i],
+                            sender_user_id: &m.sender_user_id,
+                            sender_device_id: &m.sender_device_id,
+                            client_msg_id: &m.client_msg_id,
+                            created_at: m.created_at,
+                            msg_type: m.group_body.as_ref().map(|(t, _)| *t),
+                            body: m.group_body.as_ref().map(|(_, b)| b.as_str()),
+                        }
+                    })
+                    .collect();
+                let inserted: std::collections::HashSet<String> = if message_rows.is_empty() {
+                    Default::default()
+                } else {
+                    $crate::bulk::$bulk::insert_messages(&mut *tx, &message_rows).await?.into_iter().collect()
+                };
+                let mut rows: Vec<OutboxInsert<'_>> = Vec::new();
+                let mut by_message: HashMap<&str, usize> = HashMap::new();
                 for &i in &fresh {
                     let m = &batch[i];
                     if !inserted.contains(&m.id) {
@@ -395,34 +354,28 @@ macro_rules! impl_messaging_store {
                         duplicate: false,
                         outbox: Vec::with_capacity(m.envelopes.len()),
                     });
-                    by_message.insert(m.id.clone(), i);
-                    rows.extend(m.envelopes.iter().map(|e| (i, seqs[&i], e)));
+                    by_message.insert(m.id.as_str(), i);
+                    // A group message's body lives once, in `messages`.
+                    let kind = if m.group_body.is_some() { "group" } else { "message" };
+                    rows.extend(m.envelopes.iter().map(|(device_id, msg_type, body)| OutboxInsert {
+                        device_id,
+                        kind,
+                        message_id: &m.id,
+                        conversation_id: &m.conversation_id,
+                        seq: seqs[&i],
+                        sender_user_id: &m.sender_user_id,
+                        sender_device_id: &m.sender_device_id,
+                        msg_type: *msg_type,
+                        body,
+                        created_at: m.created_at,
+                        expires_at,
+                    }));
                 }
 
                 // 4. One delivery row per recipient device.
-                for chunk in rows.chunks($crate::sql_messaging::OUTBOX_ROWS_PER_STATEMENT) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO outbox (device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at, expires_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, (i, seq, (device_id, msg_type, body))| {
-                        let m = &batch[*i];
-                        // A group message's body lives once, in `messages`.
-                        b.push_bind(device_id.as_str())
-                            .push_bind(if m.group_body.is_some() { "group" } else { "message" })
-                            .push_bind(m.id.as_str())
-                            .push_bind(m.conversation_id.as_str())
-                            .push_bind(*seq)
-                            .push_bind(m.sender_user_id.as_str())
-                            .push_bind(m.sender_device_id.as_str())
-                            .push_bind(*msg_type)
-                            .push_bind(body.as_str())
-                            .push_bind(m.created_at)
-                            .push_bind(expires_at);
-                    });
-                    qb.push(" RETURNING id, device_id, message_id");
-                    let ids: Vec<(i64, String, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-                    for (cursor, device_id, message_id) in ids {
-                        if let Some(r) = by_message.get(&message_id).and_then(|i| results[*i].as_mut()) {
+                if !rows.is_empty() {
+                    for (cursor, device_id, message_id) in $crate::bulk::$bulk::insert_outbox(&mut *tx, &rows).await? {
+                        if let Some(r) = by_message.get(message_id.as_str()).and_then(|i| results[*i].as_mut()) {
                             r.outbox.push((cursor, device_id));
                         }
                     }
@@ -469,25 +422,17 @@ macro_rules! impl_messaging_store {
                 // commit, an fsync on PostgreSQL, is shared), and two kinds of
                 // statement whatever their number: the deletes, then the receipts.
                 let mut tx = self.write().begin().await?;
-                let mut acked: Vec<(String, String, String, String, i64, String)> = Vec::new();
-                for chunk in pairs.chunks($crate::sql_messaging::ACKS_PER_STATEMENT) {
-                    // A device deletes only its own rows.
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o JOIN (",
-                    );
-                    qb.push_values(chunk, |mut b, (device, cursor)| {
-                        b.push_bind(*device).push_bind(*cursor);
-                    });
-                    qb.push(") AS v ON o.id = v.column2 AND o.device_id = v.column1) RETURNING device_id, kind, message_id, conversation_id, seq, sender_user_id");
-                    let mut rows: Vec<(String, String, String, String, i64, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-                    acked.append(&mut rows);
-                }
+                let acked = $crate::bulk::$bulk::delete_acked(&mut *tx, &pairs).await?;
                 // Receipts: one per (acking device, conversation, sender) of
                 // this batch, listing the messages covered, for every active
-                // device of the sender.
+                // device of the sender. A device acking its copy of its own
+                // account's message tells the sender nothing: no receipt.
                 let mut groups: std::collections::BTreeMap<(&str, &str, &str), (Vec<&str>, i64)> = std::collections::BTreeMap::new();
                 for (device, kind, message_id, conversation_id, seq, sender) in &acked {
                     if kind != "message" && kind != "group" {
+                        continue;
+                    }
+                    if acker.get(device.as_str()).is_some_and(|(user, _)| *user == sender.as_str()) {
                         continue;
                     }
                     let g = groups
@@ -496,36 +441,25 @@ macro_rules! impl_messaging_store {
                     g.0.push(message_id.as_str());
                     g.1 = g.1.max(*seq);
                 }
-                let mut wanted: Vec<(&str, &str, &str, String, &str, i64)> = Vec::with_capacity(groups.len());
+                let mut bodies: Vec<(&str, &str, &str, String, &str, i64)> = Vec::with_capacity(groups.len());
                 for ((device, conversation_id, sender), (ids, seq)) in groups {
                     let body = serde_json::to_string(&ids).map_err(|e| $crate::StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
-                    wanted.push((device, conversation_id, sender, body, ids[0], seq));
+                    bodies.push((device, conversation_id, sender, body, ids[0], seq));
                 }
-                for chunk in wanted.chunks($crate::sql_messaging::RECEIPTS_PER_STATEMENT) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(concat!(
-                        "INSERT INTO outbox (device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at, expires_at) ",
-                        "SELECT d.id, 'receipt', v.column1, v.column2, v.column3, v.column4, v.column5, 0, v.column7, ",
-                    ));
-                    qb.push_bind(now);
-                    qb.push(", ");
-                    qb.push_bind(expires_at);
-                    qb.push(" FROM (");
-                    qb.push_values(chunk, |mut b, (device, conversation_id, sender, body, first, seq)| {
-                        let user = acker.get(device).map_or("", |(u, _)| *u);
-                        b.push_bind(*first)
-                            .push_bind(*conversation_id)
-                            .push_bind(*seq)
-                            .push_bind(user)
-                            .push_bind(*device)
-                            .push_bind(*sender)
-                            .push_bind(body.as_str());
-                    });
-                    qb.push(concat!(
-                        ") AS v JOIN devices d ON d.user_id = v.column6 AND d.revoked_at IS NULL ",
-                        "RETURNING id, device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at"
-                    ));
-                    let receipts: Vec<$crate::OutboxRow> = qb.build_query_as().fetch_all(&mut *tx).await?;
-                    for r in receipts {
+                let wanted: Vec<$crate::bulk::ReceiptInsert<'_>> = bodies
+                    .iter()
+                    .map(|(device, conversation_id, sender, body, first, seq)| $crate::bulk::ReceiptInsert {
+                        first_message_id: first,
+                        conversation_id,
+                        seq: *seq,
+                        acker_user: acker.get(device).map_or("", |(u, _)| *u),
+                        acker_device: device,
+                        sender,
+                        body,
+                    })
+                    .collect();
+                if !wanted.is_empty() {
+                    for r in $crate::bulk::$bulk::insert_receipts(&mut *tx, &wanted, now, expires_at).await? {
                         // The receipt names the acking device as its sender.
                         if let Some((_, i)) = acker.get(r.sender_device_id.as_str()) {
                             out[*i].push(r);

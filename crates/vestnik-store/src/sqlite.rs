@@ -44,7 +44,7 @@ impl SqliteStore {
 }
 
 crate::sql::impl_sql_store!(SqliteStore);
-crate::sql_messaging::impl_messaging_store!(SqliteStore, sqlx::Sqlite, false);
+crate::sql_messaging::impl_messaging_store!(SqliteStore, sqlx::Sqlite, sqlite);
 crate::sql_media::impl_media_store!(SqliteStore);
 crate::sql_groups::impl_group_store!(SqliteStore, sqlx::Sqlite);
 
@@ -61,6 +61,12 @@ impl crate::Store for SqliteStore {
 
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    /// SQLite puts deleted pages on its free list and reuses them, and its
+    /// planner needs no statistics for the indexed lookups we make.
+    async fn housekeep(&self) -> crate::Result<Vec<String>> {
+        Ok(Vec::new())
     }
 }
 
