@@ -54,8 +54,8 @@ pub struct Opts {
     /// sender's devices, then deleted when they ack)
     #[arg(long, default_value_t = 2)]
     pub receipts: usize,
-    /// Concurrent PostgreSQL writers (the server runs 4)
-    #[arg(long, default_value_t = 4)]
+    /// Concurrent PostgreSQL writers (the server runs 2 per path)
+    #[arg(long, default_value_t = 2)]
     pub pg_writers: usize,
     /// WebSocket echo: connections
     #[arg(long, default_value_t = 64)]
@@ -99,7 +99,9 @@ fn ensure_loopback_url(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn schema(suffix: &str, serial: &str) -> [String; 4] {
+/// The server's schema of the two tables (migrations 2, 5 and 7), minus the
+/// columns the hot path leaves empty.
+fn schema(suffix: &str, serial: &str) -> [String; 3] {
     [
         format!(
             "CREATE TABLE bench_messages_{suffix} (id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, seq BIGINT NOT NULL,
@@ -112,7 +114,6 @@ fn schema(suffix: &str, serial: &str) -> [String; 4] {
              msg_type BIGINT NOT NULL, body TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)"
         ),
         format!("CREATE INDEX bench_outbox_device_{suffix} ON bench_outbox_{suffix} (device_id, id)"),
-        format!("CREATE INDEX bench_outbox_expiry_{suffix} ON bench_outbox_{suffix} (expires_at)"),
     ]
 }
 
@@ -196,6 +197,37 @@ macro_rules! insert_batch {
             .build()
             .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
+    }};
+}
+
+/// One protocol cycle of a batch, in 3 commits: store the messages and
+/// their envelopes; delete the envelopes (the recipients' acks) and queue
+/// the receipts; delete the receipts (the sender's acks).
+macro_rules! full_cycle {
+    ($db:ty, $conn:expr, $suffix:expr, $b:expr, $receipts:expr, $insert_rows:ident, $delete_rows:ident) => {{
+        let mut tx = $conn.begin().await?;
+        messages_insert!($db, $suffix, &$b.messages)
+            .build()
+            .execute(&mut *tx)
+            .await?;
+        let envelope_ids = $insert_rows(&mut tx, &$suffix, "message", &$b.outbox).await?;
+        tx.commit().await?;
+
+        let receipt_rows: Vec<(String, String, String)> = $b
+            .messages
+            .iter()
+            .flat_map(|m| {
+                (0..$receipts).map(move |r| (format!("{}{r}", m[2]), m[0].clone(), "[]".to_owned()))
+            })
+            .collect();
+        let mut tx = $conn.begin().await?;
+        $delete_rows(&mut tx, &$suffix, &envelope_ids).await?;
+        let receipt_ids = $insert_rows(&mut tx, &$suffix, "receipt", &receipt_rows).await?;
+        tx.commit().await?;
+
+        let mut tx = $conn.begin().await?;
+        $delete_rows(&mut tx, &$suffix, &receipt_ids).await?;
         tx.commit().await?;
     }};
 }
@@ -291,8 +323,26 @@ async fn pg_delete_rows(
     suffix: &str,
     rows: &[(i64, String)],
 ) -> anyhow::Result<()> {
+    let (ids, devices): (Vec<i64>, Vec<&str>) = rows.iter().map(|(i, d)| (*i, d.as_str())).unzip();
+    sqlx::query(&format!(
+        "DELETE FROM bench_outbox_{suffix} o USING UNNEST($1::text[], $2::int8[]) AS v(device_id, id)
+         WHERE o.id = v.id AND o.device_id = v.device_id"
+    ))
+    .bind(devices)
+    .bind(ids)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes outbox rows by (device, id) as the server's ack does on SQLite.
+async fn sqlite_delete_rows(
+    conn: &mut sqlx::SqliteConnection,
+    suffix: &str,
+    rows: &[(i64, String)],
+) -> anyhow::Result<()> {
     for chunk in rows.chunks(1000) {
-        let mut q = QueryBuilder::<sqlx::Postgres>::new(format!(
+        let mut q = QueryBuilder::<sqlx::Sqlite>::new(format!(
             "DELETE FROM bench_outbox_{suffix} WHERE id IN (SELECT o.id FROM bench_outbox_{suffix} o JOIN ("
         ));
         q.push_values(chunk, |mut r, (id, device)| {
@@ -302,6 +352,23 @@ async fn pg_delete_rows(
         q.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Inserts outbox rows (device, message id, body) on SQLite; returns (id, device).
+async fn sqlite_insert_rows(
+    conn: &mut sqlx::SqliteConnection,
+    suffix: &str,
+    kind: &str,
+    rows: &[(String, String, String)],
+) -> anyhow::Result<Vec<(i64, String)>> {
+    let mut ids = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(1000) {
+        let mut q = outbox_insert!(sqlx::Sqlite, suffix, chunk, kind);
+        q.push(" RETURNING id, device_id");
+        let mut got: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        ids.append(&mut got);
+    }
+    Ok(ids)
 }
 
 /// Inserts outbox rows (device, message id, body); returns (id, device).
@@ -353,31 +420,15 @@ async fn pg_full_cycle(
             while Instant::now() < deadline && cycles < 10_000_000 {
                 let b = make_batch(batch, envelopes, w, &mut n, &body);
                 let t = now_ns();
-                let mut tx = conn.begin().await?;
-                messages_insert!(sqlx::Postgres, suffix, &b.messages)
-                    .build()
-                    .execute(&mut *tx)
-                    .await?;
-                let envelope_ids = pg_insert_rows(&mut tx, &suffix, "message", &b.outbox).await?;
-                tx.commit().await?;
-
-                let receipt_rows: Vec<(String, String, String)> = b
-                    .messages
-                    .iter()
-                    .flat_map(|m| {
-                        (0..receipts)
-                            .map(move |r| (format!("{}{r}", m[2]), m[0].clone(), "[]".to_owned()))
-                    })
-                    .collect();
-                let mut tx = conn.begin().await?;
-                pg_delete_rows(&mut tx, &suffix, &envelope_ids).await?;
-                let receipt_ids =
-                    pg_insert_rows(&mut tx, &suffix, "receipt", &receipt_rows).await?;
-                tx.commit().await?;
-
-                let mut tx = conn.begin().await?;
-                pg_delete_rows(&mut tx, &suffix, &receipt_ids).await?;
-                tx.commit().await?;
+                full_cycle!(
+                    sqlx::Postgres,
+                    conn,
+                    suffix,
+                    b,
+                    receipts,
+                    pg_insert_rows,
+                    pg_delete_rows
+                );
                 record(&mut h, now_ns() - t);
                 cycles += 1;
             }
@@ -397,19 +448,75 @@ async fn pg_full_cycle(
     }))
 }
 
-async fn sqlite_inserts(dir: &std::path::Path, opts: &Opts, batch: usize) -> anyhow::Result<Value> {
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+/// The full cycle on SQLite: one writer connection, as in the server.
+async fn sqlite_full_cycle(
+    dir: &std::path::Path,
+    opts: &Opts,
+    batch: usize,
+) -> anyhow::Result<Value> {
     let suffix = rand_suffix();
+    let (path, mut conn) = sqlite_scratch(dir, &suffix).await?;
+    let deadline = Instant::now() + Duration::from_secs_f64(opts.duration);
+    let (mut h, mut n, mut cycles) = (histogram(), 0u64, 0u64);
+    let (body, receipts) = (body(), opts.receipts);
+    let t0 = Instant::now();
+    while Instant::now() < deadline && cycles < 10_000_000 {
+        let b = make_batch(batch, opts.envelopes, 0, &mut n, &body);
+        let t = now_ns();
+        full_cycle!(
+            sqlx::Sqlite,
+            conn,
+            suffix,
+            b,
+            receipts,
+            sqlite_insert_rows,
+            sqlite_delete_rows
+        );
+        record(&mut h, now_ns() - t);
+        cycles += 1;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    drop(conn);
+    remove_sqlite(&path);
+    Ok(json!({
+        "messages_per_sec": round2(n as f64 / secs),
+        "commits_per_sec": round2((cycles * 3) as f64 / secs),
+        "cycle_latency": summary(&h),
+        "messages_per_cycle": batch,
+        "envelopes": opts.envelopes,
+        "receipts": opts.receipts,
+    }))
+}
+
+/// A scratch SQLite database with the bench tables, set up like the server's.
+async fn sqlite_scratch(
+    dir: &std::path::Path,
+    suffix: &str,
+) -> anyhow::Result<(PathBuf, sqlx::SqliteConnection)> {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
     let path = dir.join(format!("vestnik-bench-baseline-{suffix}.db"));
     let opts_db = SqliteConnectOptions::new()
         .filename(&path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal);
+        .synchronous(SqliteSynchronous::Normal)
+        .pragma("temp_store", "MEMORY");
     let mut conn = sqlx::SqliteConnection::connect_with(&opts_db).await?;
-    for s in schema(&suffix, "INTEGER PRIMARY KEY AUTOINCREMENT") {
+    for s in schema(suffix, "INTEGER PRIMARY KEY AUTOINCREMENT") {
         sqlx::query(&s).execute(&mut conn).await?;
     }
+    Ok((path, conn))
+}
+
+fn remove_sqlite(path: &std::path::Path) {
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+    }
+}
+
+async fn sqlite_inserts(dir: &std::path::Path, opts: &Opts, batch: usize) -> anyhow::Result<Value> {
+    let suffix = rand_suffix();
+    let (path, mut conn) = sqlite_scratch(dir, &suffix).await?;
     let deadline = Instant::now() + Duration::from_secs_f64(opts.duration);
     let (mut h, mut n, mut commits) = (histogram(), 0u64, 0u64);
     let body = body();
@@ -423,9 +530,7 @@ async fn sqlite_inserts(dir: &std::path::Path, opts: &Opts, batch: usize) -> any
     }
     let secs = t0.elapsed().as_secs_f64();
     drop(conn);
-    for ext in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
-    }
+    remove_sqlite(&path);
     let mut v = insert_result(n, commits, secs, opts.envelopes, &h);
     v["synchronous"] = json!("NORMAL (WAL)");
     v["messages_per_commit"] = json!(batch);
@@ -758,6 +863,14 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
         measured.insert(
             "sqlite_batched".into(),
             sqlite_inserts(&dir, &opts, opts.batch).await?,
+        );
+        eprintln!(
+            "[baseline] SQLite full cycle: store, ack + {} receipts, receipt acks",
+            opts.receipts
+        );
+        measured.insert(
+            "sqlite_full_cycle".into(),
+            sqlite_full_cycle(&dir, &opts, opts.batch).await?,
         );
         eprintln!("[baseline] SQLite: 1 message a commit");
         measured.insert(

@@ -102,3 +102,71 @@ async fn batches_number_in_order_and_answer_repeats_with_the_first_copy_postgres
         batches_number_in_order_and_answer_repeats_with_the_first_copy(store).await;
     }
 }
+
+/// Deleted delivery rows are reclaimed by `housekeep` without autovacuum
+/// (off on the machines these tests run on): PostgreSQL vacuums the outbox
+/// once enough is dead; SQLite checkpoints its WAL off the writer.
+async fn acked_outbox_rows_are_reclaimed_by_housekeeping(store: Arc<dyn Store>, expect: &str) {
+    for (id, email) in [("ua", "a@x.org"), ("ub", "b@x.org")] {
+        store.create_pending_user(id, email, 0).await.expect("user");
+    }
+    let ab = store
+        .direct_conversation("cab", "ua", "ub", 0)
+        .await
+        .expect("ab")
+        .id;
+    let devices = ["db1", "db2", "db3", "db4"];
+    let mut acks = Vec::new();
+    for chunk in 0..12 {
+        let batch: Vec<NewMessage> = (0..256)
+            .map(|i| {
+                let n = chunk * 256 + i;
+                message(&format!("m{n}"), &ab, &format!("c{n}"), &devices)
+            })
+            .collect();
+        for stored in store.store_messages(&batch, 9_999).await.expect("store") {
+            for (cursor, device) in stored.outbox {
+                acks.push(vestnik_store::AckBatchItem {
+                    device_id: device,
+                    user_id: "ub".into(),
+                    cursors: vec![cursor],
+                });
+            }
+        }
+    }
+    assert_eq!(acks.len(), 12 * 256 * 4);
+    store.ack(&acks, 2_000, 9_999).await.expect("ack");
+    for d in devices {
+        assert!(store.outbox(d, 0, 10).await.expect("outbox").is_empty());
+    }
+    // PostgreSQL publishes the deletes to its statistics within a second or two.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let done = store.housekeep().await.expect("housekeep");
+        if done.iter().any(|d| d.starts_with(expect)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {expect} in 30 s: {done:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Nothing left to do right after.
+    let again = store.housekeep().await.expect("housekeep");
+    assert!(!again.iter().any(|d| d.starts_with("vacuum")), "{again:?}");
+}
+
+#[tokio::test]
+async fn acked_outbox_rows_are_reclaimed_by_housekeeping_sqlite() {
+    let (store, dir) = sqlite_store().await;
+    acked_outbox_rows_are_reclaimed_by_housekeeping(store, "checkpoint").await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn acked_outbox_rows_are_reclaimed_by_housekeeping_postgres() {
+    if let Some(store) = postgres_store().await {
+        acked_outbox_rows_are_reclaimed_by_housekeeping(store, "vacuum outbox").await;
+    }
+}
