@@ -1,6 +1,6 @@
 //! SQL of the key directory and of message delivery, shared by both backends
-//! like `sql.rs`. Bulk statements use `QueryBuilder`, which writes each
-//! backend's own placeholders.
+//! like `sql.rs`. The multi-row statements of the delivery hot path are
+//! per backend, in `crate::bulk`.
 
 /// `$bulk`: the backend's module of hot-path statements in `crate::bulk`.
 macro_rules! impl_messaging_store {
