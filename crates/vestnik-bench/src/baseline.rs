@@ -354,39 +354,29 @@ async fn sqlite_delete_rows(
     Ok(())
 }
 
-/// Inserts outbox rows (device, message id, body) on SQLite; returns (id, device).
-async fn sqlite_insert_rows(
-    conn: &mut sqlx::SqliteConnection,
-    suffix: &str,
-    kind: &str,
-    rows: &[(String, String, String)],
-) -> anyhow::Result<Vec<(i64, String)>> {
-    let mut ids = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(1000) {
-        let mut q = outbox_insert!(sqlx::Sqlite, suffix, chunk, kind);
-        q.push(" RETURNING id, device_id");
-        let mut got: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
-        ids.append(&mut got);
-    }
-    Ok(ids)
+/// Defines an insert of outbox rows (device, message id, body) on one
+/// backend, returning (id, device) of each.
+macro_rules! insert_rows_fn {
+    ($name:ident, $conn:ty, $db:ty) => {
+        async fn $name(
+            conn: &mut $conn,
+            suffix: &str,
+            kind: &str,
+            rows: &[(String, String, String)],
+        ) -> anyhow::Result<Vec<(i64, String)>> {
+            let mut ids = Vec::with_capacity(rows.len());
+            for chunk in rows.chunks(1000) {
+                let mut q = outbox_insert!($db, suffix, chunk, kind);
+                q.push(" RETURNING id, device_id");
+                let mut got: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
+                ids.append(&mut got);
+            }
+            Ok(ids)
+        }
+    };
 }
-
-/// Inserts outbox rows (device, message id, body); returns (id, device).
-async fn pg_insert_rows(
-    conn: &mut sqlx::PgConnection,
-    suffix: &str,
-    kind: &str,
-    rows: &[(String, String, String)],
-) -> anyhow::Result<Vec<(i64, String)>> {
-    let mut ids = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(1000) {
-        let mut q = outbox_insert!(sqlx::Postgres, suffix, chunk, kind);
-        q.push(" RETURNING id, device_id");
-        let mut got: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
-        ids.append(&mut got);
-    }
-    Ok(ids)
-}
+insert_rows_fn!(sqlite_insert_rows, sqlx::SqliteConnection, sqlx::Sqlite);
+insert_rows_fn!(pg_insert_rows, sqlx::PgConnection, sqlx::Postgres);
 
 /// The database work of the whole 1:1 protocol per message, batched as the
 /// server batches it, with nothing else running: commit 1 stores the

@@ -264,16 +264,18 @@ macro_rules! impl_messaging_store {
                 // 1. Retries of stored messages answer with the stored row;
                 //    a repeat inside this batch with its first copy's.
                 let keys: Vec<(&str, &str)> = batch.iter().map(|m| (m.sender_device_id.as_str(), m.client_msg_id.as_str())).collect();
-                let mut known: HashMap<(String, String), (String, i64, i64)> = HashMap::new();
+                let mut known: HashMap<(&str, &str), (String, i64, i64)> = HashMap::new();
                 for (device, cmid, id, seq, at) in $crate::bulk::$bulk::known_messages(&mut *tx, &keys).await? {
-                    known.insert((device, cmid), (id, seq, at));
+                    if let Some(key) = keys.iter().find(|(d, c)| *d == device && *c == cmid) {
+                        known.insert(*key, (id, seq, at));
+                    }
                 }
                 let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
                 let mut repeats: Vec<(usize, usize)> = Vec::new(); // (index, index of its first copy)
                 let mut fresh: Vec<usize> = Vec::new();
                 for (i, m) in batch.iter().enumerate() {
                     let key = (m.sender_device_id.as_str(), m.client_msg_id.as_str());
-                    if let Some((message_id, seq, created_at)) = known.get(&(key.0.to_owned(), key.1.to_owned())) {
+                    if let Some((message_id, seq, created_at)) = known.get(&key) {
                         results[i] = Some($crate::StoredMessage { message_id: message_id.clone(), seq: *seq, created_at: *created_at, duplicate: true, outbox: Vec::new() });
                     } else if let Some(first) = first_of.get(&key) {
                         repeats.push((i, *first));

@@ -24,15 +24,20 @@ fn message(id: &str, conversation: &str, client_msg_id: &str, devices: &[&str]) 
     }
 }
 
-async fn batches_number_in_order_and_answer_repeats_with_the_first_copy(store: Arc<dyn Store>) {
+/// Users ua, ub, uc and the direct conversation of ua and ub.
+async fn users_and_conversation(store: &Arc<dyn Store>) -> String {
     for (id, email) in [("ua", "a@x.org"), ("ub", "b@x.org"), ("uc", "c@x.org")] {
         store.create_pending_user(id, email, 0).await.expect("user");
     }
-    let ab = store
+    store
         .direct_conversation("cab", "ua", "ub", 0)
         .await
         .expect("ab")
-        .id;
+        .id
+}
+
+async fn batches_number_in_order_and_answer_repeats_with_the_first_copy(store: Arc<dyn Store>) {
+    let ab = users_and_conversation(&store).await;
     let ac = store
         .direct_conversation("cac", "ua", "uc", 0)
         .await
@@ -107,14 +112,7 @@ async fn batches_number_in_order_and_answer_repeats_with_the_first_copy_postgres
 /// (off on the machines these tests run on): PostgreSQL vacuums the outbox
 /// once enough is dead; SQLite checkpoints its WAL off the writer.
 async fn acked_outbox_rows_are_reclaimed_by_housekeeping(store: Arc<dyn Store>, expect: &str) {
-    for (id, email) in [("ua", "a@x.org"), ("ub", "b@x.org")] {
-        store.create_pending_user(id, email, 0).await.expect("user");
-    }
-    let ab = store
-        .direct_conversation("cab", "ua", "ub", 0)
-        .await
-        .expect("ab")
-        .id;
+    let ab = users_and_conversation(&store).await;
     let devices = ["db1", "db2", "db3", "db4"];
     let mut acks = Vec::new();
     for chunk in 0..12 {
