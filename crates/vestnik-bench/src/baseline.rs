@@ -281,12 +281,19 @@ async fn drop_scratch(admin: &mut sqlx::PgConnection, suffix: &str) -> anyhow::R
     Ok(())
 }
 
-async fn pg_inserts(url: &str, opts: &Opts, batch: usize, writers: usize) -> anyhow::Result<Value> {
+/// Scratch bench tables in PostgreSQL; returns their suffix and the admin
+/// connection that drops them (`drop_scratch`).
+async fn pg_scratch(url: &str) -> anyhow::Result<(String, sqlx::PgConnection)> {
     let suffix = rand_suffix();
     let mut admin = sqlx::PgConnection::connect(url).await?;
     for s in schema(&suffix, "BIGSERIAL PRIMARY KEY") {
         sqlx::query(&s).execute(&mut admin).await?;
     }
+    Ok((suffix, admin))
+}
+
+async fn pg_inserts(url: &str, opts: &Opts, batch: usize, writers: usize) -> anyhow::Result<Value> {
+    let (suffix, mut admin) = pg_scratch(url).await?;
     let deadline = Instant::now() + Duration::from_secs_f64(opts.duration);
     let mut tasks = Vec::new();
     for w in 0..writers.max(1) {
@@ -389,11 +396,7 @@ async fn pg_full_cycle(
     batch: usize,
     writers: usize,
 ) -> anyhow::Result<Value> {
-    let suffix = rand_suffix();
-    let mut admin = sqlx::PgConnection::connect(url).await?;
-    for s in schema(&suffix, "BIGSERIAL PRIMARY KEY") {
-        sqlx::query(&s).execute(&mut admin).await?;
-    }
+    let (suffix, mut admin) = pg_scratch(url).await?;
     let deadline = Instant::now() + Duration::from_secs_f64(opts.duration);
     let mut tasks = Vec::new();
     for w in 0..writers.max(1) {
