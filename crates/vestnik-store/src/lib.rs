@@ -25,6 +25,9 @@ pub use sqlite::SqliteStore;
 pub enum StoreError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the SQLite batch writer, which runs its statements directly.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration {version} failed: {reason}")]
     Migration { version: i64, reason: String },
     /// The e-mail code was consumed or replaced by a concurrent request.
