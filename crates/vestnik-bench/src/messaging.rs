@@ -67,8 +67,9 @@ pub struct Opts {
     /// Ack after this many received items …
     #[arg(long, default_value_t = 64)]
     pub ack_batch: usize,
-    /// … or this many milliseconds after the first unacked one
-    #[arg(long, default_value_t = 20)]
+    /// … or this many milliseconds after the first unacked one; 0 = as soon
+    /// as nothing more is readable, which is what `vestnik-client` does
+    #[arg(long, default_value_t = 0)]
     pub ack_delay_ms: u64,
     /// Loopback source addresses to spread sockets over (127.0.0.2 …); 0 = kernel's choice
     #[arg(long, default_value_t = 4)]
@@ -464,7 +465,7 @@ impl Conn {
                             None => break,
                         }
                     }
-                    if self.acks.len() >= self.opts.ack_batch {
+                    if self.acks.len() >= self.opts.ack_batch || ack_delay.is_zero() {
                         self.send_ack().await?;
                         ack_armed = false;
                     } else if !self.acks.is_empty() && !ack_armed {

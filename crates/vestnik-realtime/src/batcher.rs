@@ -1,7 +1,8 @@
 //! Coalesces concurrent writes into one transaction: a writer takes whatever
 //! has queued up (up to `MAX_BATCH`) and stores it together, so the cost of a
 //! commit (an fsync on PostgreSQL; the single writer connection on SQLite) is
-//! shared by every item in the batch. Sends and acknowledgements each have one.
+//! shared by every item in the batch. On PostgreSQL sends and acknowledgements
+//! each have their writers; on SQLite one writer serves both.
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -15,16 +16,13 @@ pub const QUEUE: usize = 16 * 1024;
 
 pub type Reply<R> = oneshot::Sender<Result<R, RealtimeError>>;
 
-/// SQLite's batch writers run on a thread of their own. A batch is a chain
-/// of short round trips to the connection's thread, and on the main runtime
-/// every step waited behind the ready socket tasks for a worker (measured,
-/// `throughput` on SQLite, 3 runs each: 3,348 → 4,607 msg/s). PostgreSQL's
-/// writers stay on the main runtime, whose reactor drives their sockets:
-/// moved, they measured no better (6,373 → 5,677, within the noise).
-fn writes_on_own_thread(store: &dyn Store) -> bool {
-    store.backend() == "sqlite"
-}
-
+/// SQLite's writer runs on a thread of its own, where it runs each batch's
+/// statements synchronously; on the main runtime it would hold a worker from
+/// the sockets, and wait behind them for its turn (measured, `throughput` on
+/// SQLite, 3 runs each: 3,348 → 4,607 msg/s when batches were still round
+/// trips to sqlx's thread). PostgreSQL's writers stay on the main runtime,
+/// whose reactor drives their sockets: moved, they measured no better
+/// (6,373 → 5,677, within the noise).
 fn writer_runtime() -> &'static tokio::runtime::Handle {
     static RUNTIME: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
     RUNTIME.get_or_init(|| {
@@ -57,7 +55,6 @@ pub type Queue<J, R> = mpsc::Sender<(J, Reply<R>)>;
 fn spawn_batched<J, R, F, Fut>(
     what: &'static str,
     writers: usize,
-    own_thread: bool,
     write: F,
 ) -> Queue<J, R>
 where
@@ -69,16 +66,10 @@ where
     let (tx, rx) = mpsc::channel::<(J, Reply<R>)>(QUEUE);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let write = Arc::new(write);
-    // Several writers keep PostgreSQL busy while one waits on its commit;
-    // SQLite has one writer connection, so extra writers only queue there.
+    // Several writers keep PostgreSQL busy while one waits on its commit.
     for _ in 0..writers.max(1) {
         let (rx, write) = (rx.clone(), write.clone());
-        let runtime = if own_thread {
-            writer_runtime().clone()
-        } else {
-            tokio::runtime::Handle::current()
-        };
-        runtime.spawn(async move {
+        tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             loop {
                 {
@@ -94,16 +85,10 @@ where
                     _ => metrics::histogram!("vestnik_ack_batch_size").record(n as f64),
                 }
                 match write(jobs).await {
-                    Ok(results) => {
-                        for (reply, r) in replies.into_iter().zip(results) {
-                            let _ = reply.send(Ok(r));
-                        }
-                    }
+                    Ok(results) => answer(replies, results),
                     Err(e) => {
                         tracing::error!(error = %e, n, what, "a batched write failed");
-                        for reply in replies {
-                            let _ = reply.send(Err(RealtimeError::Unavailable));
-                        }
+                        fail(replies);
                     }
                 }
             }
@@ -145,41 +130,101 @@ impl SendQueues {
     }
 }
 
+/// The send and ack paths' writers. PostgreSQL gets `writers` of each,
+/// committing in parallel. SQLite has one writer connection, where batches
+/// of the two paths could only take turns: there one writer takes whatever
+/// both queues hold and commits it together.
 pub fn spawn(
     store: Arc<dyn Store>,
     retention_ms: i64,
     clock: Arc<dyn vestnik_core::Clock>,
     writers: usize,
-) -> SendQueues {
-    let own_thread = writes_on_own_thread(store.as_ref());
-    let shards = (0..writers.max(1))
+) -> (SendQueues, Queue<AckBatchItem, Vec<OutboxRow>>) {
+    if store.backend() == "sqlite" {
+        return spawn_shared(store, retention_ms, clock);
+    }
+    let sends = (0..writers.max(1))
         .map(|_| {
             let (store, clock) = (store.clone(), clock.clone());
-            spawn_batched("send", 1, own_thread, move |msgs: Vec<NewMessage>| {
+            spawn_batched("send", 1, move |msgs: Vec<NewMessage>| {
                 let (store, expires_at) = (store.clone(), clock.now_ms() + retention_ms);
                 async move { store.store_messages(&msgs, expires_at).await }
             })
         })
         .collect();
-    SendQueues { shards }
+    let acks = spawn_batched("ack", writers, move |acks: Vec<AckBatchItem>| {
+        let store = store.clone();
+        let now = clock.now_ms();
+        async move { store.ack(&acks, now, now + retention_ms).await }
+    });
+    (SendQueues { shards: sends }, acks)
 }
 
-/// The acknowledgement path's writer: each job's result is the receipts it queued.
-pub fn spawn_acks(
+/// One writer for both paths, each turn one transaction (`store_and_ack`).
+/// Measured on SQLite under `latency` (2,000 msg/s), where a message causes
+/// about five ack frames: see BENCHMARKS.md.
+fn spawn_shared(
     store: Arc<dyn Store>,
     retention_ms: i64,
     clock: Arc<dyn vestnik_core::Clock>,
-    writers: usize,
-) -> Queue<AckBatchItem, Vec<OutboxRow>> {
-    let own_thread = writes_on_own_thread(store.as_ref());
-    spawn_batched(
-        "ack",
-        writers,
-        own_thread,
-        move |acks: Vec<AckBatchItem>| {
-            let store = store.clone();
+) -> (SendQueues, Queue<AckBatchItem, Vec<OutboxRow>>) {
+    let (send_tx, mut send_rx) = mpsc::channel::<(NewMessage, Reply<StoredMessage>)>(QUEUE);
+    let (ack_tx, mut ack_rx) = mpsc::channel::<(AckBatchItem, Reply<Vec<OutboxRow>>)>(QUEUE);
+    writer_runtime().spawn(async move {
+        let (mut sends, mut acks) = (Vec::with_capacity(MAX_BATCH), Vec::with_capacity(MAX_BATCH));
+        loop {
+            // Wait for either queue, then take what the other holds too.
+            let open = tokio::select! {
+                n = send_rx.recv_many(&mut sends, MAX_BATCH) => n > 0,
+                n = ack_rx.recv_many(&mut acks, MAX_BATCH) => n > 0,
+            };
+            if !open {
+                return;
+            }
+            while sends.len() < MAX_BATCH {
+                let Ok(job) = send_rx.try_recv() else { break };
+                sends.push(job);
+            }
+            while acks.len() < MAX_BATCH {
+                let Ok(job) = ack_rx.try_recv() else { break };
+                acks.push(job);
+            }
+            let (send_jobs, send_replies): (Vec<_>, Vec<_>) = sends.drain(..).unzip();
+            let (ack_jobs, ack_replies): (Vec<_>, Vec<_>) = acks.drain(..).unzip();
+            if !send_jobs.is_empty() {
+                metrics::histogram!("vestnik_send_batch_size").record(send_jobs.len() as f64);
+            }
+            if !ack_jobs.is_empty() {
+                metrics::histogram!("vestnik_ack_batch_size").record(ack_jobs.len() as f64);
+            }
             let now = clock.now_ms();
-            async move { store.ack(&acks, now, now + retention_ms).await }
-        },
-    )
+            match store
+                .store_and_ack(&send_jobs, &ack_jobs, now, now + retention_ms)
+                .await
+            {
+                Ok((stored, receipts)) => {
+                    answer(send_replies, stored);
+                    answer(ack_replies, receipts);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, sends = send_jobs.len(), acks = ack_jobs.len(), "a batched write failed");
+                    fail(send_replies);
+                    fail(ack_replies);
+                }
+            }
+        }
+    });
+    (SendQueues { shards: vec![send_tx] }, ack_tx)
+}
+
+fn answer<R>(replies: Vec<Reply<R>>, results: Vec<R>) {
+    for (reply, r) in replies.into_iter().zip(results) {
+        let _ = reply.send(Ok(r));
+    }
+}
+
+fn fail<R>(replies: Vec<Reply<R>>) {
+    for reply in replies {
+        let _ = reply.send(Err(RealtimeError::Unavailable));
+    }
 }

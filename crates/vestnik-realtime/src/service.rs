@@ -163,13 +163,7 @@ impl Realtime {
         presence: Arc<dyn Presence>,
         bus: Arc<dyn EventBus>,
     ) -> Result<Self, RealtimeError> {
-        let writer = batcher::spawn(
-            store.clone(),
-            settings.retention_ms,
-            clock.clone(),
-            settings.writers,
-        );
-        let acks = batcher::spawn_acks(
+        let (writer, acks) = batcher::spawn(
             store.clone(),
             settings.retention_ms,
             clock.clone(),

@@ -187,8 +187,6 @@ pub trait MessageStore: Send + Sync {
     async fn set_last_seen(&self, user_id: &str, at: i64) -> Result<()>;
     async fn set_presence_visibility(&self, user_id: &str, visibility: &str) -> Result<()>;
     async fn set_block(&self, user_id: &str, blocked: &str, on: bool, now: i64) -> Result<()>;
-    /// Stores messages and their envelopes in one transaction (one result per
-    /// message, in order); a retried `client_msg_id` returns the stored one.
     /// A message already stored for this sending device and client id:
     /// (message id, seq, created_at).
     async fn stored_message(
@@ -196,6 +194,8 @@ pub trait MessageStore: Send + Sync {
         sender_device_id: &str,
         client_msg_id: &str,
     ) -> Result<Option<(String, i64, i64)>>;
+    /// Stores messages and their envelopes in one transaction (one result per
+    /// message, in order); a retried `client_msg_id` returns the stored one.
     async fn store_messages(
         &self,
         batch: &[NewMessage],
@@ -213,6 +213,15 @@ pub trait MessageStore: Send + Sync {
         now: i64,
         expires_at: i64,
     ) -> Result<Vec<Vec<OutboxRow>>>;
+    /// `store_messages` and `ack` in one transaction, sends first: where a
+    /// single connection writes (SQLite), both paths share one commit.
+    async fn store_and_ack(
+        &self,
+        sends: &[NewMessage],
+        acks: &[AckBatchItem],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(Vec<StoredMessage>, Vec<Vec<OutboxRow>>)>;
     /// Deletes outbox items and message records past their retention.
     async fn expire(&self, now: i64, message_cutoff: i64, limit: i64) -> Result<u64>;
 }

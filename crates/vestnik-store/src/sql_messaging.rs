@@ -275,6 +275,10 @@ macro_rules! impl_messaging_store {
                 $crate::bulk::$bulk::ack(self.write(), acks, now, expires_at).await
             }
 
+            async fn store_and_ack(&self, sends: &[$crate::NewMessage], acks: &[$crate::AckBatchItem], now: i64, expires_at: i64) -> $crate::Result<(Vec<$crate::StoredMessage>, Vec<Vec<$crate::OutboxRow>>)> {
+                $crate::bulk::$bulk::store_and_ack(self.write(), sends, acks, now, expires_at).await
+            }
+
             async fn expire(&self, now: i64, message_cutoff: i64, limit: i64) -> $crate::Result<u64> {
                 let a = sqlx::query("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE expires_at < $1 LIMIT $2)")
                     .bind(now)

@@ -347,3 +347,19 @@ pub(crate) async fn ack<B: Bulk>(
     }
     Ok(out)
 }
+
+/// A send batch and an ack batch, in that order, in one transaction.
+pub(crate) async fn store_and_ack<B: Bulk>(
+    b: &mut B,
+    sends: &[crate::NewMessage],
+    acks: &[crate::AckBatchItem],
+    now: i64,
+    expires_at: i64,
+) -> Result<(Vec<crate::StoredMessage>, Vec<Vec<OutboxRow>>)> {
+    let stored = if sends.is_empty() {
+        Vec::new()
+    } else {
+        store_messages(b, sends, expires_at).await?
+    };
+    Ok((stored, ack(b, acks, now, expires_at).await?))
+}

@@ -28,6 +28,20 @@ pub(crate) async fn ack(
     Ok(out)
 }
 
+/// Runs a send batch and an ack batch in one transaction.
+pub(crate) async fn store_and_ack(
+    pool: &PgPool,
+    sends: &[NewMessage],
+    acks: &[AckBatchItem],
+    now: i64,
+    expires_at: i64,
+) -> Result<(Vec<StoredMessage>, Vec<Vec<OutboxRow>>)> {
+    let mut tx = pool.begin().await?;
+    let out = super::store_and_ack(&mut PgBulk(&mut tx), sends, acks, now, expires_at).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
 /// The statements on a connection inside an open transaction.
 struct PgBulk<'c>(&'c mut PgConnection);
 

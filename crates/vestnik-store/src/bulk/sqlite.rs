@@ -39,6 +39,21 @@ pub(crate) async fn ack(
     in_transaction(&mut handle, |b| ready(super::ack(b, acks, now, expires_at)))
 }
 
+/// Runs a send batch and an ack batch in one transaction.
+pub(crate) async fn store_and_ack(
+    pool: &SqlitePool,
+    sends: &[NewMessage],
+    acks: &[AckBatchItem],
+    now: i64,
+    expires_at: i64,
+) -> Result<(Vec<StoredMessage>, Vec<Vec<OutboxRow>>)> {
+    let mut conn = pool.acquire().await?;
+    let mut handle = conn.lock_handle().await?;
+    in_transaction(&mut handle, |b| {
+        ready(super::store_and_ack(b, sends, acks, now, expires_at))
+    })
+}
+
 /// Runs `work` inside a write transaction on the locked connection, and
 /// leaves no transaction open whatever happens.
 fn in_transaction<T>(
