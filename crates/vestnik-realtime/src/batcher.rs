@@ -84,7 +84,11 @@ where
                     "send" => metrics::histogram!("vestnik_send_batch_size").record(n as f64),
                     _ => metrics::histogram!("vestnik_ack_batch_size").record(n as f64),
                 }
-                match write(jobs).await {
+                let started = std::time::Instant::now();
+                let written = write(jobs).await;
+                metrics::histogram!("vestnik_write_batch_seconds", "path" => what)
+                    .record(started.elapsed().as_secs_f64());
+                match written {
                     Ok(results) => answer(replies, results),
                     Err(e) => {
                         tracing::error!(error = %e, n, what, "a batched write failed");
@@ -198,10 +202,13 @@ fn spawn_shared(
                 metrics::histogram!("vestnik_ack_batch_size").record(ack_jobs.len() as f64);
             }
             let now = clock.now_ms();
-            match store
+            let started = std::time::Instant::now();
+            let written = store
                 .store_and_ack(&send_jobs, &ack_jobs, now, now + retention_ms)
-                .await
-            {
+                .await;
+            metrics::histogram!("vestnik_write_batch_seconds", "path" => "shared")
+                .record(started.elapsed().as_secs_f64());
+            match written {
                 Ok((stored, receipts)) => {
                     answer(send_replies, stored);
                     answer(ack_replies, receipts);

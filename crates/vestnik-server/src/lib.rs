@@ -247,7 +247,17 @@ pub async fn serve(
     gw: Arc<Gateway>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let app = router(gw).into_make_service_with_connect_info::<SocketAddr>();
+    // Frames are small and must leave at once: with Nagle's algorithm a
+    // frame written while the previous one was unacknowledged waited for the
+    // peer's delayed ACK (up to 40 ms on Linux; measured, `latency` on SQLite
+    // p99 49 ms → see BENCHMARKS.md).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY refused");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

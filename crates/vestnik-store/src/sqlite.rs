@@ -39,8 +39,12 @@ impl SqliteStore {
             // thread stopped every 50 rows until a busy async task took them
             // (measured: `throughput` on SQLite 2,600 → 3,360 msg/s).
             .row_buffer_size(ROW_BUFFER);
+        // The pool pings a connection before lending it out by default: for
+        // an in-process file that checks nothing, and each ping was a round
+        // trip to the connection's thread on every write batch.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(
                 opts.clone()
                     .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES),
@@ -52,6 +56,7 @@ impl SqliteStore {
             .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
+            .test_before_acquire(false)
             .connect_with(opts.read_only(true))
             .await?;
         Ok(Self {
