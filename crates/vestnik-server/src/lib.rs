@@ -128,12 +128,13 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         clock.clone(),
         vestnik_realtime::RealtimeSettings {
             retention_ms: i64::from(config.message_retention_days) * 86_400_000,
-            // Two writers per path on PostgreSQL: one fills its batch while
-            // the other waits on its commit. More writers split the same
-            // load into smaller batches, each paying a commit and a round
-            // trip per statement (measured, `throughput`: 4 writers 6,400
-            // msg/s with 62-message batches, 2 writers 8,000 with 165, 1
-            // writer 6,600 with full 256-message batches).
+            // Two writers on PostgreSQL (each serves sends and acks): one
+            // fills its batch while the other waits on its commit. More
+            // writers split the same load into smaller batches, each paying
+            // a commit and a round trip per statement (measured when sends
+            // and acks had writers of their own, `throughput`: 4 writers
+            // 6,400 msg/s with 62-message batches, 2 writers 8,000 with 165,
+            // 1 writer 6,600 with full 256-message batches).
             writers: if config.is_postgres() { 2 } else { 1 },
             group_max_members: i64::from(config.group_max_members),
         },
