@@ -253,7 +253,7 @@ macro_rules! impl_messaging_store {
             }
 
             async fn store_messages(&self, batch: &[$crate::NewMessage], expires_at: i64) -> $crate::Result<Vec<$crate::StoredMessage>> {
-                $crate::bulk::$bulk::store_messages(self.write(), batch, expires_at).await
+                Ok($crate::bulk::$bulk::store_and_ack(self.write(), batch, &[], 0, expires_at).await?.0)
             }
 
             async fn outbox(&self, device_id: &str, after: i64, limit: i64) -> $crate::Result<Vec<$crate::OutboxRow>> {
@@ -272,7 +272,7 @@ macro_rules! impl_messaging_store {
             }
 
             async fn ack(&self, acks: &[$crate::AckBatchItem], now: i64, expires_at: i64) -> $crate::Result<Vec<Vec<$crate::OutboxRow>>> {
-                $crate::bulk::$bulk::ack(self.write(), acks, now, expires_at).await
+                Ok($crate::bulk::$bulk::store_and_ack(self.write(), &[], acks, now, expires_at).await?.1)
             }
 
             async fn store_and_ack(&self, sends: &[$crate::NewMessage], acks: &[$crate::AckBatchItem], now: i64, expires_at: i64) -> $crate::Result<(Vec<$crate::StoredMessage>, Vec<Vec<$crate::OutboxRow>>)> {

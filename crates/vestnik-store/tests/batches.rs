@@ -1,6 +1,7 @@
 //! The send batch writer's contract, on SQLite and on PostgreSQL: seqs per
 //! conversation in batch order, retries (earlier or within the same batch)
-//! answered with the first copy, and one delivery row per envelope.
+//! answered with the first copy, and one delivery row per envelope; a send
+//! batch and an ack batch sharing one transaction.
 use std::sync::Arc;
 
 mod common;
@@ -166,5 +167,133 @@ async fn acked_outbox_rows_are_reclaimed_by_housekeeping_sqlite() {
 async fn acked_outbox_rows_are_reclaimed_by_housekeeping_postgres() {
     if let Some(store) = postgres_store().await {
         acked_outbox_rows_are_reclaimed_by_housekeeping(store, "vacuum outbox").await;
+    }
+}
+
+/// A device of `user` (receipts go to the sender's active devices).
+async fn device(store: &Arc<dyn Store>, user: &str, id: &str) {
+    let device = vestnik_store::NewDevice {
+        id: id.into(),
+        user_id: user.into(),
+        name: id.into(),
+        platform: "test".into(),
+        identity_key: format!("ik-{id}"),
+        signing_key: format!("sk-{id}"),
+        fallback_key: vestnik_store::FallbackKey {
+            key_id: format!("fk-{id}"),
+            public_key: format!("fpk-{id}"),
+            signature: format!("sig-{id}"),
+        },
+        one_time_keys: Vec::new(),
+        created_at: 0,
+    };
+    let session = vestnik_store::NewSession {
+        id: format!("s-{id}"),
+        user_id: user.into(),
+        device_id: id.into(),
+        access_hash: format!("a-{id}"),
+        access_expires_at: 1 << 40,
+        refresh_hash: format!("r-{id}"),
+        refresh_expires_at: 1 << 40,
+        created_at: 0,
+    };
+    store
+        .create_device_session(&device, &session, 10)
+        .await
+        .expect("device");
+}
+
+fn ack_of(device: &str, user: &str, cursor: i64) -> vestnik_store::AckBatchItem {
+    vestnik_store::AckBatchItem {
+        device_id: device.into(),
+        user_id: user.into(),
+        cursors: vec![cursor],
+    }
+}
+
+/// The shared writer's turn: a send batch and an ack batch in one
+/// transaction. Both take effect together (the new message numbered and
+/// queued, the acked envelope gone, its receipt queued for every device of
+/// the sender), and a turn that fails takes effect not at all.
+async fn a_send_batch_and_an_ack_batch_commit_together_or_not_at_all(store: Arc<dyn Store>) {
+    let ab = users_and_conversation(&store).await;
+    device(&store, "ua", "da").await;
+    device(&store, "ua", "da2").await;
+    let first = store
+        .store_messages(&[message("m1", &ab, "x1", &["db1"])], 9_999)
+        .await
+        .expect("m1");
+    let m1_cursor = first[0].outbox[0].0;
+
+    let (stored, receipts) = store
+        .store_and_ack(
+            &[message("m2", &ab, "x2", &["db1"])],
+            &[ack_of("db1", "ub", m1_cursor)],
+            2_000,
+            9_999,
+        )
+        .await
+        .expect("send and ack");
+    assert_eq!(stored.len(), 1);
+    assert_eq!((stored[0].seq, stored[0].duplicate), (2, false));
+    assert_eq!(receipts.len(), 1);
+    let mut to: Vec<&str> = receipts[0].iter().map(|r| r.device_id.as_str()).collect();
+    to.sort_unstable();
+    assert_eq!(to, ["da", "da2"]);
+    assert!(receipts[0]
+        .iter()
+        .all(|r| r.kind == "receipt" && r.message_id == "m1" && r.sender_device_id == "db1"));
+    let pending = store.outbox("db1", 0, 10).await.expect("outbox");
+    let ids: Vec<&str> = pending.iter().map(|r| r.message_id.as_str()).collect();
+    assert_eq!(ids, ["m2"]);
+    let m2_cursor = pending[0].id;
+
+    // A message to a conversation that does not exist fails the turn after
+    // the seq of `ab` was bumped for m3: that bump, m3 and the ack riding
+    // with them must all be undone.
+    let failed = store
+        .store_and_ack(
+            &[
+                message("m3", &ab, "x3", &["db1"]),
+                message("m4", "no-such-conversation", "x4", &["db1"]),
+            ],
+            &[ack_of("db1", "ub", m2_cursor)],
+            3_000,
+            9_999,
+        )
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+    let pending = store.outbox("db1", 0, 10).await.expect("outbox");
+    let ids: Vec<&str> = pending.iter().map(|r| r.message_id.as_str()).collect();
+    assert_eq!(ids, ["m2"]);
+    let receipts = store.outbox("da", 0, 10).await.expect("outbox");
+    assert_eq!(receipts.len(), 1, "only m1's receipt: {receipts:?}");
+    // The connection is left usable, and `ab` numbers on from 2.
+    let (stored, _) = store
+        .store_and_ack(
+            &[message("m5", &ab, "x5", &["db1"])],
+            &[ack_of("db1", "ub", m2_cursor)],
+            4_000,
+            9_999,
+        )
+        .await
+        .expect("a turn after a failed one");
+    assert_eq!((stored[0].message_id.as_str(), stored[0].seq), ("m5", 3));
+    let pending = store.outbox("db1", 0, 10).await.expect("outbox");
+    let ids: Vec<&str> = pending.iter().map(|r| r.message_id.as_str()).collect();
+    assert_eq!(ids, ["m5"]);
+}
+
+#[tokio::test]
+async fn a_send_batch_and_an_ack_batch_commit_together_or_not_at_all_sqlite() {
+    let (store, dir) = sqlite_store().await;
+    a_send_batch_and_an_ack_batch_commit_together_or_not_at_all(store).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_send_batch_and_an_ack_batch_commit_together_or_not_at_all_postgres() {
+    if let Some(store) = postgres_store().await {
+        a_send_batch_and_an_ack_batch_commit_together_or_not_at_all(store).await;
     }
 }

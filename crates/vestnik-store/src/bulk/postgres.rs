@@ -3,32 +3,8 @@ use super::{AckedRow, Bulk, KnownMessage, MessageInsert, OutboxInsert, ReceiptIn
 use crate::{AckBatchItem, NewMessage, OutboxRow, Result, StoredMessage};
 use sqlx::{PgConnection, PgPool};
 
-/// Runs a send batch in one transaction.
-pub(crate) async fn store_messages(
-    pool: &PgPool,
-    batch: &[NewMessage],
-    expires_at: i64,
-) -> Result<Vec<StoredMessage>> {
-    let mut tx = pool.begin().await?;
-    let out = super::store_messages(&mut PgBulk(&mut tx), batch, expires_at).await?;
-    tx.commit().await?;
-    Ok(out)
-}
-
-/// Runs an ack batch in one transaction.
-pub(crate) async fn ack(
-    pool: &PgPool,
-    acks: &[AckBatchItem],
-    now: i64,
-    expires_at: i64,
-) -> Result<Vec<Vec<OutboxRow>>> {
-    let mut tx = pool.begin().await?;
-    let out = super::ack(&mut PgBulk(&mut tx), acks, now, expires_at).await?;
-    tx.commit().await?;
-    Ok(out)
-}
-
-/// Runs a send batch and an ack batch in one transaction.
+/// Runs a send batch and an ack batch (either may be empty) in one
+/// transaction; `Store::store_messages` and `Store::ack` are its halves.
 pub(crate) async fn store_and_ack(
     pool: &PgPool,
     sends: &[NewMessage],

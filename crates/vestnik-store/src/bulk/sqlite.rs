@@ -14,32 +14,8 @@ use sqlx::SqlitePool;
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
 
-/// Runs a send batch in one transaction.
-pub(crate) async fn store_messages(
-    pool: &SqlitePool,
-    batch: &[NewMessage],
-    expires_at: i64,
-) -> Result<Vec<StoredMessage>> {
-    let mut conn = pool.acquire().await?;
-    let mut handle = conn.lock_handle().await?;
-    in_transaction(&mut handle, |b| {
-        ready(super::store_messages(b, batch, expires_at))
-    })
-}
-
-/// Runs an ack batch in one transaction.
-pub(crate) async fn ack(
-    pool: &SqlitePool,
-    acks: &[AckBatchItem],
-    now: i64,
-    expires_at: i64,
-) -> Result<Vec<Vec<OutboxRow>>> {
-    let mut conn = pool.acquire().await?;
-    let mut handle = conn.lock_handle().await?;
-    in_transaction(&mut handle, |b| ready(super::ack(b, acks, now, expires_at)))
-}
-
-/// Runs a send batch and an ack batch in one transaction.
+/// Runs a send batch and an ack batch (either may be empty) in one
+/// transaction; `Store::store_messages` and `Store::ack` are its halves.
 pub(crate) async fn store_and_ack(
     pool: &SqlitePool,
     sends: &[NewMessage],
