@@ -1,8 +1,8 @@
 //! Coalesces concurrent writes into one transaction: a writer takes whatever
 //! has queued up (up to `MAX_BATCH`) and stores it together, so the cost of a
 //! commit (an fsync on PostgreSQL; the single writer connection on SQLite) is
-//! shared by every item in the batch. On PostgreSQL sends and acknowledgements
-//! each have their writers; on SQLite one writer serves both.
+//! shared by every item in the batch. Each writer serves sends and
+//! acknowledgements alike: two writers on PostgreSQL, one on SQLite.
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use vestnik_store::{AckBatchItem, NewMessage, OutboxRow, Store, StoredMessage};

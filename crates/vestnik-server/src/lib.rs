@@ -253,7 +253,7 @@ pub async fn serve(
     // Frames are small and must leave at once: with Nagle's algorithm a
     // frame written while the previous one was unacknowledged waited for the
     // peer's delayed ACK (up to 40 ms on Linux; measured, `latency` on SQLite
-    // p99 49 ms → see BENCHMARKS.md).
+    // at 2,000 msg/s, one run each: p90 26 → 4 ms, p99 49 → 34 ms).
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY refused");

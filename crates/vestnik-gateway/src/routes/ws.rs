@@ -98,8 +98,8 @@ async fn feed_frame(socket: &mut WebSocket, frame: &ServerFrame) -> bool {
 }
 
 /// Writes `first` and whatever else is already queued behind it with one
-/// flush: under load a socket gets several frames per wakeup, and a write
-/// (a system call) per frame was a measurable share of the server's CPU.
+/// flush: under load a socket gets several frames per wakeup, and each flush
+/// is a system call.
 async fn forward<F: AsRef<ServerFrame>>(
     socket: &mut WebSocket,
     first: F,
@@ -246,7 +246,8 @@ struct Limits<'a> {
 /// Handles one client frame. Sends and acks run concurrently and answer
 /// through `out`: while one waits for its batch to commit, the connection
 /// keeps delivering (an ack awaited here held up every frame to the device
-/// for a commit; measured, `latency` p50 on SQLite 11.5 → see BENCHMARKS).
+/// for a commit; measured, `latency` at 2,000 msg/s on PostgreSQL, p50
+/// 22.9 → 15.7 ms, one run each).
 async fn handle(
     gw: &Arc<Gateway>,
     auth: &Arc<SessionAuth>,
