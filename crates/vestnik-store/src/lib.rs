@@ -200,7 +200,9 @@ pub trait MessageStore: Send + Sync {
         &self,
         batch: &[NewMessage],
         expires_at: i64,
-    ) -> Result<Vec<StoredMessage>>;
+    ) -> Result<Vec<StoredMessage>> {
+        Ok(self.store_and_ack(batch, &[], 0, expires_at).await?.0)
+    }
     /// The device's pending items after `after`, oldest first.
     async fn outbox(&self, device_id: &str, after: i64, limit: i64) -> Result<Vec<OutboxRow>>;
     /// For each acknowledgement, in one transaction for all of them: deletes
@@ -212,7 +214,9 @@ pub trait MessageStore: Send + Sync {
         acks: &[AckBatchItem],
         now: i64,
         expires_at: i64,
-    ) -> Result<Vec<Vec<OutboxRow>>>;
+    ) -> Result<Vec<Vec<OutboxRow>>> {
+        Ok(self.store_and_ack(&[], acks, now, expires_at).await?.1)
+    }
     /// `store_messages` and `ack` in one transaction, sends first: where a
     /// single connection writes (SQLite), both paths share one commit.
     async fn store_and_ack(

@@ -252,10 +252,6 @@ macro_rules! impl_messaging_store {
                     .await?)
             }
 
-            async fn store_messages(&self, batch: &[$crate::NewMessage], expires_at: i64) -> $crate::Result<Vec<$crate::StoredMessage>> {
-                Ok($crate::bulk::$bulk::store_and_ack(self.write(), batch, &[], 0, expires_at).await?.0)
-            }
-
             async fn outbox(&self, device_id: &str, after: i64, limit: i64) -> $crate::Result<Vec<$crate::OutboxRow>> {
                 Ok(sqlx::query_as(concat!(
                     "SELECT o.id, o.device_id, o.kind, o.message_id, o.conversation_id, o.seq, o.sender_user_id, o.sender_device_id, ",
@@ -269,10 +265,6 @@ macro_rules! impl_messaging_store {
                 .bind(limit)
                 .fetch_all(self.read())
                 .await?)
-            }
-
-            async fn ack(&self, acks: &[$crate::AckBatchItem], now: i64, expires_at: i64) -> $crate::Result<Vec<Vec<$crate::OutboxRow>>> {
-                Ok($crate::bulk::$bulk::store_and_ack(self.write(), &[], acks, now, expires_at).await?.1)
             }
 
             async fn store_and_ack(&self, sends: &[$crate::NewMessage], acks: &[$crate::AckBatchItem], now: i64, expires_at: i64) -> $crate::Result<(Vec<$crate::StoredMessage>, Vec<Vec<$crate::OutboxRow>>)> {

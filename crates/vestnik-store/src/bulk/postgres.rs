@@ -4,7 +4,7 @@ use crate::{AckBatchItem, NewMessage, OutboxRow, Result, StoredMessage};
 use sqlx::{PgConnection, PgPool};
 
 /// Runs a send batch and an ack batch (either may be empty) in one
-/// transaction; `Store::store_messages` and `Store::ack` are its halves.
+/// transaction (`Store::store_messages` and `Store::ack` are its halves).
 pub(crate) async fn store_and_ack(
     pool: &PgPool,
     sends: &[NewMessage],

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::task::{Context, Poll, Waker};
 
 /// Runs a send batch and an ack batch (either may be empty) in one
-/// transaction; `Store::store_messages` and `Store::ack` are its halves.
+/// transaction (`Store::store_messages` and `Store::ack` are its halves).
 pub(crate) async fn store_and_ack(
     pool: &SqlitePool,
     sends: &[NewMessage],
