@@ -4,6 +4,7 @@ use std::time::Duration;
 
 pub struct PgStore {
     pool: PgPool,
+    turns: crate::bulk::postgres::TurnConnections,
 }
 
 /// Arbitrary constant naming the migration advisory lock.
@@ -14,9 +15,19 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(1))
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings a connection before lending it (and again when it
+            // comes back): a round trip per query. A connection that broke
+            // while idle fails its next query instead, and the ping on its
+            // return drops it.
+            .test_before_acquire(false)
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        let turns = crate::bulk::postgres::TurnConnections::new(&pool);
+        Ok(Self { pool, turns })
+    }
+
+    fn turn_writer(&self) -> &crate::bulk::postgres::TurnConnections {
+        &self.turns
     }
 
     fn read(&self) -> &PgPool {

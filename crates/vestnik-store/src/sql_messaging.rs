@@ -268,7 +268,7 @@ macro_rules! impl_messaging_store {
             }
 
             async fn store_and_ack(&self, sends: &[$crate::NewMessage], acks: &[$crate::AckBatchItem], now: i64, expires_at: i64) -> $crate::Result<(Vec<$crate::StoredMessage>, Vec<Vec<$crate::OutboxRow>>)> {
-                $crate::bulk::$bulk::store_and_ack(self.write(), sends, acks, now, expires_at).await
+                $crate::bulk::$bulk::store_and_ack(self.turn_writer(), sends, acks, now, expires_at).await
             }
 
             async fn expire(&self, now: i64, message_cutoff: i64, limit: i64) -> $crate::Result<u64> {

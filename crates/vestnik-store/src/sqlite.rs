@@ -73,6 +73,10 @@ impl SqliteStore {
     fn write(&self) -> &SqlitePool {
         &self.write
     }
+
+    fn turn_writer(&self) -> &SqlitePool {
+        &self.write
+    }
 }
 
 crate::sql::impl_sql_store!(SqliteStore);

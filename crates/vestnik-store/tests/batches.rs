@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 mod common;
 
-use common::{postgres_store, sqlite_store};
+use common::{postgres_store, postgres_store_and_url, sqlite_store};
 use vestnik_store::{NewMessage, Store};
 
 fn message(id: &str, conversation: &str, client_msg_id: &str, devices: &[&str]) -> NewMessage {
@@ -138,7 +138,9 @@ async fn acked_outbox_rows_are_reclaimed_by_housekeeping(store: Arc<dyn Store>, 
     for d in devices {
         assert!(store.outbox(d, 0, 10).await.expect("outbox").is_empty());
     }
-    // PostgreSQL publishes the deletes to its statistics within a second or two.
+    // PostgreSQL publishes the deletes to its statistics within a second while
+    // the connection that made them stays busy, or ten seconds once it idles
+    // (the writer turn connection does, here).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let done = store.housekeep().await.expect("housekeep");
@@ -296,4 +298,73 @@ async fn a_send_batch_and_an_ack_batch_commit_together_or_not_at_all_postgres() 
     if let Some(store) = postgres_store().await {
         a_send_batch_and_an_ack_batch_commit_together_or_not_at_all(store).await;
     }
+}
+
+/// Two nodes store the same retry at once: the turn that loses the race
+/// (its snapshot predates the other's commit, so it did not see the row when
+/// it checked for retries) skips its copy, and answers with the stored one.
+#[tokio::test]
+async fn a_retry_stored_by_another_node_mid_turn_answers_with_that_copy_postgres() {
+    use sqlx::Connection;
+    let Some((store, url)) = postgres_store_and_url().await else {
+        return;
+    };
+    let ab = users_and_conversation(&store).await;
+    // The other node's transaction: its copy inserted, not yet committed.
+    let mut other = sqlx::PgConnection::connect(&url).await.expect("connect");
+    sqlx::query("BEGIN")
+        .execute(&mut other)
+        .await
+        .expect("begin");
+    sqlx::query(
+        "INSERT INTO messages (id, conversation_id, seq, sender_user_id, sender_device_id, client_msg_id, created_at)
+         VALUES ('theirs', $1, 7, 'ua', 'da', 'x1', 500)",
+    )
+    .bind(&ab)
+    .execute(&mut other)
+    .await
+    .expect("their copy");
+    // Ours waits on their key; it is numbered, but not inserted, once they commit.
+    let turn = tokio::spawn({
+        let store = store.clone();
+        let ab = ab.clone();
+        async move {
+            store
+                .store_messages(
+                    &[
+                        message("ours", &ab, "x1", &["db1"]),
+                        message("next", &ab, "x2", &["db1"]),
+                    ],
+                    9_999,
+                )
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !turn.is_finished(),
+        "the turn should wait on the uncommitted key"
+    );
+    sqlx::query("COMMIT")
+        .execute(&mut other)
+        .await
+        .expect("commit");
+    let stored = turn.await.expect("join").expect("turn");
+    assert_eq!(
+        (
+            stored[0].message_id.as_str(),
+            stored[0].seq,
+            stored[0].created_at,
+            stored[0].duplicate
+        ),
+        ("theirs", 7, 500, true)
+    );
+    assert!(stored[0].outbox.is_empty());
+    assert_eq!(
+        (stored[1].message_id.as_str(), stored[1].duplicate),
+        ("next", false)
+    );
+    let pending = store.outbox("db1", 0, 10).await.expect("outbox");
+    let ids: Vec<&str> = pending.iter().map(|r| r.message_id.as_str()).collect();
+    assert_eq!(ids, ["next"], "no envelope for the copy that was skipped");
 }

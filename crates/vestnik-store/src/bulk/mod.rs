@@ -1,13 +1,11 @@
-//! The multi-row statements of the delivery hot path, one module per backend
-//! with the same functions. PostgreSQL binds each column as one array
-//! (`UNNEST`), so every statement has one fixed text: it is parsed and planned
-//! once per connection instead of once per batch size, and its plan (index
-//! lookups) does not depend on table statistics, which a fresh or
-//! never-analyzed database lacks. SQLite runs in process, where a statement
-//! costs no round trip: one prepared statement per operation, run per row.
-//!
-//! The logic of a batch (retries, seq numbering, receipts) is written once,
-//! here, against `Bulk`; each backend runs it inside its own transaction.
+//! The multi-row statements of the delivery hot path, one module per backend.
+//! PostgreSQL runs a whole writer turn as one statement, its columns bound
+//! as arrays (`UNNEST`): one fixed text, parsed and planned once per
+//! connection instead of once per batch size, and one round trip. SQLite
+//! runs in process, where a statement costs no round trip: one prepared
+//! statement per operation, run per row, driven by the batch logic here
+//! (retries, seq numbering, receipts) against `Bulk`. PostgreSQL's SQL
+//! follows the same rules, and `tests/batches.rs` holds both to them.
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
@@ -93,6 +91,40 @@ pub(crate) type AckedRow = (String, String, String, String, i64, String);
 /// client_msg_id, id, seq, created_at.
 pub(crate) type KnownMessage = (String, String, String, i64, i64);
 
+/// Splits a batch into the indexes of each (sender device, client_msg_id)
+/// key's first copy, and the repeats inside the batch: (index, index of its
+/// first copy). A repeat answers with its first copy's result.
+pub(crate) fn first_copies(batch: &[crate::NewMessage]) -> (Vec<usize>, Vec<(usize, usize)>) {
+    let mut first_of: std::collections::HashMap<(&str, &str), usize> = Default::default();
+    let mut firsts = Vec::with_capacity(batch.len());
+    let mut repeats = Vec::new();
+    for (i, m) in batch.iter().enumerate() {
+        let key = (m.sender_device_id.as_str(), m.client_msg_id.as_str());
+        match first_of.get(&key) {
+            Some(first) => repeats.push((i, *first)),
+            None => {
+                first_of.insert(key, i);
+                firsts.push(i);
+            }
+        }
+    }
+    (firsts, repeats)
+}
+
+/// Gives each repeat its first copy's result, marked as a duplicate.
+pub(crate) fn fill_repeats(
+    results: &mut [Option<crate::StoredMessage>],
+    repeats: &[(usize, usize)],
+) {
+    for &(i, first) in repeats {
+        results[i] = results[first].as_ref().map(|r| crate::StoredMessage {
+            duplicate: true,
+            outbox: Vec::new(),
+            ..r.clone()
+        });
+    }
+}
+
 /// Stores a batch of messages: their rows, their seqs and one outbox row per
 /// envelope. A handful of statements per batch whatever its size: each is a
 /// round trip (to the server, or across SQLite's connection), and those
@@ -107,9 +139,13 @@ pub(crate) async fn store_messages<B: Bulk>(
 
     // 1. Retries of stored messages answer with the stored row;
     //    a repeat inside this batch with its first copy's.
-    let keys: Vec<(&str, &str)> = batch
+    let (firsts, repeats) = first_copies(batch);
+    let keys: Vec<(&str, &str)> = firsts
         .iter()
-        .map(|m| (m.sender_device_id.as_str(), m.client_msg_id.as_str()))
+        .map(|i| {
+            let m = &batch[*i];
+            (m.sender_device_id.as_str(), m.client_msg_id.as_str())
+        })
         .collect();
     let mut known: HashMap<(&str, &str), (String, i64, i64)> = HashMap::new();
     for (device, cmid, id, seq, at) in b.known_messages(&keys).await? {
@@ -117,12 +153,9 @@ pub(crate) async fn store_messages<B: Bulk>(
             known.insert(*key, (id, seq, at));
         }
     }
-    let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut repeats: Vec<(usize, usize)> = Vec::new(); // (index, index of its first copy)
     let mut fresh: Vec<usize> = Vec::new();
-    for (i, m) in batch.iter().enumerate() {
-        let key = (m.sender_device_id.as_str(), m.client_msg_id.as_str());
-        if let Some((message_id, seq, created_at)) = known.get(&key) {
+    for (&i, key) in firsts.iter().zip(&keys) {
+        if let Some((message_id, seq, created_at)) = known.get(key) {
             results[i] = Some(crate::StoredMessage {
                 message_id: message_id.clone(),
                 seq: *seq,
@@ -130,10 +163,7 @@ pub(crate) async fn store_messages<B: Bulk>(
                 duplicate: true,
                 outbox: Vec::new(),
             });
-        } else if let Some(first) = first_of.get(&key) {
-            repeats.push((i, *first));
         } else {
-            first_of.insert(key, i);
             fresh.push(i);
         }
     }
@@ -256,13 +286,7 @@ pub(crate) async fn store_messages<B: Bulk>(
             }
         }
     }
-    for (i, first) in repeats {
-        results[i] = results[first].as_ref().map(|r| crate::StoredMessage {
-            duplicate: true,
-            outbox: Vec::new(),
-            ..r.clone()
-        });
-    }
+    fill_repeats(&mut results, &repeats);
     Ok(results.into_iter().flatten().collect())
 }
 

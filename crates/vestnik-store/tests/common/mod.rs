@@ -16,12 +16,17 @@ pub async fn sqlite_store() -> (Arc<dyn Store>, std::path::PathBuf) {
 
 /// A migrated store on a fresh database of the test PostgreSQL server.
 pub async fn postgres_store() -> Option<Arc<dyn Store>> {
+    Some(postgres_store_and_url().await?.0)
+}
+
+/// `postgres_store`, with its database's URL for a second, raw connection.
+pub async fn postgres_store_and_url() -> Option<(Arc<dyn Store>, String)> {
     let url = vestnik_testkit::fresh_pg_database("vestnik_store_test").await?;
     let store = vestnik_store::open(&url, 4)
         .await
         .expect("open fresh database");
     store.migrate().await.expect("migrate");
-    Some(store)
+    Some((store, url))
 }
 
 fn uuid_like() -> String {
