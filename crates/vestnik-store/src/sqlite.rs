@@ -16,13 +16,6 @@ pub struct SqliteStore {
 /// WAL pages after which the writer checkpoints by itself: a safety net,
 /// well above what `housekeep` lets accumulate in a second.
 const WRITER_AUTOCHECKPOINT_PAGES: &str = "16384";
-/// The writer's page cache, in KiB (SQLite's `cache_size` takes a negative
-/// number as KiB). Its default, 2 MiB, about holds the pages a write batch
-/// touches on a small database: the last leaf of each index that grows in
-/// order, and the insertion points of each per-device and per-conversation
-/// index. As the indexes deepen, batches spilled the cache and read pages
-/// back from the OS.
-const WRITER_CACHE_KIB: &str = "-65536";
 /// Rows a connection's thread may run ahead of the task reading them.
 const ROW_BUFFER: usize = 8192;
 
@@ -54,8 +47,7 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(
                 opts.clone()
-                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
-                    .pragma("cache_size", WRITER_CACHE_KIB),
+                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES),
             )
             .await?;
         let checkpoint = SqlitePoolOptions::new()
