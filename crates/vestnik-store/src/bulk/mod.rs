@@ -126,9 +126,7 @@ pub(crate) fn fill_repeats(
 }
 
 /// Stores a batch of messages: their rows, their seqs and one outbox row per
-/// envelope. A handful of statements per batch whatever its size: each is a
-/// round trip (to the server, or across SQLite's connection), and those
-/// dominated when they were per message.
+/// envelope (SQLite's writer; PostgreSQL's turn statement does the same).
 pub(crate) async fn store_messages<B: Bulk>(
     b: &mut B,
     batch: &[crate::NewMessage],

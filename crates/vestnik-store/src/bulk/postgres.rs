@@ -49,6 +49,9 @@ pub(crate) struct TurnConnections {
     idle: Mutex<Vec<PgConnection>>,
 }
 
+/// How long opening a turn connection may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Idle turn connections kept at most: the batch writers run one turn each
 /// at a time, and callers outside them (tests, tools) are rare.
 const IDLE_TURN_CONNECTIONS: usize = 4;
@@ -75,7 +78,12 @@ impl TurnConnections {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         match idle {
             Some(conn) => Ok(conn),
-            None => Ok(self.options.connect().await?),
+            // Bounded like the pool's acquire: an unreachable server must fail
+            // the turn (its senders get `unavailable`), not hold the writer.
+            None => tokio::time::timeout(CONNECT_TIMEOUT, self.options.connect())
+                .await
+                .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?
+                .map_err(StoreError::from),
         }
     }
 
