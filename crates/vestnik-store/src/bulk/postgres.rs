@@ -65,8 +65,10 @@ impl TurnConnections {
             // known to be short), and planning this statement took more CPU
             // than running it: 60 % of a core per writer at 500 msg/s
             // (`perf`: copyObjectImpl, expression_tree_walker). The generic
-            // plan looks every row up by index (see `TURN`), whatever the
-            // batch size.
+            // plan finds retries by index whatever the statistics say
+            // (`LATERAL … LIMIT 1` in `TURN`), and the seqs and acked rows
+            // through `= ANY` on primary keys; it is re-planned when the
+            // tables are analyzed.
             options: (*pool.connect_options())
                 .clone()
                 .options([("plan_cache_mode", "force_generic_plan")]),
