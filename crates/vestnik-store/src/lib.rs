@@ -347,8 +347,13 @@ pub trait Store:
     fn backend(&self) -> &'static str;
     /// Reclaims the rows the delivery queue has deleted, and refreshes planner
     /// statistics, where the database leaves that to a vacuum; returns what it
-    /// did. Cheap to call every second: it acts only when enough has changed.
+    /// did. Cheap to call every `housekeep_interval`: it acts only when
+    /// enough has changed.
     async fn housekeep(&self) -> Result<Vec<String>>;
+    /// How often a node calls `housekeep`.
+    fn housekeep_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
 }
 
 /// Opens the store named by a URL: `postgres://…`, or `sqlite:<path>`.
