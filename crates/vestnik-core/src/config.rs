@@ -75,6 +75,10 @@ pub struct Config {
     pub message_retention_days: u32,
     /// Members a group may have (channels have no limit). default: 1000
     pub group_max_members: u32,
+    /// Groups up to this size have their members' presence pushed to each
+    /// other; members of larger groups ask with `subscribe_presence`.
+    /// default: 100
+    pub presence_push_max_group: u32,
     /// This node's name in the cluster (its Redis event stream). A node that
     /// restarts with the same id resumes its stream. default: random per start
     pub node_id: Option<String>,
@@ -166,6 +170,7 @@ impl Default for Config {
             db_pool_size: 16,
             message_retention_days: 30,
             group_max_members: 1000,
+            presence_push_max_group: 100,
             node_id: None,
             s3_endpoint: None,
             s3_bucket: "vestnik-media".into(),
@@ -332,6 +337,9 @@ impl Config {
         }
         if !(2..=100_000).contains(&self.group_max_members) {
             return Err(bad("group_max_members", "expected 2..=100000"));
+        }
+        if !(2..=100_000).contains(&self.presence_push_max_group) {
+            return Err(bad("presence_push_max_group", "expected 2..=100000"));
         }
         if !(1..=1000).contains(&self.db_pool_size) {
             return Err(bad("db_pool_size", "expected 1..=1000"));

@@ -32,6 +32,7 @@ pub const KEYS: &[&str] = &[
     "db_pool_size",
     "message_retention_days",
     "group_max_members",
+    "presence_push_max_group",
     "node_id",
     "s3_endpoint",
     "s3_bucket",

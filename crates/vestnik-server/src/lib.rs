@@ -137,6 +137,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
             // 1 writer 6,600 with full 256-message batches).
             writers: if config.is_postgres() { 2 } else { 1 },
             group_max_members: i64::from(config.group_max_members),
+            presence_push_max_group: i64::from(config.presence_push_max_group),
         },
         node_id,
         presence,

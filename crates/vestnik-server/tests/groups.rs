@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Backend, TestApp};
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -632,6 +632,80 @@ async fn group_messages_and_system_events_arrive_live_over_the_websocket(app: Te
         (Some("member_added"), Some(carol.id.as_str()))
     );
     assert!(e["cursor"].as_i64().is_some());
+}
+
+/// The next presence frame, skipping everything else.
+async fn next_presence(ws: &mut Ws) -> Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = m {
+            let v: Value = serde_json::from_str(t.as_str()).expect("json");
+            if v["type"] == "presence" {
+                return v;
+            }
+        }
+    }
+}
+
+/// Members of a group above `presence_push_max_group` are not pushed each
+/// other's presence (a large group coming online would be members² frames),
+/// but can still ask for it; a small group's members are pushed it.
+async fn presence_is_pushed_within_small_groups_and_asked_for_in_large_ones(backend: Backend) {
+    let Some(app) = common::spawn_app_with(backend, |c| c.presence_push_max_group = 3).await else {
+        return;
+    };
+    let alice = user(&app, "alice@example.org", 0).await;
+    let bob = user(&app, "bob@example.org", 0).await;
+    let carol = user(&app, "carol@example.org", 0).await;
+    let dave = user(&app, "dave@example.org", 0).await;
+    let erin = user(&app, "erin@example.org", 0).await;
+    create_group(&app, &alice, &[&bob, &dave]).await;
+    create_group(&app, &alice, &[&carol, &dave, &erin]).await;
+    let mut a = ws(&app, alice.token()).await;
+    while next(&mut a).await["type"] != "synced" {}
+
+    // Carol shares only the group of 4 with alice: her connect is not pushed.
+    let mut c = ws(&app, carol.token()).await;
+    while next(&mut c).await["type"] != "synced" {}
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut b = ws(&app, bob.token()).await;
+    while next(&mut b).await["type"] != "synced" {}
+    let p = next_presence(&mut a).await;
+    assert_eq!(
+        (p["user_id"].as_str(), p["online"].as_bool()),
+        (Some(bob.id.as_str()), Some(true)),
+        "the first presence alice hears of is bob's (group of 3), not carol's"
+    );
+
+    a.send(Message::Text(
+        json!({"type": "subscribe_presence", "user_ids": [carol.id]})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .expect("subscribe");
+    let p = next_presence(&mut a).await;
+    assert_eq!(
+        (p["user_id"].as_str(), p["online"].as_bool()),
+        (Some(carol.id.as_str()), Some(true)),
+        "asked for, carol's presence is known"
+    );
+    drop(c);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_pushed_within_small_groups_and_asked_for_in_large_ones_sqlite() {
+    presence_is_pushed_within_small_groups_and_asked_for_in_large_ones(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_pushed_within_small_groups_and_asked_for_in_large_ones_postgres_redis() {
+    presence_is_pushed_within_small_groups_and_asked_for_in_large_ones(Backend::PostgresRedis)
+        .await;
 }
 
 /// The size limit holds when many join through one invite at once.

@@ -166,6 +166,9 @@ pub trait MessageStore: Send + Sync {
     /// (channels do not make their subscribers each other's contacts: that
     /// would fan every presence change out to every subscriber).
     async fn partners_of(&self, user_id: &str) -> Result<Vec<String>>;
+    /// The partners told when `user_id` comes online or goes: those of
+    /// direct chats, and of groups with at most `largest_group` members.
+    async fn presence_audience(&self, user_id: &str, largest_group: i64) -> Result<Vec<String>>;
     /// Everything the send path checks, in one query: the members, their
     /// active devices, and whether any member has blocked `sender`.
     async fn send_context(&self, conversation_id: &str, sender: &str) -> Result<SendContext>;

@@ -159,6 +159,21 @@ macro_rules! impl_messaging_store {
                 .await?)
             }
 
+            async fn presence_audience(&self, user_id: &str, largest_group: i64) -> $crate::Result<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT DISTINCT m2.user_id FROM members m1
+                     JOIN conversations c ON c.id = m1.conversation_id
+                     JOIN members m2 ON m2.conversation_id = m1.conversation_id
+                     WHERE m1.user_id = $1 AND m2.user_id <> $1
+                       AND (c.kind = 'direct' OR (c.kind = 'group'
+                            AND (SELECT count(*) FROM members m3 WHERE m3.conversation_id = c.id) <= $2))",
+                )
+                .bind(user_id)
+                .bind(largest_group)
+                .fetch_all(self.read())
+                .await?)
+            }
+
             async fn send_context(&self, conversation_id: &str, sender: &str) -> $crate::Result<$crate::SendContext> {
                 let rows: Vec<(String, Option<String>, Option<String>, Option<String>, bool, String)> = sqlx::query_as(
                     "SELECT m.user_id, d.id, d.identity_key, d.signing_key,
