@@ -578,8 +578,8 @@ async fn ws(app: &TestApp, token: &str) -> Ws {
     common::ws_connect(&app.base, token).await
 }
 
-/// The next frame that is neither presence nor devices_changed.
-async fn next(ws: &mut Ws) -> Value {
+/// The next text frame that `wanted` accepts, skipping the rest.
+async fn next_where(ws: &mut Ws, wanted: impl Fn(&Value) -> bool) -> Value {
     loop {
         let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -588,11 +588,19 @@ async fn next(ws: &mut Ws) -> Value {
             .expect("frame");
         if let Message::Text(t) = m {
             let v: Value = serde_json::from_str(t.as_str()).expect("json");
-            if v["type"] != "presence" && v["type"] != "devices_changed" {
+            if wanted(&v) {
                 return v;
             }
         }
     }
+}
+
+/// The next frame that is neither presence nor devices_changed.
+async fn next(ws: &mut Ws) -> Value {
+    next_where(ws, |v| {
+        v["type"] != "presence" && v["type"] != "devices_changed"
+    })
+    .await
 }
 
 async fn group_messages_and_system_events_arrive_live_over_the_websocket(app: TestApp) {
@@ -634,21 +642,8 @@ async fn group_messages_and_system_events_arrive_live_over_the_websocket(app: Te
     assert!(e["cursor"].as_i64().is_some());
 }
 
-/// The next presence frame, skipping everything else.
 async fn next_presence(ws: &mut Ws) -> Value {
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a frame within 10 s")
-            .expect("open")
-            .expect("frame");
-        if let Message::Text(t) = m {
-            let v: Value = serde_json::from_str(t.as_str()).expect("json");
-            if v["type"] == "presence" {
-                return v;
-            }
-        }
-    }
+    next_where(ws, |v| v["type"] == "presence").await
 }
 
 /// Members of a group above `presence_push_max_group` are not pushed each

@@ -159,14 +159,15 @@ macro_rules! impl_messaging_store {
                 .await?)
             }
 
+            /// Counting stops past the limit, so a large group costs no more
+            /// than a small one.
             async fn presence_audience(&self, user_id: &str, largest_group: i64) -> $crate::Result<Vec<String>> {
                 Ok(sqlx::query_scalar(
-                    "SELECT DISTINCT m2.user_id FROM members m1
-                     JOIN conversations c ON c.id = m1.conversation_id
-                     JOIN members m2 ON m2.conversation_id = m1.conversation_id
-                     WHERE m1.user_id = $1 AND m2.user_id <> $1
-                       AND (c.kind = 'direct' OR (c.kind = 'group'
-                            AND (SELECT count(*) FROM members m3 WHERE m3.conversation_id = c.id) <= $2))",
+                    "SELECT DISTINCT m2.user_id FROM members m2
+                     WHERE m2.user_id <> $1 AND m2.conversation_id IN (
+                       SELECT c.id FROM members m1 JOIN conversations c ON c.id = m1.conversation_id
+                       WHERE m1.user_id = $1 AND (c.kind = 'direct' OR (c.kind = 'group' AND (SELECT count(*) FROM
+                         (SELECT 1 FROM members m3 WHERE m3.conversation_id = c.id LIMIT $2 + 1) AS capped) <= $2)))",
                 )
                 .bind(user_id)
                 .bind(largest_group)

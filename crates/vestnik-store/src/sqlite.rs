@@ -11,6 +11,8 @@ pub struct SqliteStore {
     write: SqlitePool,
     /// Copies the WAL back into the database (see `housekeep`).
     checkpoint: SqlitePool,
+    /// (WAL pages, pages copied) as the last checkpoint left them.
+    last_checkpoint: std::sync::Mutex<(i64, i64)>,
 }
 
 /// WAL pages (64 MiB) after which the writer checkpoints by itself. Only
@@ -74,6 +76,7 @@ impl SqliteStore {
             read,
             write,
             checkpoint,
+            last_checkpoint: std::sync::Mutex::new((0, 0)),
         })
     }
 
@@ -128,7 +131,15 @@ impl crate::Store for SqliteStore {
             sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
                 .fetch_one(&self.checkpoint)
                 .await?;
-        Ok(if wal_pages > 0 {
+        // Called ten times a second: only a checkpoint that found something
+        // new is worth reporting.
+        let mut last = self
+            .last_checkpoint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = *last != (wal_pages, copied);
+        *last = (wal_pages, copied);
+        Ok(if wal_pages > 0 && changed {
             vec![format!(
                 "checkpoint {copied}/{wal_pages} pages (busy {busy})"
             )]
