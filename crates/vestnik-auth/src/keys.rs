@@ -13,6 +13,7 @@ pub struct ServerKeys {
     totp: [u8; 32],
     codes: [u8; 32],
     pow: [u8; 32],
+    refresh_retry: [u8; 32],
 }
 
 impl std::fmt::Debug for ServerKeys {
@@ -36,6 +37,7 @@ impl ServerKeys {
             totp: derive(master, "totp-secret-encryption/v1"),
             codes: derive(master, "code-hashing/v1"),
             pow: derive(master, "pow-challenges/v1"),
+            refresh_retry: derive(master, "refresh-retry/v1"),
         }
     }
 
@@ -90,6 +92,44 @@ impl ServerKeys {
             })
     }
 
+    /// The key that seals a rotation's successor pair for a retry: from the
+    /// refresh token that was rotated (only its holder has it) and the server
+    /// key (a copy of the database plus an old token is not enough).
+    fn retry_cipher(&self, old_refresh_token: &str) -> XChaCha20Poly1305 {
+        let hk = hkdf::Hkdf::<Sha256>::new(Some(&self.refresh_retry), old_refresh_token.as_bytes());
+        let mut key = [0u8; 32];
+        // 32 bytes is always a valid HKDF-SHA256 output length.
+        let _ = hk.expand(b"successor", &mut key);
+        XChaCha20Poly1305::new((&key).into())
+    }
+
+    pub(crate) fn seal_successor(
+        &self,
+        old_refresh_token: &str,
+        pair: &[u8],
+    ) -> Result<Vec<u8>, crate::AuthError> {
+        let mut nonce = [0u8; 24];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let ct = self
+            .retry_cipher(old_refresh_token)
+            .encrypt(XNonce::from_slice(&nonce), pair)
+            .map_err(|_| crate::AuthError::Internal("successor seal".into()))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    /// None when it does not open (another server key, or not this token's).
+    pub(crate) fn open_successor(&self, old_refresh_token: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < 24 {
+            return None;
+        }
+        let (nonce, ct) = sealed.split_at(24);
+        self.retry_cipher(old_refresh_token)
+            .decrypt(XNonce::from_slice(nonce), ct)
+            .ok()
+    }
+
     /// Keyed hash of a short code (6-digit e-mail codes, recovery codes): a
     /// stolen database alone does not let anyone brute-force them offline.
     pub(crate) fn hash_code(&self, scope: &str, code: &str) -> String {
@@ -107,5 +147,24 @@ impl ServerKeys {
             m.update(p);
         }
         m.finalize().into_bytes().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_successor_opens_only_with_its_token_and_server_key() {
+        let keys = ServerKeys::from_master(&[7; 32]);
+        let sealed = keys.seal_successor("vsr_old", b"pair").expect("seal");
+        assert_eq!(
+            keys.open_successor("vsr_old", &sealed).as_deref(),
+            Some(&b"pair"[..])
+        );
+        assert_eq!(keys.open_successor("vsr_other", &sealed), None);
+        let other_server = ServerKeys::from_master(&[8; 32]);
+        assert_eq!(other_server.open_successor("vsr_old", &sealed), None);
+        assert_eq!(keys.open_successor("vsr_old", &sealed[..20]), None);
     }
 }

@@ -13,6 +13,24 @@ use crate::{AuthError, AuthService, RequestMeta};
 const ACCESS_PREFIX: &str = "vsa_";
 const REFRESH_PREFIX: &str = "vsr_";
 const CACHE_TTL_MAX_MS: i64 = 60_000;
+/// How long after a rotation the rotated refresh token may be sent again
+/// and get the same new pair: long enough for a client to retry a request
+/// whose answer was lost, short enough that a stolen copy used later is
+/// still caught as reuse.
+const REFRESH_RETRY_MS: i64 = 30_000;
+
+/// `access|access expiry|refresh|refresh expiry`, as sealed for a retry.
+fn parse_pair(raw: &[u8]) -> Option<(String, i64, String, i64)> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let mut parts = text.split('|');
+    let pair = (
+        parts.next()?.to_owned(),
+        parts.next()?.parse().ok()?,
+        parts.next()?.to_owned(),
+        parts.next()?.parse().ok()?,
+    );
+    parts.next().is_none().then_some(pair)
+}
 
 /// How long a cached device list may live (changes delete it sooner).
 const DEVICE_LIST_CACHE_MS: u64 = 10_000;
@@ -150,13 +168,24 @@ impl AuthService {
         let old = token::hash_token(&req.refresh_token);
         let access = format!("{ACCESS_PREFIX}{}", token::new_token());
         let refresh = format!("{REFRESH_PREFIX}{}", token::new_token());
+        let access_expires_at = now + self.settings.access_ttl_secs * 1000;
+        let refresh_expires_at = now + self.settings.refresh_ttl_secs * 1000;
+        let pair = format!("{access}|{access_expires_at}|{refresh}|{refresh_expires_at}");
         let next = NextTokens {
             access_hash: token::hash_token(&access),
-            access_expires_at: now + self.settings.access_ttl_secs * 1000,
+            access_expires_at,
             refresh_hash: token::hash_token(&refresh),
-            refresh_expires_at: now + self.settings.refresh_ttl_secs * 1000,
+            refresh_expires_at,
+            sealed: self
+                .keys
+                .seal_successor(&req.refresh_token, pair.as_bytes())?,
         };
-        match self.store.rotate_refresh(&old, &next, now).await? {
+        let retry_since = now - REFRESH_RETRY_MS;
+        match self
+            .store
+            .rotate_refresh(&old, &next, now, retry_since)
+            .await?
+        {
             RotateOutcome::Rotated {
                 session,
                 old_access_hash,
@@ -170,6 +199,29 @@ impl AuthService {
                     access_expires_in: self.settings.access_ttl_secs,
                     refresh_token: refresh,
                     refresh_expires_in: self.settings.refresh_ttl_secs,
+                })
+            }
+            RotateOutcome::Retry { sealed } => {
+                // The same answer as the rotation gave, so a client whose
+                // answer was lost carries on with the pair it never saw.
+                let (access, access_expires_at, refresh, refresh_expires_at) = self
+                    .keys
+                    .open_successor(&req.refresh_token, &sealed)
+                    .and_then(|p| parse_pair(&p))
+                    .ok_or(AuthError::Unauthenticated)?;
+                let session = self
+                    .store
+                    .session_by_access(&token::hash_token(&access), now)
+                    .await?
+                    .ok_or(AuthError::Unauthenticated)?;
+                Ok(SessionTokens {
+                    user_id: session.user_id,
+                    device_id: session.device_id,
+                    token_type: "Bearer".into(),
+                    access_token: access,
+                    access_expires_in: (access_expires_at - now) / 1000,
+                    refresh_token: refresh,
+                    refresh_expires_in: (refresh_expires_at - now) / 1000,
                 })
             }
             RotateOutcome::Reused { user_id, device_id } => {

@@ -10,6 +10,7 @@ const PW: &str = "correct horse battery staple";
 both_backends!(
     the_whole_journey_register_login_2fa_refresh_logout_all_works,
     refresh_token_reuse_revokes_the_whole_family,
+    a_refresh_retried_within_30_s_gets_the_same_pair_and_keeps_the_device,
     revoked_and_expired_tokens_are_refused_everywhere,
     five_wrong_codes_burn_the_code,
     an_expired_code_is_refused,
@@ -125,7 +126,9 @@ async fn refresh_token_reuse_revokes_the_whole_family(app: TestApp) {
     let a1 = r.body["access_token"].as_str().expect("a").to_owned();
     let r1 = r.body["refresh_token"].as_str().expect("r").to_owned();
 
-    // The stolen, already used token comes back.
+    // The stolen, already used token comes back, later than a client would
+    // retry a lost answer.
+    app.clock.advance_ms(31_000);
     let reuse = app
         .post("/v1/auth/refresh", json!({"refresh_token": r0}))
         .await;
@@ -150,6 +153,58 @@ async fn refresh_token_reuse_revokes_the_whole_family(app: TestApp) {
         .filter_map(|e| e["event"].as_str())
         .collect();
     assert!(events.contains(&"refresh_reuse"), "{events:?}");
+}
+
+/// A client whose refresh answer was lost (or that refreshed twice at once)
+/// sends the rotated token again: within 30 s, while its successor is still
+/// the session's, it gets that same pair instead of losing the device.
+async fn a_refresh_retried_within_30_s_gets_the_same_pair_and_keeps_the_device(app: TestApp) {
+    let s = app.register("dora@example.org", PW).await;
+    let r0 = s["refresh_token"].as_str().expect("refresh").to_owned();
+    let refresh = |t: String| {
+        let app = &app;
+        async move {
+            app.post("/v1/auth/refresh", json!({"refresh_token": t}))
+                .await
+        }
+    };
+    let first = refresh(r0.clone()).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    app.clock.advance_ms(5_000);
+    let retry = refresh(r0.clone()).await;
+    assert_eq!(retry.status, 200, "{:?}", retry.body);
+    for k in ["access_token", "refresh_token", "device_id", "user_id"] {
+        assert_eq!(retry.body[k], first.body[k], "{k}");
+    }
+    assert_eq!(
+        retry.body["access_expires_in"].as_i64(),
+        first.body["access_expires_in"].as_i64().map(|s| s - 5)
+    );
+    let a1 = first.body["access_token"].as_str().expect("a").to_owned();
+    let r1 = first.body["refresh_token"].as_str().expect("r").to_owned();
+    assert_eq!(app.get_auth("/v1/devices", &a1).await.status, 200);
+
+    // Two refreshes of the same token at once both get the one new pair.
+    let (x, y) = tokio::join!(refresh(r1.clone()), refresh(r1.clone()));
+    assert_eq!(
+        (x.status, y.status),
+        (200, 200),
+        "{:?} {:?}",
+        x.body,
+        y.body
+    );
+    assert_eq!(x.body["refresh_token"], y.body["refresh_token"]);
+    let a2 = x.body["access_token"].as_str().expect("a").to_owned();
+    assert_ne!(a2, a1);
+
+    // Once the successor has itself been rotated, the old token is reuse
+    // even within the 30 s: the family ends.
+    let r = refresh(r0).await;
+    assert_eq!((r.status, r.code()), (401, "refresh_token_reused"));
+    assert_eq!(app.get_auth("/v1/devices", &a2).await.status, 401);
+    // A token nobody issued is simply unknown.
+    let r = refresh("vsr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()).await;
+    assert_eq!((r.status, r.code()), (401, "unauthorized"));
 }
 
 async fn revoked_and_expired_tokens_are_refused_everywhere(app: TestApp) {

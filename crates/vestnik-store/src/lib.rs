@@ -109,12 +109,14 @@ pub trait DeviceStore: Send + Sync {
     ) -> Result<()>;
     async fn list_devices(&self, user_id: &str) -> Result<Vec<DeviceRow>>;
     async fn session_by_access(&self, access_hash: &str, now: i64) -> Result<Option<SessionAuth>>;
-    /// Rotates a refresh token; detects reuse of an already rotated one.
+    /// Rotates a refresh token; detects reuse of an already rotated one,
+    /// except a retry of a rotation made at or after `retry_since`.
     async fn rotate_refresh(
         &self,
         old_refresh_hash: &str,
         next: &NextTokens,
         now: i64,
+        retry_since: i64,
     ) -> Result<RotateOutcome>;
     /// Revokes devices (all of the user's when `device_ids` is None), their
     /// sessions and their one-time and fallback keys. Returns the access-token

@@ -51,6 +51,12 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_outbox_expiry.sql"),
         postgres: include_str!("../migrations/postgres/0007_outbox_expiry.sql"),
     },
+    Migration {
+        version: 8,
+        name: "refresh_retry",
+        sqlite: include_str!("../migrations/sqlite/0008_refresh_retry.sql"),
+        postgres: include_str!("../migrations/postgres/0008_refresh_retry.sql"),
+    },
 ];
 
 pub(crate) const CREATE_TABLE: &str =

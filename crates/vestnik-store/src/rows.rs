@@ -102,6 +102,8 @@ pub struct NextTokens {
     pub access_expires_at: i64,
     pub refresh_hash: String,
     pub refresh_expires_at: i64,
+    /// This pair, sealed for a retry of the rotation (see `RotateOutcome::Retry`).
+    pub sealed: Vec<u8>,
 }
 
 /// What an access token grants, as cached on the hot path.
@@ -119,6 +121,12 @@ pub enum RotateOutcome {
     Rotated {
         session: SessionAuth,
         old_access_hash: String,
+    },
+    /// The token was rotated moments ago (after `retry_since`) and its
+    /// successor is still the session's: the same client retrying, most
+    /// likely, whose answer was lost. It gets the sealed successor back.
+    Retry {
+        sealed: Vec<u8>,
     },
     /// An already rotated refresh token came back: someone holds a copy.
     Reused {

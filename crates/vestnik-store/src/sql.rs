@@ -264,7 +264,7 @@ macro_rules! impl_sql_store {
                 .await?)
             }
 
-            async fn rotate_refresh(&self, old: &str, next: &$crate::NextTokens, now: i64) -> $crate::Result<$crate::RotateOutcome> {
+            async fn rotate_refresh(&self, old: &str, next: &$crate::NextTokens, now: i64, retry_since: i64) -> $crate::Result<$crate::RotateOutcome> {
                 let mut tx = self.write().begin().await?;
                 let current: Option<(String, String, String, i64, String)> = sqlx::query_as(
                     "SELECT s.id, s.user_id, s.device_id, s.refresh_expires_at, s.access_hash
@@ -275,23 +275,14 @@ macro_rules! impl_sql_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some((session_id, user_id, device_id, refresh_expires_at, old_access_hash)) = current else {
-                    let reused: Option<(String, String)> = sqlx::query_as(
-                        "SELECT s.user_id, s.device_id FROM used_refresh_tokens r JOIN sessions s ON s.id = r.session_id
-                         WHERE r.refresh_hash = $1",
-                    )
-                    .bind(old)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    return Ok(match reused {
-                        Some((user_id, device_id)) => $crate::RotateOutcome::Reused { user_id, device_id },
-                        None => $crate::RotateOutcome::Unknown,
-                    });
+                    return $crate::sql::already_rotated!(tx, old, retry_since);
                 };
                 if refresh_expires_at <= now {
                     return Ok($crate::RotateOutcome::Expired);
                 }
                 // The refresh_hash guard makes a concurrent rotation of the same
-                // token lose cleanly instead of forking the family.
+                // token lose cleanly instead of forking the family; the loser
+                // then reads what the winner left, as a retry would.
                 let r = sqlx::query(
                     "UPDATE sessions SET access_hash = $2, access_expires_at = $3, refresh_hash = $4, refresh_expires_at = $5
                      WHERE id = $1 AND refresh_hash = $6 AND revoked_at IS NULL",
@@ -305,14 +296,25 @@ macro_rules! impl_sql_store {
                 .execute(&mut *tx)
                 .await?;
                 if r.rows_affected() != 1 {
-                    return Ok($crate::RotateOutcome::Reused { user_id, device_id });
+                    return $crate::sql::already_rotated!(tx, old, retry_since);
                 }
-                sqlx::query("INSERT INTO used_refresh_tokens (refresh_hash, session_id, used_at) VALUES ($1, $2, $3)")
-                    .bind(old)
+                // Only the newest successor can still be the session's, so the
+                // older sealed ones go.
+                sqlx::query("UPDATE used_refresh_tokens SET successor = NULL WHERE session_id = $1 AND successor IS NOT NULL")
                     .bind(&session_id)
-                    .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                sqlx::query(
+                    "INSERT INTO used_refresh_tokens (refresh_hash, session_id, used_at, successor_hash, successor)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(old)
+                .bind(&session_id)
+                .bind(now)
+                .bind(&next.refresh_hash)
+                .bind(&next.sealed)
+                .execute(&mut *tx)
+                .await?;
                 let is_admin: bool = sqlx::query_scalar("SELECT is_admin FROM users WHERE id = $1")
                     .bind(&user_id)
                     .fetch_one(&mut *tx)
@@ -484,3 +486,29 @@ macro_rules! insert_audit {
     }};
 }
 pub(crate) use insert_audit;
+
+/// What a refresh token that is no longer current means: a retry of its
+/// recent rotation (its successor still current), reuse, or nothing known.
+macro_rules! already_rotated {
+    ($tx:expr, $old:expr, $retry_since:expr) => {{
+        type Used = (String, String, i64, Option<String>, Option<Vec<u8>>, String, Option<i64>);
+        let used: Option<Used> = sqlx::query_as(
+            "SELECT s.user_id, s.device_id, r.used_at, r.successor_hash, r.successor, s.refresh_hash, s.revoked_at
+             FROM used_refresh_tokens r JOIN sessions s ON s.id = r.session_id
+             WHERE r.refresh_hash = $1",
+        )
+        .bind($old)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        Ok(match used {
+            Some((_, _, used_at, Some(successor), Some(sealed), current, None))
+                if used_at >= $retry_since && successor == current =>
+            {
+                $crate::RotateOutcome::Retry { sealed }
+            }
+            Some((user_id, device_id, ..)) => $crate::RotateOutcome::Reused { user_id, device_id },
+            None => $crate::RotateOutcome::Unknown,
+        })
+    }};
+}
+pub(crate) use already_rotated;

@@ -54,8 +54,10 @@ pub async fn login(
     Ok((StatusCode::CREATED, axum::Json(tokens)))
 }
 
-/// Trade a refresh token for a new pair. A refresh token works once; using it
-/// again revokes the device's whole session.
+/// Trade a refresh token for a new pair. A refresh token works once: sent
+/// again within 30 s, while the pair it was traded for is unused, it gets that
+/// same pair (a retry of a lost answer); any other use again revokes the
+/// device's whole session.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = SessionTokens), (status = 401, body = ErrorBody)))]
 pub async fn refresh(
