@@ -246,6 +246,22 @@ impl AuthService {
         }
     }
 
+    /// Forgets used refresh tokens that have expired since (a refresh token
+    /// lives at most the refresh TTL, so one rotated longer ago than that has
+    /// expired), in batches of `batch`; returns how many went. Without this
+    /// every refresh would leave a row for good.
+    pub async fn prune_used_refresh_tokens(&self, batch: i64) -> Result<u64, AuthError> {
+        let before = self.clock.now_ms() - self.settings.refresh_ttl_secs * 1000;
+        let mut total = 0;
+        loop {
+            let n = self.store.prune_used_refresh_tokens(before, batch).await?;
+            total += n;
+            if (n as i64) < batch {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Ends this device: its session, and its keys leave the directory.
     pub async fn logout(&self, meta: &RequestMeta, auth: &SessionAuth) -> Result<(), AuthError> {
         let hashes = self

@@ -153,8 +153,10 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         ServerKeys::from_master(&master),
         settings,
     )?;
+    let auth = Arc::new(auth);
+    spawn_used_token_pruner(auth.clone());
     Ok(Arc::new(Gateway {
-        auth: Arc::new(auth),
+        auth,
         realtime: Arc::new(realtime),
         store,
         kv,
@@ -267,4 +269,19 @@ pub async fn serve(
 
 pub fn system_clock() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
+}
+
+/// Every node prunes; a row is deleted once whichever node gets to it.
+fn spawn_used_token_pruner(auth: Arc<AuthService>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            match auth.prune_used_refresh_tokens(5000).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "expired used refresh tokens"),
+                Err(e) => tracing::warn!(error = %e, "pruning used refresh tokens failed"),
+            }
+        }
+    });
 }

@@ -11,6 +11,7 @@ both_backends!(
     the_whole_journey_register_login_2fa_refresh_logout_all_works,
     refresh_token_reuse_revokes_the_whole_family,
     a_refresh_retried_within_30_s_gets_the_same_pair_and_keeps_the_device,
+    used_refresh_tokens_are_forgotten_once_they_have_expired,
     revoked_and_expired_tokens_are_refused_everywhere,
     five_wrong_codes_burn_the_code,
     an_expired_code_is_refused,
@@ -204,6 +205,28 @@ async fn a_refresh_retried_within_30_s_gets_the_same_pair_and_keeps_the_device(a
     assert_eq!(app.get_auth("/v1/devices", &a2).await.status, 401);
     // A token nobody issued is simply unknown.
     let r = refresh("vsr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()).await;
+    assert_eq!((r.status, r.code()), (401, "unauthorized"));
+}
+
+/// Each refresh leaves the used token's row for reuse detection; once that
+/// token has expired there is nothing left to detect, and the row goes.
+async fn used_refresh_tokens_are_forgotten_once_they_have_expired(app: TestApp) {
+    let s = app.register("erin@example.org", PW).await;
+    let r0 = s["refresh_token"].as_str().expect("refresh").to_owned();
+    let r = app
+        .post("/v1/auth/refresh", json!({"refresh_token": r0}))
+        .await;
+    assert_eq!(r.status, 200);
+    let prune = || app.gw.auth.prune_used_refresh_tokens(2);
+    assert_eq!(prune().await.expect("prune"), 0, "r0 has not expired yet");
+    app.clock
+        .advance_ms(app.gw_config.refresh_token_ttl_secs * 1000 + 1000);
+    assert_eq!(prune().await.expect("prune"), 1);
+    assert_eq!(prune().await.expect("prune"), 0);
+    // Long expired, it is simply unknown now: no reuse alarm.
+    let r = app
+        .post("/v1/auth/refresh", json!({"refresh_token": r0}))
+        .await;
     assert_eq!((r.status, r.code()), (401, "unauthorized"));
 }
 

@@ -109,6 +109,9 @@ pub trait DeviceStore: Send + Sync {
     ) -> Result<()>;
     async fn list_devices(&self, user_id: &str) -> Result<Vec<DeviceRow>>;
     async fn session_by_access(&self, access_hash: &str, now: i64) -> Result<Option<SessionAuth>>;
+    /// Deletes up to `limit` used refresh tokens rotated before `used_before`
+    /// (by then they have expired: nothing is left to detect); returns how many.
+    async fn prune_used_refresh_tokens(&self, used_before: i64, limit: i64) -> Result<u64>;
     /// Rotates a refresh token; detects reuse of an already rotated one,
     /// except a retry of a rotation made at or after `retry_since`.
     async fn rotate_refresh(

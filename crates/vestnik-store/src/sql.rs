@@ -264,6 +264,18 @@ macro_rules! impl_sql_store {
                 .await?)
             }
 
+            async fn prune_used_refresh_tokens(&self, used_before: i64, limit: i64) -> $crate::Result<u64> {
+                Ok(sqlx::query(
+                    "DELETE FROM used_refresh_tokens WHERE refresh_hash IN
+                     (SELECT refresh_hash FROM used_refresh_tokens WHERE used_at < $1 LIMIT $2)",
+                )
+                .bind(used_before)
+                .bind(limit)
+                .execute(self.write())
+                .await?
+                .rows_affected())
+            }
+
             async fn rotate_refresh(&self, old: &str, next: &$crate::NextTokens, now: i64, retry_since: i64) -> $crate::Result<$crate::RotateOutcome> {
                 let mut tx = self.write().begin().await?;
                 let current: Option<(String, String, String, i64, String)> = sqlx::query_as(

@@ -6,4 +6,6 @@
 ALTER TABLE used_refresh_tokens ADD COLUMN successor_hash TEXT;
 ALTER TABLE used_refresh_tokens ADD COLUMN successor BYTEA;
 -- Each rotation clears the session's older sealed successors.
-CREATE INDEX used_refresh_tokens_session ON used_refresh_tokens (session_id)
+CREATE INDEX used_refresh_tokens_session ON used_refresh_tokens (session_id);
+-- Used tokens are pruned once they have expired.
+CREATE INDEX used_refresh_tokens_used_at ON used_refresh_tokens (used_at)
