@@ -219,6 +219,7 @@ impl Client {
         }
         let mut device = Device::new();
         let keys = device.registration_keys(config.one_time_keys)?;
+        let fallback_id = keys.fallback_key.key_id.clone();
         let request = NewDeviceRequest {
             name: config.device_name.clone(),
             platform: config.platform.clone(),
@@ -259,6 +260,9 @@ impl Client {
         };
         store
             .save_registration(&account, &tokens, &store.seal_device(&device)?)
+            .await?;
+        store
+            .set_fallback_uploaded(&fallback_id, crate::store::now_ms())
             .await?;
         Self::start(config, store, account, tokens, device)
     }

@@ -9,6 +9,10 @@ use zeroize::Zeroizing;
 /// One-time keys a device keeps published: the server's low watermark is 20
 /// and it takes at most 100 per upload.
 pub const DEFAULT_ONE_TIME_KEYS: usize = 50;
+/// A week: a fallback key can be used by any number of senders while the
+/// one-time keys are gone, so its secret should not live for ever (Signal
+/// replaces its signed pre-key on a similar schedule).
+pub const DEFAULT_FALLBACK_KEY_MAX_AGE: Duration = Duration::from_secs(7 * 86_400);
 /// Longest text message (UTF-8 bytes). One envelope may hold 64 KiB of base64
 /// ciphertext on the server; this leaves room for the JSON payload around it
 /// and for base64's expansion.
@@ -73,6 +77,11 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// One-time keys to keep on the server (≤ 100). Default [`DEFAULT_ONE_TIME_KEYS`].
     pub one_time_keys: usize,
+    /// The fallback key is replaced once it is this old (checked with the
+    /// one-time keys: after connecting and after pre-key messages). The one
+    /// before stays usable for messages already made with it until the next
+    /// replacement. Default [`DEFAULT_FALLBACK_KEY_MAX_AGE`].
+    pub fallback_key_max_age: Duration,
     /// Events buffered for a slow reader before it sees `Lagged`. Default 4096.
     pub event_capacity: usize,
     /// Items per page when syncing over REST ([`crate::Client::sync`]); 1-500. Default 100.
@@ -98,6 +107,7 @@ impl ClientConfig {
             send_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
             one_time_keys: DEFAULT_ONE_TIME_KEYS,
+            fallback_key_max_age: DEFAULT_FALLBACK_KEY_MAX_AGE,
             event_capacity: 4096,
             sync_page: 100,
         }

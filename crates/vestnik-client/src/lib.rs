@@ -83,7 +83,9 @@ mod types;
 
 pub use api::MAX_POW_DIFFICULTY;
 pub use client::{Client, SecondFactor};
-pub use config::{ClientConfig, StoreKey, DEFAULT_ONE_TIME_KEYS, MAX_TEXT_BYTES};
+pub use config::{
+    ClientConfig, StoreKey, DEFAULT_FALLBACK_KEY_MAX_AGE, DEFAULT_ONE_TIME_KEYS, MAX_TEXT_BYTES,
+};
 pub use error::{ClientError, Result};
 pub use events::EventStream;
 pub use group::{ROTATE_AFTER, ROTATE_AFTER_MESSAGES};

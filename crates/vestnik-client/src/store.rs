@@ -445,6 +445,26 @@ impl Store {
         Ok(device.to_encrypted(&self.local_secret)?)
     }
 
+    /// The fallback key last accepted by the server: (key id, when it was
+    /// first uploaded). Not secret.
+    pub(crate) async fn fallback_uploaded(&self) -> Result<Option<(String, i64)>> {
+        Ok(Self::meta_raw(&self.pool, "fallback_uploaded")
+            .await?
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|text| {
+                let (id, at) = text.split_once('|')?;
+                Some((id.to_owned(), at.parse().ok()?))
+            }))
+    }
+
+    pub(crate) async fn set_fallback_uploaded(&self, key_id: &str, at: i64) -> Result<()> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES ('fallback_uploaded', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(format!("{key_id}|{at}").into_bytes())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn meta_raw(pool: &SqlitePool, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(sqlx::query("SELECT value FROM meta WHERE key = ?")
             .bind(key)

@@ -22,6 +22,7 @@ both_backends!(
     a_client_reopened_from_its_store_keeps_its_sessions_and_history,
     two_factor_login_and_expired_access_tokens_are_handled,
     sync_over_rest_pages_through_the_backlog,
+    the_fallback_key_is_replaced_once_old_and_the_one_before_still_decrypts,
 );
 
 async fn every_other_device_gets_each_message_once_in_order_and_the_server_sees_only_ciphertext(
@@ -620,6 +621,54 @@ async fn sync_over_rest_pages_through_the_backlog(s: Server) -> anyhow::Result<(
         }
     }
     assert_eq!(covered.len(), 12);
+    alice.close().await;
+    bob.close().await;
+    Ok(())
+}
+
+/// The fallback key Bob's device publishes now, as the server hands it out;
+/// when `drain`, his one-time keys are claimed away first, so that a sender
+/// gets only the fallback key.
+async fn bobs_fallback(s: &Server, bob: &Client, drain: bool) -> anyhow::Result<String> {
+    for _ in 0..200 {
+        let bundles = s.gw.store.claim_keys(bob.user_id()).await?;
+        let b = bundles.first().context("bob's device")?;
+        if !drain || b.one_time_key.is_none() {
+            return Ok(b.fallback_key.as_ref().context("fallback")?.key_id.clone());
+        }
+    }
+    anyhow::bail!("one-time keys did not run out")
+}
+
+async fn the_fallback_key_is_replaced_once_old_and_the_one_before_still_decrypts(
+    s: Server,
+) -> anyhow::Result<()> {
+    let alice = s.register("alice@example.com", "alice-laptop").await?;
+    let mut config = s.config(&s.base, "bob-laptop");
+    config.fallback_key_max_age = Duration::from_millis(1500);
+    Client::request_registration_code(&s.base, "bob@example.com").await?;
+    let code = s.mailed_code("bob@example.com").context("code")?;
+    let bob = Client::register(config, "bob@example.com", &code, common::PASSWORD).await?;
+    let f0 = bobs_fallback(&s, &bob, false).await?;
+    bob.replenish_one_time_keys().await?;
+    assert_eq!(bobs_fallback(&s, &bob, false).await?, f0, "young: kept");
+
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    bob.replenish_one_time_keys().await?;
+    let f1 = bobs_fallback(&s, &bob, true).await?;
+    assert_ne!(f1, f0, "old: replaced (and the server took its signature)");
+
+    // Alice's first message can only use f1; Bob replaces it before reading.
+    let text = unique("via-fallback");
+    alice.send_text(bob.user_id(), &text).await?;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    bob.replenish_one_time_keys().await?;
+    let f2 = bobs_fallback(&s, &bob, false).await?;
+    assert_ne!(f2, f1);
+    let mut ev = bob.events();
+    assert_eq!(bob.sync().await?, 1);
+    let got = messages(&mut ev, 1).await?;
+    assert_eq!(got[0].body, text, "made with the previous fallback key");
     alice.close().await;
     bob.close().await;
     Ok(())
