@@ -688,3 +688,108 @@ async fn public_channel_images_get_a_server_made_preview_and_encrypted_ones_do_n
     let d = app.get_auth(&format!("/v1/media/{id}"), &bob.token).await;
     assert!(d.body.get("thumbnail").is_none(), "{:?}", d.body);
 }
+
+/// A TCP forwarder in front of the real clamd, so that the test can take
+/// clamd away and bring it back on the same address.
+struct ClamdLink {
+    addr: std::net::SocketAddr,
+    clamd: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ClamdLink {
+    async fn open(addr: std::net::SocketAddr, clamd: String) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let target = clamd.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            clamd,
+            task: Some(task),
+        }
+    }
+
+    /// Stops listening: connections are refused, as with clamd down.
+    async fn cut(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
+    async fn restore(&mut self) {
+        *self = Self::open(self.addr, self.clamd.clone()).await;
+    }
+}
+
+/// With clamd unreachable a public upload is refused with 503 (never
+/// published unscanned, never a 500), nothing is lost, and completing it
+/// again once clamd is back publishes it.
+async fn a_clamd_outage_holds_public_uploads_until_it_is_back(app: TestApp, mut link: ClamdLink) {
+    let (alice, bob) = (
+        user(&app, "alice@example.org").await,
+        user(&app, "bob@example.org").await,
+    );
+    let channel = conversation(&app, &alice, "channel", &[&bob]).await;
+    let body = b"a public announcement, scanned before anyone sees it".to_vec();
+    let g = grant(&app, &alice, &channel, body.len(), &sha(&body)).await;
+    assert_eq!(g.status, 201, "{:?}", g.body);
+    let id = g.body["media"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(put(&app, &g.body["upload"], body).await, 200);
+
+    link.cut().await;
+    let path = format!("/v1/media/{id}/complete");
+    let complete = || app.post_auth(&path, &alice.token, None);
+    let r = complete().await;
+    assert_eq!(
+        (r.status, r.code()),
+        (503, "scanner_unavailable"),
+        "{:?}",
+        r.body
+    );
+    assert_ne!(
+        app.get_auth(&format!("/v1/media/{id}"), &bob.token)
+            .await
+            .status,
+        200,
+        "not published unscanned"
+    );
+    assert!(object_exists(&app, &id).await, "the upload is kept");
+
+    link.restore().await;
+    let r = complete().await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        app.get_auth(&format!("/v1/media/{id}"), &bob.token)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clamd_outage_holds_public_uploads_until_it_is_back_local_sqlite() {
+    let Some(clamd) = vestnik_testkit::clamd_addr() else {
+        return;
+    };
+    let link = ClamdLink::open("127.0.0.1:0".parse().expect("addr"), clamd).await;
+    let via = link.addr.to_string();
+    let app = common::spawn_app_with(common::Backend::Sqlite, |c| {
+        tune(c);
+        c.clamd_addr = Some(via);
+    })
+    .await;
+    if let Some(app) = app {
+        a_clamd_outage_holds_public_uploads_until_it_is_back(app, link).await;
+    }
+}

@@ -289,7 +289,13 @@ impl Http {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        assert!(status < 500, "server error {status} on {path}: {body}");
+        // 503 with an error code is a deliberate "try again later" (a
+        // dependency is down); any other 5xx is a bug.
+        let deliberate = status == 503 && body["error"]["code"].is_string();
+        assert!(
+            status < 500 || deliberate,
+            "server error {status} on {path}: {body}"
+        );
         Res {
             status,
             body,
