@@ -201,7 +201,11 @@ impl AuthService {
                     refresh_expires_in: self.settings.refresh_ttl_secs,
                 })
             }
-            RotateOutcome::Retry { sealed } => {
+            RotateOutcome::Retry {
+                sealed,
+                user_id,
+                device_id,
+            } => {
                 // The same answer as the rotation gave, so a client whose
                 // answer was lost carries on with the pair it never saw.
                 let (access, access_expires_at, refresh, refresh_expires_at) = self
@@ -209,14 +213,9 @@ impl AuthService {
                     .open_successor(&req.refresh_token, &sealed)
                     .and_then(|p| parse_pair(&p))
                     .ok_or(AuthError::Unauthenticated)?;
-                let session = self
-                    .store
-                    .session_by_access(&token::hash_token(&access), now)
-                    .await?
-                    .ok_or(AuthError::Unauthenticated)?;
                 Ok(SessionTokens {
-                    user_id: session.user_id,
-                    device_id: session.device_id,
+                    user_id,
+                    device_id,
                     token_type: "Bearer".into(),
                     access_token: access,
                     access_expires_in: (access_expires_at - now) / 1000,

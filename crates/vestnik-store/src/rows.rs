@@ -127,6 +127,8 @@ pub enum RotateOutcome {
     /// likely, whose answer was lost. It gets the sealed successor back.
     Retry {
         sealed: Vec<u8>,
+        user_id: String,
+        device_id: String,
     },
     /// An already rotated refresh token came back: someone holds a copy.
     Reused {

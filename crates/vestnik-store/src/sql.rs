@@ -503,20 +503,20 @@ pub(crate) use insert_audit;
 /// recent rotation (its successor still current), reuse, or nothing known.
 macro_rules! already_rotated {
     ($tx:expr, $old:expr, $retry_since:expr) => {{
-        type Used = (String, String, i64, Option<String>, Option<Vec<u8>>, String, Option<i64>);
+        type Used = (String, String, i64, Option<String>, Option<Vec<u8>>, String, Option<i64>, String);
         let used: Option<Used> = sqlx::query_as(
-            "SELECT s.user_id, s.device_id, r.used_at, r.successor_hash, r.successor, s.refresh_hash, s.revoked_at
-             FROM used_refresh_tokens r JOIN sessions s ON s.id = r.session_id
+            "SELECT s.user_id, s.device_id, r.used_at, r.successor_hash, r.successor, s.refresh_hash, s.revoked_at, u.status
+             FROM used_refresh_tokens r JOIN sessions s ON s.id = r.session_id JOIN users u ON u.id = s.user_id
              WHERE r.refresh_hash = $1",
         )
         .bind($old)
         .fetch_optional(&mut *$tx)
         .await?;
         Ok(match used {
-            Some((_, _, used_at, Some(successor), Some(sealed), current, None))
-                if used_at >= $retry_since && successor == current =>
+            Some((user_id, device_id, used_at, Some(successor), Some(sealed), current, None, status))
+                if used_at >= $retry_since && successor == current && status == "active" =>
             {
-                $crate::RotateOutcome::Retry { sealed }
+                $crate::RotateOutcome::Retry { sealed, user_id, device_id }
             }
             Some((user_id, device_id, ..)) => $crate::RotateOutcome::Reused { user_id, device_id },
             None => $crate::RotateOutcome::Unknown,
