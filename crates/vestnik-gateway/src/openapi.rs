@@ -24,6 +24,11 @@ use crate::routes::{account, auth, groups, keys, media, messages, ops, twofactor
 )]
 pub struct ApiDoc;
 
+/// The document `/openapi.json` serves and `vestnik openapi` prints.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {

@@ -42,6 +42,8 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Print the OpenAPI document (the same as `GET /openapi.json`)
+    Openapi,
     /// Operator tasks on user accounts
     Admin {
         #[command(subcommand)]
@@ -204,6 +206,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             command: ConfigCommand::Check,
         } => {
             println!("configuration is valid:\n{config:#?}");
+            Ok(())
+        }
+        Command::Openapi => {
+            // A closed pipe (`vestnik openapi | head`) is an error, not a panic.
+            use std::io::Write;
+            let doc = vestnik_gateway::openapi_document().to_pretty_json()?;
+            writeln!(std::io::stdout().lock(), "{doc}")?;
             Ok(())
         }
         Command::Admin { command } => admin(command, config).await,

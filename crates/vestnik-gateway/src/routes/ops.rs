@@ -2,10 +2,9 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use std::sync::Arc;
-use utoipa::OpenApi;
 use vestnik_proto::Health;
 
-use crate::{ApiDoc, Gateway};
+use crate::Gateway;
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
@@ -65,5 +64,5 @@ pub async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
 
 /// This document.
 pub async fn openapi() -> impl IntoResponse {
-    axum::Json(ApiDoc::openapi())
+    axum::Json(crate::openapi_document())
 }
