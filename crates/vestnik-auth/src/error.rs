@@ -6,6 +6,8 @@ use vestnik_proto::PowChallenge;
 pub enum AuthError {
     #[error("{0}")]
     InvalidEmail(#[from] vestnik_core::EmailError),
+    #[error("expected an address mail can be sent to, got one the mail system refuses")]
+    UndeliverableEmail,
     #[error("{0}")]
     WeakPassword(String),
     #[error("{0}")]

@@ -31,8 +31,8 @@ impl AuthService {
             .as_ref()
             .and_then(|u| u.password_hash.clone())
             .unwrap_or_else(|| self.dummy_hash.clone());
-        let long = req.password.chars().count() > PASSWORD_MAX_CHARS;
-        let ok = !long && password::verify_password(req.password.clone(), hash).await?;
+        let long = req.password.expose().chars().count() > PASSWORD_MAX_CHARS;
+        let ok = !long && password::verify_password(req.password.expose().to_owned(), hash).await?;
         let user = match user {
             Some(u) if ok && u.password_hash.is_some() && u.status != "pending" => u,
             other => {
@@ -91,9 +91,9 @@ impl AuthService {
         req: &LoginRequest,
     ) -> Result<(), AuthError> {
         let ok = match (&req.totp, &req.recovery_code) {
-            (Some(code), _) => self.check_totp(user, code).await?,
+            (Some(code), _) => self.check_totp(user, code.expose()).await?,
             (None, Some(rc)) => {
-                let used = self.use_recovery_code(user, rc).await?;
+                let used = self.use_recovery_code(user, rc.expose()).await?;
                 if used {
                     self.audit(meta, Some(&user.id), None, "recovery_code_used", None)
                         .await;

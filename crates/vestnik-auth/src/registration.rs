@@ -18,6 +18,9 @@ impl AuthService {
         req: &RegisterRequest,
     ) -> Result<(), AuthError> {
         let email = Email::parse(&req.email)?;
+        if !vestnik_mail::is_deliverable(email.as_str()) {
+            return Err(AuthError::UndeliverableEmail);
+        }
         self.rate_limit(
             &format!("auth:email:{email}"),
             self.settings.auth_email_rate,
@@ -101,7 +104,7 @@ impl AuthService {
         .await?;
         self.require_pow_if_suspicious(meta.ip.as_deref(), email.as_str(), req.pow.as_ref())
             .await?;
-        password::check_password_policy(&req.password, email.as_str())?;
+        password::check_password_policy(req.password.expose(), email.as_str())?;
         let now = self.clock.now_ms();
         let user = match self.store.user_by_email(email.as_str()).await? {
             Some(u) if u.status == "pending" => u,
@@ -129,7 +132,7 @@ impl AuthService {
         }
         let given = self
             .keys
-            .hash_code("email", &format!("{email}:{}", req.code.trim()));
+            .hash_code("email", &format!("{email}:{}", req.code.expose().trim()));
         if !token::ct_eq(given.as_bytes(), code_hash.as_bytes()) {
             let attempts = self.store.bump_email_code_attempts(email.as_str()).await?;
             self.record_failure(meta.ip.as_deref(), email.as_str())
@@ -143,7 +146,7 @@ impl AuthService {
             });
         }
 
-        let password_hash = password::hash_password(req.password.clone()).await?;
+        let password_hash = password::hash_password(req.password.expose().to_owned()).await?;
         let (session, tokens) = self.new_session(&user.id, &device_id, now);
         let reg = CompleteRegistration {
             email: email.to_string(),

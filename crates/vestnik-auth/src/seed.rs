@@ -81,7 +81,7 @@ impl AuthService {
             out.push(SeededDevice {
                 user_id: user_id.clone(),
                 device_id,
-                access_token: tokens.access_token,
+                access_token: tokens.access_token.into_exposed(),
             });
         }
         self.forget_devices(&user_id, Vec::new()).await?;

@@ -94,9 +94,9 @@ impl AuthService {
             user_id: user_id.to_owned(),
             device_id: device_id.to_owned(),
             token_type: "Bearer".into(),
-            access_token: access,
+            access_token: access.into(),
             access_expires_in: s.access_ttl_secs,
-            refresh_token: refresh,
+            refresh_token: refresh.into(),
             refresh_expires_in: s.refresh_ttl_secs,
         };
         (session, tokens)
@@ -161,11 +161,13 @@ impl AuthService {
         meta: &RequestMeta,
         req: &RefreshRequest,
     ) -> Result<SessionTokens, AuthError> {
-        if !req.refresh_token.starts_with(REFRESH_PREFIX) || req.refresh_token.len() > 128 {
+        if !req.refresh_token.expose().starts_with(REFRESH_PREFIX)
+            || req.refresh_token.expose().len() > 128
+        {
             return Err(AuthError::Unauthenticated);
         }
         let now = self.clock.now_ms();
-        let old = token::hash_token(&req.refresh_token);
+        let old = token::hash_token(req.refresh_token.expose());
         let access = format!("{ACCESS_PREFIX}{}", token::new_token());
         let refresh = format!("{REFRESH_PREFIX}{}", token::new_token());
         let access_expires_at = now + self.settings.access_ttl_secs * 1000;
@@ -178,7 +180,7 @@ impl AuthService {
             refresh_expires_at,
             sealed: self
                 .keys
-                .seal_successor(&req.refresh_token, pair.as_bytes())?,
+                .seal_successor(req.refresh_token.expose(), pair.as_bytes())?,
         };
         let retry_since = now - REFRESH_RETRY_MS;
         match self
@@ -195,9 +197,9 @@ impl AuthService {
                     user_id: session.user_id,
                     device_id: session.device_id,
                     token_type: "Bearer".into(),
-                    access_token: access,
+                    access_token: access.into(),
                     access_expires_in: self.settings.access_ttl_secs,
-                    refresh_token: refresh,
+                    refresh_token: refresh.into(),
                     refresh_expires_in: self.settings.refresh_ttl_secs,
                 })
             }
@@ -210,16 +212,16 @@ impl AuthService {
                 // answer was lost carries on with the pair it never saw.
                 let (access, access_expires_at, refresh, refresh_expires_at) = self
                     .keys
-                    .open_successor(&req.refresh_token, &sealed)
+                    .open_successor(req.refresh_token.expose(), &sealed)
                     .and_then(|p| parse_pair(&p))
                     .ok_or(AuthError::Unauthenticated)?;
                 Ok(SessionTokens {
                     user_id,
                     device_id,
                     token_type: "Bearer".into(),
-                    access_token: access,
+                    access_token: access.into(),
                     access_expires_in: (access_expires_at - now) / 1000,
-                    refresh_token: refresh,
+                    refresh_token: refresh.into(),
                     refresh_expires_in: (refresh_expires_at - now) / 1000,
                 })
             }
@@ -464,7 +466,7 @@ impl AuthService {
             )
             .await?;
         Ok(vestnik_proto::WsTicket {
-            ticket,
+            ticket: ticket.into(),
             expires_in: WS_TICKET_TTL_SECS,
         })
     }

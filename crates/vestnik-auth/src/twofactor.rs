@@ -48,8 +48,8 @@ impl AuthService {
         )
         .await;
         Ok(TotpSetup {
-            secret: totp::base32(&secret),
-            otpauth_uri: totp::otpauth_uri(&self.settings.issuer, &user.email, &secret),
+            secret: totp::base32(&secret).into(),
+            otpauth_uri: totp::otpauth_uri(&self.settings.issuer, &user.email, &secret).into(),
         })
     }
 
@@ -99,7 +99,7 @@ impl AuthService {
         )
         .await;
         Ok(RecoveryCodes {
-            recovery_codes: codes,
+            recovery_codes: codes.into_iter().map(Into::into).collect(),
         })
     }
 

@@ -345,14 +345,14 @@ impl Conn {
             .iter()
             .zip(&self.fillers)
             .map(|(d, filler)| Envelope {
-                device_id: d.clone(),
+                device_id: vestnik_proto::DeviceId::from_trusted(d.clone()),
                 msg_type: 1,
                 ciphertext: stamp.ciphertext(filler),
             })
             .collect();
         let frame = ClientFrame::Send(SendMessage {
             client_msg_id: format!("{}-{seq}", self.shared.run_id),
-            conversation_id: s.conversation_id.clone(),
+            conversation_id: vestnik_proto::ConversationId::from_trusted(s.conversation_id.clone()),
             kind: Default::default(),
             envelopes,
             ciphertext: None,

@@ -127,13 +127,13 @@ async fn load(
                 .ciphertext(&filler);
                 let frame = ClientFrame::Send(SendMessage {
                     client_msg_id: format!("{run_id}-{seq}"),
-                    conversation_id: conv.clone(),
+                    conversation_id: vestnik_proto::ConversationId::from_trusted(conv.clone()),
                     kind: Default::default(),
                     ciphertext: None,
                     envelopes: devices
                         .iter()
                         .map(|d| Envelope {
-                            device_id: d.clone(),
+                            device_id: vestnik_proto::DeviceId::from_trusted(d.clone()),
                             msg_type: 1,
                             ciphertext: ct.clone(),
                         })

@@ -416,13 +416,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match command {
                 TwoFactorCommand::Setup => {
                     let s = client.setup_totp().await?;
-                    println!("secret: {}\nuri: {}", s.secret, s.otpauth_uri);
+                    println!(
+                        "secret: {}\nuri: {}",
+                        s.secret.expose(),
+                        s.otpauth_uri.expose()
+                    );
                 }
                 TwoFactorCommand::Enable { code } => {
                     let r = client.enable_totp(&code).await?;
                     println!("2FA is on. Recovery codes (each works once; keep them safe):");
                     for c in r.recovery_codes {
-                        println!("  {c}");
+                        println!("  {}", c.expose());
                     }
                 }
                 TwoFactorCommand::Disable { code } => {

@@ -164,7 +164,7 @@ impl Api {
             return Ok(());
         }
         let req = RefreshRequest {
-            refresh_token: current.refresh_token.clone(),
+            refresh_token: current.refresh_token.clone().into(),
         };
         match call_public::<_, SessionTokens>(
             &self.http,
@@ -177,8 +177,8 @@ impl Api {
         {
             Ok(t) => {
                 let new = Tokens {
-                    access_token: t.access_token,
-                    refresh_token: t.refresh_token,
+                    access_token: t.access_token.into_exposed(),
+                    refresh_token: t.refresh_token.into_exposed(),
                 };
                 self.store.save_tokens(Some(&new)).await?;
                 *guard = Some(new);

@@ -102,7 +102,7 @@ impl Inner {
         let ciphertext = base64::engine::general_purpose::STANDARD.encode(&*payload);
         self.transmit(SendMessage {
             client_msg_id: item.client_msg_id.clone(),
-            conversation_id,
+            conversation_id: conversation_id.parse()?,
             kind: SendKind::Channel,
             envelopes: Vec::new(),
             ciphertext: Some(ciphertext),

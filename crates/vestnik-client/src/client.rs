@@ -126,8 +126,8 @@ impl Client {
         Self::enroll(config, email, move |http, base, device| {
             let req = VerifyRequest {
                 email: email_owned,
-                code,
-                password,
+                code: code.into(),
+                password: password.into(),
                 device,
                 pow: None,
             };
@@ -174,9 +174,9 @@ impl Client {
             };
             let req = LoginRequest {
                 email: email_owned,
-                password,
-                totp,
-                recovery_code,
+                password: password.into(),
+                totp: totp.map(Into::into),
+                recovery_code: recovery_code.map(Into::into),
                 device,
                 pow: None,
             };
@@ -255,8 +255,8 @@ impl Client {
             device_id: tokens.device_id,
         };
         let tokens = Tokens {
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
+            access_token: tokens.access_token.into_exposed(),
+            refresh_token: tokens.refresh_token.into_exposed(),
         };
         store
             .save_registration(&account, &tokens, &store.seal_device(&device)?)
@@ -583,7 +583,7 @@ impl Client {
     /// socket; best effort (nothing is stored).
     pub async fn set_typing(&self, conversation_id: &str, typing: bool) -> Result<()> {
         self.send_frame(vestnik_proto::ClientFrame::Typing {
-            conversation_id: conversation_id.to_owned(),
+            conversation_id: conversation_id.parse()?,
             typing,
         })
         .await
@@ -593,7 +593,10 @@ impl Client {
     /// with (over the socket): one `Presence` event each now, then changes.
     pub async fn subscribe_presence(&self, user_ids: &[String]) -> Result<()> {
         self.send_frame(vestnik_proto::ClientFrame::SubscribePresence {
-            user_ids: user_ids.to_vec(),
+            user_ids: user_ids
+                .iter()
+                .map(|u| u.parse())
+                .collect::<std::result::Result<_, _>>()?,
         })
         .await
     }
@@ -601,7 +604,7 @@ impl Client {
     /// Marks a conversation read up to `seq` (over the socket).
     pub async fn mark_read(&self, conversation_id: &str, seq: i64) -> Result<()> {
         self.send_frame(vestnik_proto::ClientFrame::Read {
-            conversation_id: conversation_id.to_owned(),
+            conversation_id: conversation_id.parse()?,
             seq,
         })
         .await
@@ -695,14 +698,7 @@ impl Client {
             .api
             .post(
                 "/v1/conversations",
-                &CreateConversation {
-                    kind: kind.into(),
-                    peer_user_id: None,
-                    member_user_ids: member_user_ids.to_vec(),
-                    title: title.map(str::to_owned),
-                    topic: None,
-                    visibility: visibility.map(str::to_owned),
-                },
+                &new_conversation(kind, title, visibility, member_user_ids)?,
             )
             .await?;
         self.inner
@@ -763,7 +759,7 @@ impl Client {
             .post(
                 &format!("/v1/conversations/{id}/members"),
                 &AddMember {
-                    user_id: user_id.to_owned(),
+                    user_id: user_id.parse()?,
                 },
             )
             .await?;
@@ -813,7 +809,7 @@ impl Client {
                 Method::PUT,
                 &format!("/v1/conversations/{id}/members/{user}/role"),
                 Some(&SetRole {
-                    role: role.to_owned(),
+                    role: role.parse()?,
                 }),
             )
             .await
@@ -828,7 +824,7 @@ impl Client {
                 Method::POST,
                 &format!("/v1/conversations/{id}/owner"),
                 Some(&TransferOwnership {
-                    user_id: user_id.to_owned(),
+                    user_id: user_id.parse()?,
                 }),
             )
             .await
@@ -1032,12 +1028,7 @@ impl Client {
     pub async fn enable_totp(&self, code: &str) -> Result<RecoveryCodes> {
         self.inner
             .api
-            .post(
-                "/v1/auth/2fa/enable",
-                &CodeRequest {
-                    code: code.to_owned(),
-                },
-            )
+            .post("/v1/auth/2fa/enable", &CodeRequest { code: code.into() })
             .await
     }
 
@@ -1048,9 +1039,7 @@ impl Client {
             .call_unit(
                 Method::POST,
                 "/v1/auth/2fa/disable",
-                Some(&CodeRequest {
-                    code: code.to_owned(),
-                }),
+                Some(&CodeRequest { code: code.into() }),
             )
             .await
     }
@@ -1070,4 +1059,36 @@ impl Client {
         self.close().await;
         r
     }
+}
+
+/// The body that creates a group or channel.
+fn new_conversation(
+    kind: &str,
+    title: Option<&str>,
+    visibility: Option<&str>,
+    member_user_ids: &[String],
+) -> Result<CreateConversation> {
+    let member_user_ids = member_user_ids
+        .iter()
+        .map(|u| u.parse())
+        .collect::<std::result::Result<Vec<vestnik_proto::UserId>, _>>()?;
+    let title = title.map(str::to_owned);
+    Ok(match kind {
+        "group" => CreateConversation::Group(vestnik_proto::NewGroupSettings {
+            member_user_ids,
+            title,
+            topic: None,
+        }),
+        "channel" => CreateConversation::Channel(vestnik_proto::NewChannelSettings {
+            member_user_ids,
+            title,
+            topic: None,
+            visibility: visibility.map(str::parse).transpose()?,
+        }),
+        other => {
+            return Err(ClientError::InvalidInput(format!(
+                "kind: expected group or channel, got {other:?}"
+            )))
+        }
+    })
 }

@@ -196,13 +196,8 @@ impl Inner {
             .api
             .post(
                 "/v1/conversations",
-                &CreateConversation {
-                    kind: "direct".into(),
-                    peer_user_id: Some(peer.to_owned()),
-                    member_user_ids: Vec::new(),
-                    title: None,
-                    topic: None,
-                    visibility: None,
+                &CreateConversation::Direct {
+                    peer_user_id: peer.parse()?,
                 },
             )
             .await?;
@@ -627,7 +622,12 @@ impl Inner {
         for user_id in need {
             let claimed: ClaimResponse = self
                 .api
-                .post("/v1/keys/claim", &ClaimRequest { user_id })
+                .post(
+                    "/v1/keys/claim",
+                    &ClaimRequest {
+                        user_id: user_id.parse()?,
+                    },
+                )
                 .await?;
             for b in claimed.bundles {
                 bundles.insert(b.device_id.clone(), b);
@@ -670,7 +670,7 @@ impl Inner {
             }
             let e = device.encrypt(&t.identity_key, payload)?;
             envelopes.push(Envelope {
-                device_id: t.device_id.clone(),
+                device_id: t.device_id.parse()?,
                 msg_type: e.message_type,
                 ciphertext: e.body,
             });
@@ -762,7 +762,7 @@ impl Inner {
         loop {
             let msg = SendMessage {
                 client_msg_id: item.client_msg_id.clone(),
-                conversation_id: conversation.id.clone(),
+                conversation_id: conversation.id.parse()?,
                 kind: SendKind::Message,
                 envelopes: envelopes.clone(),
                 ciphertext: None,

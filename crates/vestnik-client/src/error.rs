@@ -48,6 +48,12 @@ pub enum ClientError {
     /// A caller-supplied value is out of range.
     #[error("{0}")]
     InvalidInput(String),
+    /// An id this client was given does not have the form of one.
+    #[error(transparent)]
+    InvalidId(#[from] vestnik_proto::InvalidId),
+    /// A role, class or setting outside its set.
+    #[error(transparent)]
+    UnknownName(#[from] vestnik_proto::UnknownName),
     /// A device in the directory changed its identity key: possibly an attack.
     #[error("device {device_id} of user {user_id}: expected identity key {known}, the server now says {got}")]
     IdentityKeyChanged {

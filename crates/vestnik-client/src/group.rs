@@ -317,7 +317,7 @@ impl Inner {
         let envelopes = self.olm_encrypt(targets, payload, Persist::Device).await?;
         self.transmit(SendMessage {
             client_msg_id: uuid::Uuid::new_v4().simple().to_string(),
-            conversation_id: conversation_id.to_owned(),
+            conversation_id: conversation_id.parse()?,
             kind: SendKind::Keys,
             envelopes,
             ciphertext: None,
@@ -381,7 +381,7 @@ impl Inner {
         };
         self.transmit(SendMessage {
             client_msg_id: item.client_msg_id.clone(),
-            conversation_id,
+            conversation_id: conversation_id.parse()?,
             kind,
             envelopes: Vec::new(),
             ciphertext: Some(ciphertext),

@@ -253,10 +253,10 @@ impl Client {
             .post(
                 "/v1/media",
                 &MediaUploadRequest {
-                    conversation_id: conversation_id.to_owned(),
+                    conversation_id: conversation_id.parse()?,
                     size: i64::try_from(stored_size).unwrap_or(i64::MAX),
                     sha256: sha256.clone(),
-                    class: class.to_owned(),
+                    class: class.parse()?,
                     ttl_secs: options.ttl_secs,
                 },
             )

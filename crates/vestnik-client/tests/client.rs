@@ -529,7 +529,9 @@ fn totp_now(s: &Server, secret_b32: &str) -> anyhow::Result<String> {
 async fn two_factor_login_and_expired_access_tokens_are_handled(s: Server) -> anyhow::Result<()> {
     let alice = s.register("alice@example.com", "alice-laptop").await?;
     let setup = alice.setup_totp().await?;
-    let codes = alice.enable_totp(&totp_now(&s, &setup.secret)?).await?;
+    let codes = alice
+        .enable_totp(&totp_now(&s, setup.secret.expose())?)
+        .await?;
     assert_eq!(codes.recovery_codes.len(), 10);
 
     let refused = s.login("alice@example.com", "alice-phone").await;
@@ -543,14 +545,14 @@ async fn two_factor_login_and_expired_access_tokens_are_handled(s: Server) -> an
         .login_2fa(
             "alice@example.com",
             "alice-phone2",
-            SecondFactor::Totp(totp_now(&s, &setup.secret)?),
+            SecondFactor::Totp(totp_now(&s, setup.secret.expose())?),
         )
         .await?;
     let tablet = s
         .login_2fa(
             "alice@example.com",
             "alice-tablet",
-            SecondFactor::RecoveryCode(codes.recovery_codes[0].clone()),
+            SecondFactor::RecoveryCode(codes.recovery_codes[0].expose().to_owned()),
         )
         .await?;
     assert_eq!(alice.devices().await?.len(), 3);

@@ -488,7 +488,7 @@ async fn membership_changes_arrive_as_system_events_and_roles_are_enforced(
     // An admin invites; Dave joins with the token.
     let invite = bob.create_invite(&group, Some(1), None).await?;
     assert_eq!(invite.conversation_id, group);
-    let joined = dave.join_invite(&invite.token).await?;
+    let joined = dave.join_invite(invite.token.expose()).await?;
     assert_eq!(joined.id, group);
     for ev in [&mut ev_alice, &mut ev_bob, &mut ev_carol, &mut ev_dave] {
         system_event(ev, &group, "member_joined").await?;

@@ -1,5 +1,9 @@
 //! Every fixed limit in one place, each with the reason it has the value it has.
 //! Limits an operator may want to tune live in [`crate::Config`] instead.
+//! The limits clients see in the API are defined in `vestnik_proto::limits`
+//! (the OpenAPI document states them) and re-exported here.
+
+pub use vestnik_proto::limits::*;
 
 /// Largest JSON request body. Key uploads are the biggest auth bodies
 /// (100 one-time keys of ~100 bytes each), so 64 KiB leaves ample room.
@@ -17,22 +21,6 @@ pub const EMAIL_CODE_MAX_ATTEMPTS: i64 = 5;
 /// A new code for the same address is sent at most once a minute.
 pub const EMAIL_CODE_RESEND_SECS: i64 = 60;
 
-/// NIST SP 800-63B: at least 8 characters; allow long passphrases but cap the
-/// work an attacker can make argon2 do per request.
-pub const PASSWORD_MIN_CHARS: usize = 8;
-pub const PASSWORD_MAX_CHARS: usize = 128;
-
-/// Device descriptions.
-pub const DEVICE_NAME_MAX_CHARS: usize = 64;
-pub const DEVICE_PLATFORM_MAX_CHARS: usize = 32;
-/// A user may have this many active devices; more is a sign of abuse.
-pub const MAX_DEVICES_PER_USER: i64 = 20;
-/// One-time keys per upload and held on the server per device.
-pub const MAX_ONE_TIME_KEYS_PER_UPLOAD: usize = 100;
-pub const MAX_ONE_TIME_KEYS_PER_DEVICE: i64 = 500;
-/// Key ids are client-chosen labels.
-pub const KEY_ID_MAX_CHARS: usize = 64;
-
 /// TOTP: RFC 6238 defaults (SHA-1, 6 digits, 30 s) that every authenticator app
 /// supports; one step of clock drift accepted either way.
 pub const TOTP_DIGITS: usize = 6;
@@ -48,6 +36,3 @@ pub const POW_CHALLENGE_TTL_SECS: i64 = 5 * 60;
 /// proof of work is demanded.
 pub const POW_FAILURE_THRESHOLD: i64 = 5;
 pub const POW_FAILURE_WINDOW_SECS: i64 = 15 * 60;
-
-/// Audit events returned per page.
-pub const AUDIT_PAGE_MAX: i64 = 200;

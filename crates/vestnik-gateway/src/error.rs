@@ -1,4 +1,12 @@
 //! The one JSON error shape and the one mapping from service errors to HTTP.
+//!
+//! The statuses follow one rule the OpenAPI document relies on: a request
+//! that matches the document never gets a 400. 400 is for what fails to
+//! parse (malformed JSON, a missing or unknown field, a wrong type, an id or
+//! name outside its set); 422 is for a value the server refuses after
+//! parsing: outside a limit the document states, or breaking a rule it cannot
+//! state (a signature that does not verify, a common password, fields that
+//! do not go together, a wrong e-mail code).
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use vestnik_auth::AuthError;
@@ -58,10 +66,15 @@ impl From<AuthError> for ApiError {
         let msg = e.to_string();
         match e {
             AuthError::InvalidEmail(_) => Self::new(S::BAD_REQUEST, "invalid_email", msg),
-            AuthError::WeakPassword(_) => Self::new(S::BAD_REQUEST, "weak_password", msg),
-            AuthError::InvalidDevice(_) => Self::new(S::BAD_REQUEST, "invalid_device", msg),
-            AuthError::InvalidCode => Self::new(S::BAD_REQUEST, "invalid_code", msg),
-            AuthError::CodeBurned => Self::new(S::BAD_REQUEST, "code_burned", msg),
+            AuthError::UndeliverableEmail => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "undeliverable_email", msg)
+            }
+            AuthError::WeakPassword(_) => Self::new(S::UNPROCESSABLE_ENTITY, "weak_password", msg),
+            AuthError::InvalidDevice(_) => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "invalid_device", msg)
+            }
+            AuthError::InvalidCode => Self::new(S::UNPROCESSABLE_ENTITY, "invalid_code", msg),
+            AuthError::CodeBurned => Self::new(S::UNPROCESSABLE_ENTITY, "code_burned", msg),
             AuthError::ResendTooSoon { retry_after_ms } => {
                 let mut e = Self::rate_limited(retry_after_ms);
                 e.code = "resend_too_soon";
@@ -111,7 +124,9 @@ impl From<RealtimeError> for ApiError {
         use StatusCode as S;
         let msg = e.to_string();
         match e {
-            RealtimeError::InvalidInput(_) => Self::new(S::BAD_REQUEST, "invalid_input", msg),
+            RealtimeError::InvalidInput(_) => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "invalid_input", msg)
+            }
             RealtimeError::NotMember => Self::new(S::NOT_FOUND, "conversation_not_found", msg),
             RealtimeError::NoSuchUser => Self::new(S::NOT_FOUND, "user_not_found", msg),
             RealtimeError::Blocked => Self::new(S::FORBIDDEN, "blocked", msg),
@@ -138,15 +153,15 @@ impl From<vestnik_media::MediaError> for ApiError {
         use StatusCode as S;
         let msg = e.to_string();
         match e {
-            M::InvalidInput(_) => Self::new(S::BAD_REQUEST, "invalid_input", msg),
-            M::TooLarge { .. } => Self::new(S::PAYLOAD_TOO_LARGE, "media_too_large", msg),
+            M::InvalidInput(_) => Self::new(S::UNPROCESSABLE_ENTITY, "invalid_input", msg),
+            M::TooLarge { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "media_too_large", msg),
             M::QuotaExceeded { .. } => Self::new(S::FORBIDDEN, "quota_exceeded", msg),
             M::NotMember => Self::new(S::NOT_FOUND, "conversation_not_found", msg),
             M::Forbidden => Self::new(S::FORBIDDEN, "forbidden", msg),
             M::UrlRefused(_) => Self::new(S::FORBIDDEN, "url_refused", msg),
             M::NotFound => Self::new(S::NOT_FOUND, "media_not_found", msg),
             M::NotUploaded => Self::new(S::CONFLICT, "media_not_uploaded", msg),
-            M::Mismatch(_) => Self::new(S::BAD_REQUEST, "media_mismatch", msg),
+            M::Mismatch(_) => Self::new(S::UNPROCESSABLE_ENTITY, "media_mismatch", msg),
             M::UploadExpired => Self::new(S::GONE, "upload_expired", msg),
             M::NotReady => Self::new(S::CONFLICT, "media_not_ready", msg),
             M::Infected(_) => Self::new(S::UNPROCESSABLE_ENTITY, "media_infected", msg),
@@ -176,6 +191,17 @@ impl IntoResponse for ApiError {
             },
         };
         let mut res = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750 §3: a 401 names the scheme; an expired or revoked
+            // token is `invalid_token` (refresh, then retry).
+            let v = if self.code == "unauthorized" {
+                "Bearer realm=\"vestnik\", error=\"invalid_token\""
+            } else {
+                "Bearer realm=\"vestnik\""
+            };
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
+        }
         if let Some(secs) = self.retry_after_secs {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);

@@ -16,7 +16,7 @@ use vestnik_bus::{Kv, Rate, RateLimiter};
 use vestnik_store::Store;
 
 pub use error::ApiError;
-pub use openapi::{openapi_document, ApiDoc};
+pub use openapi::{openapi_document, ApiDoc, DocumentLimits};
 
 /// What the handlers share. Built once by the server binary.
 pub struct Gateway {

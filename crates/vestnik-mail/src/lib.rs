@@ -79,6 +79,13 @@ pub fn parse_from(from: &str) -> (Option<String>, String) {
 
 /// Validates the sender once at start-up so a typo fails the boot, not the
 /// first sign-up.
+/// Whether mail can be addressed to `address` at all: the address rules of
+/// the mail libraries (RFC 5322 atoms, IDNA domains) are stricter than the
+/// form the API checks, so registration asks before it promises a mail.
+pub fn is_deliverable(address: &str) -> bool {
+    address.parse::<Address>().is_ok()
+}
+
 pub(crate) fn sender_mailbox(from: &str) -> Result<Mailbox, MailError> {
     let (name, address) = parse_from(from);
     let address: Address = address

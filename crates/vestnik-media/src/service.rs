@@ -2,17 +2,16 @@
 //! must be true before an upload counts.
 use std::sync::Arc;
 use std::time::Duration;
+use vestnik_core::limits::MEDIA_MIN_TTL_SECS as MIN_TTL_SECS;
 use vestnik_core::Clock;
 use vestnik_proto::{MediaDownload, MediaInfo, MediaUploadGrant, MediaUploadRequest, MediaUsage};
 use vestnik_store::{MediaCreate, MediaRow, Store};
 
 use crate::{BlobStore, ClamdScanner, MediaError, ScanVerdict, UploadSpec};
 
-pub const CLASSES: &[&str] = &["image", "video", "audio", "file"];
 /// A pending row outlives its upload URL by this much, so an upload that
 /// started just before the URL expired can still finish and be completed.
 const UPLOAD_GRACE_MS: i64 = 5 * 60 * 1000;
-const MIN_TTL_SECS: i64 = 60;
 
 #[derive(Debug, Clone)]
 pub struct MediaSettings {
@@ -80,9 +79,6 @@ impl MediaService {
 
     fn validate(&self, req: &MediaUploadRequest) -> Result<i64, MediaError> {
         let bad = |m: String| Err(MediaError::InvalidInput(m));
-        if !vestnik_core::ids::is_valid_id(&req.conversation_id) {
-            return bad("conversation_id: expected 32 lowercase hex characters".into());
-        }
         if req.size < 1 {
             return bad(format!("size: expected at least 1 byte, got {}", req.size));
         }
@@ -99,13 +95,6 @@ impl MediaService {
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
             return bad("sha256: expected 64 lowercase hex characters".into());
-        }
-        if !CLASSES.contains(&req.class.as_str()) {
-            return bad(format!(
-                "class: expected one of {}, got {:?}",
-                CLASSES.join(", "),
-                req.class.chars().take(32).collect::<String>()
-            ));
         }
         let max = self.settings.max_ttl_secs;
         let ttl = req.ttl_secs.unwrap_or(max);
@@ -144,10 +133,10 @@ impl MediaService {
             object_key: format!("m/{id}"),
             id,
             owner_id: user_id.to_owned(),
-            conversation_id: req.conversation_id.clone(),
+            conversation_id: req.conversation_id.to_string(),
             size: req.size,
             sha256: req.sha256.clone(),
-            class: req.class.clone(),
+            class: req.class.as_str().to_owned(),
             state: "pending".into(),
             created_at: now,
             upload_expires_at: now + url_ms + UPLOAD_GRACE_MS,

@@ -1,9 +1,12 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::Secret;
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    #[schema(schema_with = crate::schema::email)]
     pub email: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pow: Option<PowSolution>,
@@ -20,18 +23,23 @@ pub struct Accepted {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SignedKey {
+    #[schema(schema_with = crate::schema::key_id)]
     pub key_id: String,
     /// Curve25519 public key, base64 (unpadded, as vodozemac writes it).
+    #[schema(schema_with = crate::schema::key32)]
     pub public_key: String,
     /// Ed25519 signature, base64.
+    #[schema(schema_with = crate::schema::signature64)]
     pub signature: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OneTimeKey {
+    #[schema(schema_with = crate::schema::key_id)]
     pub key_id: String,
     /// Curve25519 public key, base64.
+    #[schema(schema_with = crate::schema::key32)]
     pub public_key: String,
 }
 
@@ -39,24 +47,36 @@ pub struct OneTimeKey {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDeviceRequest {
+    #[schema(schema_with = crate::schema::device_name)]
     pub name: String,
     /// e.g. `linux`, `android`, `web`.
+    #[schema(schema_with = crate::schema::device_platform)]
     pub platform: String,
     /// Curve25519 identity key, base64.
+    #[schema(schema_with = crate::schema::key32)]
     pub identity_key: String,
-    /// Ed25519 signing key, base64.
+    /// Ed25519 signing key, base64 (a valid Ed25519 point, else 422).
+    #[schema(schema_with = crate::schema::key32)]
     pub signing_key: String,
+    /// Signed by `signing_key` (a signature that does not verify: 422).
     pub fallback_key: SignedKey,
+    /// Unique key ids (a repeated id: 422).
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub one_time_keys: Vec<OneTimeKey>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
+    #[schema(schema_with = crate::schema::email)]
     pub email: String,
-    pub code: String,
-    pub password: String,
+    /// The code from the mail (a wrong one: 422 `invalid_code`).
+    #[schema(value_type = String, pattern = "^[0-9]{6}$", min_length = 6, max_length = 6)]
+    pub code: Secret,
+    /// 8-128 characters, not a common password and not the address (else 422 `weak_password`).
+    #[schema(value_type = String, min_length = 8, max_length = 128)]
+    pub password: Secret,
     pub device: NewDeviceRequest,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pow: Option<PowSolution>,
@@ -65,14 +85,18 @@ pub struct VerifyRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(schema_with = crate::schema::email)]
     pub email: String,
-    pub password: String,
+    #[schema(value_type = String, min_length = 1, max_length = 1024)]
+    pub password: Secret,
     /// Current TOTP code, when 2FA is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub totp: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 64)]
+    pub totp: Option<Secret>,
     /// A one-time recovery code instead of `totp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recovery_code: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 64)]
+    pub recovery_code: Option<Secret>,
     pub device: NewDeviceRequest,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pow: Option<PowSolution>,
@@ -84,10 +108,12 @@ pub struct SessionTokens {
     pub user_id: String,
     pub device_id: String,
     pub token_type: String,
-    pub access_token: String,
+    #[schema(value_type = String)]
+    pub access_token: Secret,
     /// Seconds.
     pub access_expires_in: i64,
-    pub refresh_token: String,
+    #[schema(value_type = String)]
+    pub refresh_token: Secret,
     /// Seconds.
     pub refresh_expires_in: i64,
 }
@@ -95,28 +121,33 @@ pub struct SessionTokens {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
-    pub refresh_token: String,
+    #[schema(value_type = String, min_length = 1, max_length = 256)]
+    pub refresh_token: Secret,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TotpSetup {
     /// Base32 secret for manual entry.
-    pub secret: String,
+    #[schema(value_type = String)]
+    pub secret: Secret,
     /// `otpauth://totp/…` URI for QR codes.
-    pub otpauth_uri: String,
+    #[schema(value_type = String)]
+    pub otpauth_uri: Secret,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeRequest {
     /// A TOTP code (or, to disable 2FA, a recovery code).
-    pub code: String,
+    #[schema(value_type = String, min_length = 1, max_length = 64)]
+    pub code: Secret,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RecoveryCodes {
     /// Shown once; each works once in place of a TOTP code.
-    pub recovery_codes: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub recovery_codes: Vec<Secret>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -178,6 +209,8 @@ pub struct PowChallenge {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PowSolution {
+    /// As issued (checked only when a proof of work is demanded; a wrong
+    /// one is then 403 `invalid_proof_of_work`).
     pub challenge: String,
     pub nonce: String,
 }

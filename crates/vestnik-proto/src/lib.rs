@@ -1,12 +1,21 @@
 //! Wire types shared by the server and clients. Request bodies reject unknown
-//! fields so a typo in a client is an error, not a silently ignored option.
+//! fields so a typo in a client is an error, not a silently ignored option;
+//! ids and names are parsed here, at the boundary, so services get them checked.
 
 pub mod auth;
 pub mod error;
+pub mod ids;
+pub mod kinds;
+pub mod limits;
 pub mod media;
 pub mod messaging;
+pub mod schema;
+pub mod secret;
 
 pub use auth::*;
 pub use error::*;
+pub use ids::*;
+pub use kinds::*;
 pub use media::*;
 pub use messaging::*;
+pub use secret::Secret;

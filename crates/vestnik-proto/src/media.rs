@@ -3,20 +3,26 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::{ConversationId, MediaClass};
+
 /// Ask to upload one encrypted object into a conversation.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MediaUploadRequest {
-    pub conversation_id: String,
-    /// Exact bytes of the (encrypted) object that will be uploaded.
+    pub conversation_id: ConversationId,
+    /// Exact bytes of the (encrypted) object that will be uploaded; more than
+    /// the server's `media_max_bytes` is refused with 413 `media_too_large`.
+    #[schema(minimum = 1)]
     pub size: i64,
     /// Hex SHA-256 of those bytes.
+    #[schema(schema_with = crate::schema::sha256_hex)]
     pub sha256: String,
-    /// `image`, `video`, `audio` or `file` (a hint for clients and quotas;
-    /// the bytes are ciphertext either way).
-    pub class: String,
-    /// Seconds until the media expires; the server's maximum when absent.
+    /// A hint for clients and quotas; the bytes are ciphertext either way.
+    pub class: MediaClass,
+    /// Seconds until the media expires; the server's maximum when absent
+    /// (more than `media_max_ttl_secs`: 422).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 60)]
     pub ttl_secs: Option<i64>,
 }
 

@@ -3,14 +3,19 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{OneTimeKey, SignedKey};
+use crate::{
+    AssignableRole, ChannelVisibility, ConversationId, DeviceId, OneTimeKey, PresenceVisibility,
+    Secret, SignedKey, UserId,
+};
 
 // ---------- key directory ----------
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeysUpload {
+    /// Unique key ids, not already held (a repeated id: 422); at most 500 held per device.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub one_time_keys: Vec<OneTimeKey>,
     /// Replaces the device's fallback key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -27,7 +32,7 @@ pub struct KeyCount {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
-    pub user_id: String,
+    pub user_id: UserId,
 }
 
 /// What a sender needs to open an Olm session with one device.
@@ -63,6 +68,7 @@ pub struct PublicDeviceList {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LookupRequest {
+    #[schema(schema_with = crate::schema::email)]
     pub email: String,
 }
 
@@ -73,27 +79,131 @@ pub struct LookupResponse {
 
 // ---------- conversations ----------
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// A conversation to open, by `kind` (its schema is written out in
+/// [`create_conversation_schema`]: utoipa's own for an internally tagged enum
+/// leaves the direct variant open and closes the others against their tag).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CreateConversation {
+    /// The pair's one direct conversation (found when it exists: 200).
+    Direct {
+        /// The other user.
+        peer_user_id: UserId,
+    },
+    /// A group owned by the caller (201).
+    Group(NewGroupSettings),
+    /// A channel owned by the caller (201).
+    Channel(NewChannelSettings),
+}
+
+impl utoipa::PartialSchema for CreateConversation {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        create_conversation_schema()
+    }
+}
+
+impl ToSchema for CreateConversation {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((UserId::name().into(), UserId::schema()));
+        schemas.push((
+            ChannelVisibility::name().into(),
+            ChannelVisibility::schema(),
+        ));
+    }
+}
+
+/// One closed object per kind: `kind` and that kind's fields, nothing else.
+fn create_conversation_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{
+        AdditionalProperties, Object, ObjectBuilder, OneOfBuilder, Schema, Type,
+    };
+    use utoipa::openapi::RefOr;
+    use utoipa::PartialSchema;
+    fn closed(kind: &str, description: &str, fields: RefOr<Schema>) -> Object {
+        let mut o = match fields {
+            RefOr::T(Schema::Object(o)) => o,
+            _ => Object::new(),
+        };
+        o.properties.insert(
+            "kind".into(),
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([kind]))
+                .into(),
+        );
+        o.required.insert(0, "kind".into());
+        o.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        o.description = Some(description.into());
+        o
+    }
+    let direct = ObjectBuilder::new()
+        .property(
+            "peer_user_id",
+            RefOr::Ref(utoipa::openapi::Ref::from_schema_name("UserId")),
+        )
+        .required("peer_user_id")
+        .into();
+    OneOfBuilder::new()
+        .item(closed(
+            "direct",
+            "The pair's one direct conversation (200 when it already exists).",
+            direct,
+        ))
+        .item(closed(
+            "group",
+            "A group owned by the caller (201).",
+            NewGroupSettings::schema(),
+        ))
+        .item(closed(
+            "channel",
+            "A channel owned by the caller (201).",
+            NewChannelSettings::schema(),
+        ))
+        .description(Some("A conversation to open, by `kind`."))
+        .into()
+}
+
+/// A new group: its first members besides the creator (who becomes the
+/// owner) join as `member`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateConversation {
-    /// `direct`, `group` or `channel`.
-    pub kind: String,
-    /// For `direct`: the other user.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peer_user_id: Option<String>,
-    /// For `group` and `channel`: the first members besides the creator (who
-    /// becomes the owner); they join as `member` (`subscriber` in a channel).
+pub struct NewGroupSettings {
+    /// At most 1,000 (add more later) and within `group_max_members` (else 409 `group_full`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub member_user_ids: Vec<String>,
+    #[schema(max_items = 1000)]
+    pub member_user_ids: Vec<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::title)]
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::topic)]
     pub topic: Option<String>,
-    /// For `channel`: `public` (anyone may subscribe; posts are plaintext to
-    /// subscribers) or `private` (by invite; posts encrypted with a channel
-    /// key the owner shares over Olm). Default `private`.
+}
+
+/// A new channel: its first members join as `subscriber`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewChannelSettings {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 1000)]
+    pub member_user_ids: Vec<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub visibility: Option<String>,
+    #[schema(schema_with = crate::schema::title)]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::topic)]
+    pub topic: Option<String>,
+    /// `public` (anyone may subscribe; posts are plaintext to subscribers) or
+    /// `private` (by invite; posts encrypted with a channel key the owner
+    /// shares over Olm). Default `private`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<ChannelVisibility>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
@@ -151,50 +261,58 @@ pub struct ChannelPosts {
 /// Changes to a group's or channel's settings; absent fields stay as they are.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateConversation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::title)]
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::topic)]
     pub topic: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::avatar_ref)]
     pub avatar_ref: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
-    pub user_id: String,
+    pub user_id: UserId,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRole {
-    /// Groups: `admin` or `member`. Channels: `publisher` or `subscriber`.
-    pub role: String,
+    /// Groups: `admin` or `member`. Channels: `publisher` or `subscriber`
+    /// (a role of the other kind: 422).
+    pub role: AssignableRole,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferOwnership {
     /// A member who becomes the owner; the old owner becomes an admin (publisher).
-    pub user_id: String,
+    pub user_id: UserId,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInvite {
-    /// 1-10,000; default 100.
+    /// Default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub max_uses: Option<i64>,
     /// 60 s to 30 days; default 7 days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 60, maximum = 2_592_000)]
     pub ttl_secs: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Invite {
     /// Shown once: anyone holding it can join with `POST /v1/invites/{token}/join`.
-    pub token: String,
+    #[schema(value_type = String)]
+    pub token: Secret,
     pub conversation_id: String,
     pub max_uses: i64,
     pub expires_at: i64,
@@ -228,10 +346,12 @@ pub struct ConversationList {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
-    pub device_id: String,
+    pub device_id: DeviceId,
     /// Olm message type: 0 = pre-key, 1 = normal.
+    #[schema(minimum = 0, maximum = 1)]
     pub msg_type: u8,
     /// Base64 ciphertext.
+    #[schema(schema_with = crate::schema::ciphertext)]
     pub ciphertext: String,
 }
 
@@ -254,18 +374,24 @@ pub enum SendKind {
 }
 
 /// A message. Direct chats: `envelopes`. Groups: `kind = group` and `ciphertext`.
+/// With `message` and `keys`: 1 to 40 (`keys`: 1,000) envelopes, each device
+/// once, and no `ciphertext`; with `group` and `channel`: `ciphertext` and no
+/// envelopes. A body that breaks these rules is refused with 422.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
-    /// Chosen by the client (1-64 chars); a retry with the same id gets the same answer.
+    /// Chosen by the client; a retry with the same id gets the same answer.
+    #[schema(schema_with = crate::schema::client_msg_id)]
     pub client_msg_id: String,
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     #[serde(default, skip_serializing_if = "is_default_kind")]
     pub kind: SendKind,
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub envelopes: Vec<Envelope>,
     /// For `kind = group`: the Megolm message, base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::optional_ciphertext)]
     pub ciphertext: Option<String>,
 }
 
@@ -338,6 +464,7 @@ impl ServerFrame {
 #[serde(deny_unknown_fields)]
 pub struct AckRequest {
     /// Cursors of items this device has safely stored.
+    #[schema(max_items = 1000)]
     pub cursors: Vec<i64>,
 }
 
@@ -356,13 +483,16 @@ pub struct ReadMarkers {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadRequest {
+    /// Up to the conversation's last seq (a seq beyond it: 422).
+    #[schema(minimum = 1)]
     pub seq: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WsTicket {
     /// Pass as `?ticket=` to `/v1/ws` within `expires_in` seconds; works once.
-    pub ticket: String,
+    #[schema(value_type = String)]
+    pub ticket: Secret,
     pub expires_in: i64,
 }
 
@@ -385,17 +515,17 @@ pub enum ClientFrame {
     },
     /// "typing…" in a conversation: relayed to the other members, never stored.
     Typing {
-        conversation_id: String,
+        conversation_id: ConversationId,
         typing: bool,
     },
     /// Ask for the presence of users one shares a conversation with (at most
     /// 100); answered with one `presence` frame each, and changes follow.
     SubscribePresence {
-        user_ids: Vec<String>,
+        user_ids: Vec<UserId>,
     },
     /// This account has read the conversation up to `seq` (only moves forward).
     Read {
-        conversation_id: String,
+        conversation_id: ConversationId,
         seq: i64,
     },
 }
@@ -465,6 +595,5 @@ pub enum ServerFrame {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PresenceSettings {
-    /// `everyone`, `contacts` (people one shares a conversation with) or `nobody`.
-    pub visibility: String,
+    pub visibility: PresenceVisibility,
 }

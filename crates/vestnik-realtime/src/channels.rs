@@ -41,7 +41,7 @@ impl Realtime {
         let body = msg.ciphertext.unwrap_or_default();
         let new = NewMessage {
             id: ids::new_id(),
-            conversation_id: msg.conversation_id.clone(),
+            conversation_id: msg.conversation_id.to_string(),
             sender_user_id: auth.user_id.clone(),
             sender_device_id: auth.device_id.clone(),
             client_msg_id: msg.client_msg_id.clone(),
@@ -56,7 +56,7 @@ impl Realtime {
             metrics::counter!("vestnik_channel_posts_total").increment(1);
             let post = ChannelPost {
                 message_id: stored.message_id.clone(),
-                conversation_id: msg.conversation_id.clone(),
+                conversation_id: msg.conversation_id.to_string(),
                 seq: stored.seq,
                 sender_user_id: auth.user_id.clone(),
                 sender_device_id: auth.device_id.clone(),
@@ -78,7 +78,7 @@ impl Realtime {
         Ok(Sent {
             client_msg_id: msg.client_msg_id,
             message_id: stored.message_id,
-            conversation_id: msg.conversation_id,
+            conversation_id: msg.conversation_id.into(),
             seq: stored.seq,
             sent_at: stored.created_at,
         })

@@ -10,21 +10,20 @@ use std::collections::BTreeSet;
 
 use vestnik_core::{ids, token};
 use vestnik_proto::{
-    Conversation, CreateConversation, CreateInvite, Invite, Member, PublicDeviceList, ServerFrame,
-    SystemEvent, UpdateConversation,
+    AssignableRole, ChannelVisibility, Conversation, CreateConversation, CreateInvite, Invite,
+    Member, NewGroupSettings, PublicDeviceList, ServerFrame, SystemEvent, UpdateConversation,
 };
 use vestnik_store::{JoinOutcome, NewGroup, SessionAuth};
 
 use crate::service::{bad, public};
 use crate::{Realtime, RealtimeError};
 
-pub const TITLE_MAX_CHARS: usize = 128;
-pub const TOPIC_MAX_CHARS: usize = 1024;
-pub const AVATAR_REF_MAX_CHARS: usize = 256;
-pub const INVITE_DEFAULT_USES: i64 = 100;
-pub const INVITE_MAX_USES: i64 = 10_000;
-pub const INVITE_DEFAULT_TTL_SECS: i64 = 7 * 86_400;
-pub const INVITE_TTL_SECS: std::ops::RangeInclusive<i64> = 60..=30 * 86_400;
+pub use vestnik_core::limits::{
+    AVATAR_REF_MAX_CHARS, INVITE_DEFAULT_TTL_SECS, INVITE_DEFAULT_USES, INVITE_MAX_USES,
+    TITLE_MAX_CHARS, TOPIC_MAX_CHARS,
+};
+pub const INVITE_TTL_SECS: std::ops::RangeInclusive<i64> =
+    vestnik_core::limits::INVITE_MIN_TTL_SECS..=vestnik_core::limits::INVITE_MAX_TTL_SECS;
 
 fn text_field(
     name: &str,
@@ -174,32 +173,36 @@ impl Realtime {
         auth: &SessionAuth,
         req: CreateConversation,
     ) -> Result<Conversation, RealtimeError> {
-        text_field("title", &req.title, TITLE_MAX_CHARS, false)?;
-        text_field("topic", &req.topic, TOPIC_MAX_CHARS, true)?;
-        if req.peer_user_id.is_some() {
-            return Err(bad("peer_user_id: only for kind \"direct\""));
-        }
-        let kind = req.kind.as_str();
-        let visibility = match (kind, req.visibility.as_deref()) {
-            ("channel", None | Some("private")) => Some("private".to_owned()),
-            ("channel", Some("public")) => Some("public".to_owned()),
-            ("channel", Some(v)) => {
-                return Err(bad(format!(
-                    "visibility: expected public or private, got {v:?}"
-                )))
+        let (kind, settings, visibility) = match req {
+            CreateConversation::Direct { .. } => {
+                return Err(bad(
+                    "kind: direct conversations are opened with create_direct",
+                ))
             }
-            (_, None) => None,
-            (_, Some(_)) => return Err(bad("visibility: only for channels")),
+            CreateConversation::Group(g) => ("group", g, None),
+            CreateConversation::Channel(c) => (
+                "channel",
+                NewGroupSettings {
+                    member_user_ids: c.member_user_ids,
+                    title: c.title,
+                    topic: c.topic,
+                },
+                Some(c.visibility.unwrap_or(ChannelVisibility::Private)),
+            ),
         };
-        if req.member_user_ids.len() > 1000 {
+        text_field("title", &settings.title, TITLE_MAX_CHARS, false)?;
+        text_field("topic", &settings.topic, TOPIC_MAX_CHARS, true)?;
+        let visibility = visibility.map(|v| v.as_str().to_owned());
+        if settings.member_user_ids.len() > vestnik_core::limits::CREATE_MEMBERS_MAX {
             return Err(bad(
                 "member_user_ids: expected at most 1000 (add more later)",
             ));
         }
         let max = self.member_limit(kind);
-        let others: BTreeSet<String> = req
+        let others: BTreeSet<String> = settings
             .member_user_ids
             .into_iter()
+            .map(String::from)
             .filter(|u| *u != auth.user_id)
             .collect();
         if others.len() as i64 + 1 > max {
@@ -216,8 +219,8 @@ impl Realtime {
                 .iter()
                 .map(|u| (u.clone(), plain_role(kind).to_owned()))
                 .collect(),
-            title: req.title,
-            topic: req.topic,
+            title: settings.title,
+            topic: settings.topic,
             visibility,
             created_at: self.clock.now_ms(),
         };
@@ -417,8 +420,9 @@ impl Realtime {
         auth: &SessionAuth,
         conversation_id: &str,
         user_id: &str,
-        new_role: &str,
+        new_role: AssignableRole,
     ) -> Result<(), RealtimeError> {
+        let new_role = new_role.as_str();
         let (kind, role) = self.group_role(auth, conversation_id).await?;
         if role != "owner" {
             return Err(RealtimeError::Forbidden(
@@ -525,7 +529,7 @@ impl Realtime {
         };
         self.store.create_invite(&row).await?;
         Ok(Invite {
-            token: secret,
+            token: secret.into(),
             conversation_id: row.conversation_id,
             max_uses,
             expires_at: row.expires_at,

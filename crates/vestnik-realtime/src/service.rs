@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use vestnik_core::{ids, Clock};
 use vestnik_proto::{
-    Conversation, ConversationList, IncomingMessage, PendingPage, PublicDevice, Receipt, SendKind,
-    SendMessage, Sent, ServerFrame, SystemEvent,
+    Conversation, ConversationList, IncomingMessage, PendingPage, PresenceVisibility, PublicDevice,
+    Receipt, SendKind, SendMessage, Sent, ServerFrame, SystemEvent, UserId,
 };
 use vestnik_store::{NewMessage, OutboxRow, SessionAuth, Store};
 
@@ -15,21 +15,13 @@ use crate::batcher;
 use crate::{Hub, RealtimeError};
 use vestnik_bus::{EventBus, Presence};
 
-/// Largest ciphertext of one envelope (base64 characters).
-pub const MAX_CIPHERTEXT_CHARS: usize = 64 * 1024;
-/// Envelopes in one send: every device of every member of a direct chat.
-pub const MAX_ENVELOPES: usize = 2 * vestnik_core::limits::MAX_DEVICES_PER_USER as usize;
-/// Envelopes in one key share: a large group's devices take several sends.
-pub const MAX_KEY_ENVELOPES: usize = 1000;
+pub use vestnik_core::limits::{
+    ACK_MAX, CIPHERTEXT_MAX_CHARS as MAX_CIPHERTEXT_CHARS,
+    CLIENT_MSG_ID_MAX_CHARS as MAX_CLIENT_MSG_ID_CHARS, MAX_ENVELOPES, MAX_KEY_ENVELOPES, PAGE_MAX,
+    PRESENCE_SUBSCRIBE_MAX,
+};
 /// Megolm message type in stored rows and `message` frames.
 pub const MSG_TYPE_MEGOLM: i64 = 2;
-pub const MAX_CLIENT_MSG_ID_CHARS: usize = 64;
-/// Items per page of pending deliveries.
-pub const PAGE_MAX: i64 = 500;
-/// Cursors in one acknowledgement.
-pub const ACK_MAX: usize = 1000;
-/// Users in one presence subscription.
-pub const PRESENCE_SUBSCRIBE_MAX: usize = 100;
 /// Typing and read frames per device: a burst of 20, then 5 a second.
 pub const EPHEMERAL_RATE: vestnik_bus::Rate = vestnik_bus::Rate {
     capacity: 20,
@@ -531,7 +523,7 @@ impl Realtime {
                 return Ok(Sent {
                     client_msg_id: msg.client_msg_id,
                     message_id,
-                    conversation_id: msg.conversation_id,
+                    conversation_id: msg.conversation_id.into(),
                     seq,
                     sent_at,
                 });
@@ -557,14 +549,14 @@ impl Realtime {
             _ => (
                 msg.envelopes
                     .into_iter()
-                    .map(|e| (e.device_id, i64::from(e.msg_type), e.ciphertext))
+                    .map(|e| (e.device_id.into(), i64::from(e.msg_type), e.ciphertext))
                     .collect(),
                 None,
             ),
         };
         let new = NewMessage {
             id: ids::new_id(),
-            conversation_id: msg.conversation_id.clone(),
+            conversation_id: msg.conversation_id.to_string(),
             sender_user_id: auth.user_id.clone(),
             sender_device_id: auth.device_id.clone(),
             client_msg_id: msg.client_msg_id.clone(),
@@ -595,7 +587,7 @@ impl Realtime {
                     cursor: *cursor,
                     message: IncomingMessage {
                         message_id: stored.message_id.clone(),
-                        conversation_id: msg.conversation_id.clone(),
+                        conversation_id: msg.conversation_id.to_string(),
                         seq: stored.seq,
                         sender_user_id: auth.user_id.clone(),
                         sender_device_id: auth.device_id.clone(),
@@ -611,7 +603,7 @@ impl Realtime {
         Ok(Sent {
             client_msg_id: msg.client_msg_id,
             message_id: stored.message_id,
-            conversation_id: msg.conversation_id,
+            conversation_id: msg.conversation_id.into(),
             seq: stored.seq,
             sent_at: stored.created_at,
         })
@@ -824,7 +816,7 @@ impl Realtime {
     pub async fn subscribe_presence(
         &self,
         auth: &SessionAuth,
-        user_ids: &[String],
+        user_ids: &[UserId],
     ) -> Result<Vec<ServerFrame>, RealtimeError> {
         self.ephemeral_rate(auth).await?;
         if user_ids.len() > PRESENCE_SUBSCRIBE_MAX {
@@ -841,8 +833,8 @@ impl Realtime {
             .collect();
         let visible: Vec<String> = user_ids
             .iter()
-            .filter(|u| partners.contains(*u))
-            .cloned()
+            .filter(|u| partners.contains(u.as_str()))
+            .map(|u| u.to_string())
             .collect();
         let mut known = std::collections::HashMap::new();
         for (user_id, last_seen, visibility) in self.store.presence_info(&visible).await? {
@@ -855,14 +847,14 @@ impl Realtime {
             .await?;
         Ok(user_ids
             .iter()
-            .map(|u| match known.get(u) {
+            .map(|u| match known.get(u.as_str()) {
                 Some(last_seen) => ServerFrame::Presence {
-                    user_id: u.clone(),
-                    online: Some(online.contains(u)),
+                    user_id: u.to_string(),
+                    online: Some(online.contains(u.as_str())),
                     last_seen: *last_seen,
                 },
                 None => ServerFrame::Presence {
-                    user_id: u.clone(),
+                    user_id: u.to_string(),
                     online: None,
                     last_seen: None,
                 },
@@ -938,16 +930,11 @@ impl Realtime {
     pub async fn set_presence_visibility(
         &self,
         auth: &SessionAuth,
-        visibility: &str,
+        visibility: PresenceVisibility,
     ) -> Result<(), RealtimeError> {
-        if !["everyone", "contacts", "nobody"].contains(&visibility) {
-            return Err(bad(format!(
-                "visibility: expected everyone, contacts or nobody, got {visibility:?}"
-            )));
-        }
         Ok(self
             .store
-            .set_presence_visibility(&auth.user_id, visibility)
+            .set_presence_visibility(&auth.user_id, visibility.as_str())
             .await?)
     }
 

@@ -211,7 +211,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Openapi => {
             // A closed pipe (`vestnik openapi | head`) is an error, not a panic.
             use std::io::Write;
-            let doc = vestnik_gateway::openapi_document().to_pretty_json()?;
+            let doc =
+                serde_json::to_string_pretty(&vestnik_gateway::openapi_document((&config).into()))?;
             writeln!(std::io::stdout().lock(), "{doc}")?;
             Ok(())
         }

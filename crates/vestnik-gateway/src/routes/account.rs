@@ -1,11 +1,11 @@
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::IntoParams;
 use vestnik_proto::{Account, AuditPage, DeviceList, ErrorBody};
 
-use crate::extract::{Authed, Meta};
+use crate::extract::{in_range, Authed, Checked, Meta, Path, Query};
 use crate::{ApiError, Gateway};
 
 #[utoipa::path(get, path = "/v1/account", tag = "account", security(("bearer" = [])),
@@ -22,8 +22,19 @@ pub async fn account(
 pub struct AuditQuery {
     /// Return events older than this id.
     pub before: Option<i64>,
-    /// 1-200, default 50.
+    /// Default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+}
+
+impl Checked for AuditQuery {
+    fn check(&self) -> Result<(), String> {
+        in_range(
+            "limit",
+            self.limit,
+            1..=vestnik_core::limits::AUDIT_PAGE_MAX,
+        )
+    }
 }
 
 /// The account's own security events, newest first.
@@ -32,10 +43,8 @@ pub struct AuditQuery {
 pub async fn audit(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<AuditQuery>,
 ) -> Result<axum::Json<AuditPage>, ApiError> {
-    let Query(q) =
-        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     Ok(axum::Json(
         gw.auth.audit_page(&auth, q.before, q.limit).await?,
     ))
@@ -53,13 +62,13 @@ pub async fn devices(
 
 /// Revoke a device: its sessions end and its keys leave the directory.
 #[utoipa::path(delete, path = "/v1/devices/{id}", tag = "account", security(("bearer" = [])),
-    params(("id" = String, Path, description = "device id")),
+    params(("id" = vestnik_proto::DeviceId, Path, description = "device id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn revoke_device(
     State(gw): State<Arc<Gateway>>,
     Meta(meta): Meta,
     Authed(auth): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<vestnik_proto::DeviceId>,
 ) -> Result<StatusCode, ApiError> {
     gw.auth.revoke_device(&meta, &auth, &id).await?;
     gw.realtime.hub().drop_device(&id);
@@ -76,7 +85,7 @@ pub async fn set_presence(
     crate::extract::Json(req): crate::extract::Json<vestnik_proto::PresenceSettings>,
 ) -> Result<StatusCode, ApiError> {
     gw.realtime
-        .set_presence_visibility(&auth, &req.visibility)
+        .set_presence_visibility(&auth, req.visibility)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,23 +1,23 @@
 //! Group settings, membership, roles and invite links.
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use std::sync::Arc;
 use vestnik_proto::{
-    AddMember, ChannelPosts, Conversation, CreateInvite, ErrorBody, Invite, PublicDeviceList,
-    SetRole, TransferOwnership, UpdateConversation,
+    AddMember, ChannelPosts, Conversation, ConversationId, CreateInvite, ErrorBody, Invite,
+    PublicDeviceList, SetRole, TransferOwnership, UpdateConversation, UserId,
 };
 
-use crate::extract::{Authed, Json};
+use crate::extract::{in_range, Authed, Checked, Json, Path, Query};
 use crate::{ApiError, Gateway};
 
 /// A conversation with its members and their roles (members only).
 #[utoipa::path(get, path = "/v1/conversations/{id}", tag = "groups", security(("bearer" = [])),
-    params(("id" = String, Path, description = "conversation id")),
+    params(("id" = ConversationId, Path, description = "conversation id")),
     responses((status = 200, body = Conversation), (status = 404, body = ErrorBody)))]
 pub async fn get_conversation(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<vestnik_proto::ConversationId>,
 ) -> Result<axum::Json<Conversation>, ApiError> {
     Ok(axum::Json(
         gw.realtime.conversation_detail(&auth, &id).await?,
@@ -26,12 +26,12 @@ pub async fn get_conversation(
 
 /// Change a group's title, topic or avatar (owner or admin).
 #[utoipa::path(patch, path = "/v1/conversations/{id}", tag = "groups", security(("bearer" = [])), request_body = UpdateConversation,
-    params(("id" = String, Path, description = "conversation id")),
+    params(("id" = ConversationId, Path, description = "conversation id")),
     responses((status = 200, body = Conversation), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update_conversation(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<vestnik_proto::ConversationId>,
     Json(req): Json<UpdateConversation>,
 ) -> Result<axum::Json<Conversation>, ApiError> {
     Ok(axum::Json(gw.realtime.update_group(&auth, &id, req).await?))
@@ -39,12 +39,12 @@ pub async fn update_conversation(
 
 /// Every active device of every member: whom to share group keys with.
 #[utoipa::path(get, path = "/v1/conversations/{id}/devices", tag = "groups", security(("bearer" = [])),
-    params(("id" = String, Path, description = "conversation id")),
+    params(("id" = ConversationId, Path, description = "conversation id")),
     responses((status = 200, body = PublicDeviceList), (status = 404, body = ErrorBody)))]
 pub async fn conversation_devices(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<vestnik_proto::ConversationId>,
 ) -> Result<axum::Json<PublicDeviceList>, ApiError> {
     Ok(axum::Json(
         gw.realtime.conversation_devices(&auth, &id).await?,
@@ -53,12 +53,12 @@ pub async fn conversation_devices(
 
 /// Add a member (owner or admin); 409 `group_full` at the size limit.
 #[utoipa::path(post, path = "/v1/conversations/{id}/members", tag = "groups", security(("bearer" = [])), request_body = AddMember,
-    params(("id" = String, Path, description = "conversation id")),
+    params(("id" = ConversationId, Path, description = "conversation id")),
     responses((status = 200, body = Conversation), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn add_member(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<vestnik_proto::ConversationId>,
     Json(req): Json<AddMember>,
 ) -> Result<axum::Json<Conversation>, ApiError> {
     Ok(axum::Json(
@@ -69,12 +69,12 @@ pub async fn add_member(
 /// Remove a member, or leave (your own user id). The owner transfers
 /// ownership before leaving (409 `owner_must_transfer`).
 #[utoipa::path(delete, path = "/v1/conversations/{id}/members/{user_id}", tag = "groups", security(("bearer" = [])),
-    params(("id" = String, Path, description = "conversation id"), ("user_id" = String, Path, description = "member")),
+    params(("id" = ConversationId, Path, description = "conversation id"), ("user_id" = UserId, Path, description = "member")),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn remove_member(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path((id, user_id)): Path<(String, String)>,
+    Path((id, user_id)): Path<(ConversationId, UserId)>,
 ) -> Result<StatusCode, ApiError> {
     gw.realtime.remove_member(&auth, &id, &user_id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -82,28 +82,26 @@ pub async fn remove_member(
 
 /// Make a member an admin or a plain member (owner only).
 #[utoipa::path(put, path = "/v1/conversations/{id}/members/{user_id}/role", tag = "groups", security(("bearer" = [])), request_body = SetRole,
-    params(("id" = String, Path, description = "conversation id"), ("user_id" = String, Path, description = "member")),
+    params(("id" = ConversationId, Path, description = "conversation id"), ("user_id" = UserId, Path, description = "member")),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn set_role(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path((id, user_id)): Path<(String, String)>,
+    Path((id, user_id)): Path<(ConversationId, UserId)>,
     Json(req): Json<SetRole>,
 ) -> Result<StatusCode, ApiError> {
-    gw.realtime
-        .set_role(&auth, &id, &user_id, &req.role)
-        .await?;
+    gw.realtime.set_role(&auth, &id, &user_id, req.role).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Hand the group to another member; the old owner becomes an admin.
 #[utoipa::path(post, path = "/v1/conversations/{id}/owner", tag = "groups", security(("bearer" = [])), request_body = TransferOwnership,
-    params(("id" = String, Path, description = "conversation id")),
+    params(("id" = ConversationId, Path, description = "conversation id")),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn transfer_ownership(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<vestnik_proto::ConversationId>,
     Json(req): Json<TransferOwnership>,
 ) -> Result<StatusCode, ApiError> {
     gw.realtime
@@ -114,12 +112,12 @@ pub async fn transfer_ownership(
 
 /// Create an invite link (owner or admin); the token is shown only here.
 #[utoipa::path(post, path = "/v1/conversations/{id}/invites", tag = "groups", security(("bearer" = [])), request_body = CreateInvite,
-    params(("id" = String, Path, description = "conversation id")),
+    params(("id" = ConversationId, Path, description = "conversation id")),
     responses((status = 201, body = Invite), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn create_invite(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<vestnik_proto::ConversationId>,
     Json(req): Json<CreateInvite>,
 ) -> Result<(StatusCode, axum::Json<Invite>), ApiError> {
     let invite = gw.realtime.create_invite(&auth, &id, req).await?;
@@ -128,7 +126,7 @@ pub async fn create_invite(
 
 /// Join the group an invite link points to.
 #[utoipa::path(post, path = "/v1/invites/{token}/join", tag = "groups", security(("bearer" = [])),
-    params(("token" = String, Path, description = "invite token")),
+    params(("token" = String, Path, max_length = 128, description = "invite token")),
     responses((status = 200, body = Conversation), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn join_invite(
     State(gw): State<Arc<Gateway>>,
@@ -142,38 +140,50 @@ pub async fn join_invite(
 #[serde(deny_unknown_fields)]
 pub struct PostsQuery {
     /// Seq of the last post already read (default 0).
+    #[param(minimum = 0)]
     pub after: Option<i64>,
-    /// 1-500, default 100.
+    /// Default 100.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+}
+
+impl Checked for PostsQuery {
+    fn check(&self) -> Result<(), String> {
+        in_range("after", self.after, 0..=i64::MAX)?;
+        in_range("limit", self.limit, 1..=vestnik_core::limits::PAGE_MAX)
+    }
 }
 
 /// A channel's posts after a seq, oldest first (members only).
 #[utoipa::path(get, path = "/v1/conversations/{id}/posts", tag = "groups", security(("bearer" = [])),
-    params(("id" = String, Path, description = "channel id"), PostsQuery),
-    responses((status = 200, body = ChannelPosts), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = ConversationId, Path, description = "channel id"), PostsQuery),
+    responses((status = 200, body = ChannelPosts), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn posts(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path(id): Path<String>,
-    q: Result<Query<PostsQuery>, axum::extract::rejection::QueryRejection>,
+    Path(id): Path<vestnik_proto::ConversationId>,
+    Query(q): Query<PostsQuery>,
 ) -> Result<axum::Json<ChannelPosts>, ApiError> {
-    let Query(q) =
-        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     Ok(axum::Json(
         gw.realtime
-            .posts(&auth, &id, q.after.unwrap_or(0), q.limit.unwrap_or(100))
+            .posts(
+                &auth,
+                &id,
+                q.after.unwrap_or(0),
+                q.limit.unwrap_or(vestnik_core::limits::PAGE_DEFAULT),
+            )
             .await?,
     ))
 }
 
 /// Subscribe to a public channel (private channels take an invite link).
 #[utoipa::path(post, path = "/v1/conversations/{id}/subscribe", tag = "groups", security(("bearer" = [])),
-    params(("id" = String, Path, description = "channel id")),
+    params(("id" = ConversationId, Path, description = "channel id")),
     responses((status = 200, body = Conversation), (status = 404, body = ErrorBody)))]
 pub async fn subscribe(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<vestnik_proto::ConversationId>,
 ) -> Result<axum::Json<Conversation>, ApiError> {
     Ok(axum::Json(gw.realtime.subscribe(&auth, &id).await?))
 }

@@ -1,11 +1,11 @@
-use axum::extract::{Path, State};
+use axum::extract::State;
 use std::sync::Arc;
 use vestnik_proto::{
     ClaimRequest, ClaimResponse, ErrorBody, KeyCount, KeysUpload, LookupRequest, LookupResponse,
     PublicDeviceList,
 };
 
-use crate::extract::{Authed, Json};
+use crate::extract::{Authed, Json, Path};
 use crate::{ApiError, Gateway};
 
 /// Publish more one-time keys and/or a new signed fallback key for this device.
@@ -43,12 +43,12 @@ pub async fn claim(
 
 /// A user's active devices and their identity keys.
 #[utoipa::path(get, path = "/v1/users/{id}/devices", tag = "keys", security(("bearer" = [])),
-    params(("id" = String, Path, description = "user id")),
+    params(("id" = vestnik_proto::UserId, Path, description = "user id")),
     responses((status = 200, body = PublicDeviceList), (status = 404, body = ErrorBody)))]
 pub async fn user_devices(
     State(gw): State<Arc<Gateway>>,
     Authed(_auth): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<vestnik_proto::UserId>,
 ) -> Result<axum::Json<PublicDeviceList>, ApiError> {
     Ok(axum::Json(gw.auth.public_devices(&id).await?))
 }

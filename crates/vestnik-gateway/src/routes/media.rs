@@ -2,7 +2,7 @@
 //! store only, the signed blob URLs themselves (the signature is the
 //! authorisation; S3 deployments never route bytes through here).
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use vestnik_proto::{
     ErrorBody, MediaDownload, MediaInfo, MediaUploadGrant, MediaUploadRequest, MediaUsage,
 };
 
-use crate::extract::{Authed, Json};
+use crate::extract::{Authed, Json, Path};
 use crate::{ApiError, Gateway};
 
 /// Ask to upload one encrypted object: checks membership, size and quota,
@@ -32,25 +32,25 @@ pub async fn grant_upload(
 /// Verify the uploaded object (exists, declared size and digest) and make it
 /// downloadable; a mismatching object is deleted.
 #[utoipa::path(post, path = "/v1/media/{id}/complete", tag = "media", security(("bearer" = [])),
-    params(("id" = String, Path, description = "media id")),
+    params(("id" = vestnik_proto::MediaId, Path, description = "media id")),
     responses((status = 200, body = MediaInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 410, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn complete(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<vestnik_proto::MediaId>,
 ) -> Result<axum::Json<MediaInfo>, ApiError> {
     Ok(axum::Json(gw.media.complete(&auth.user_id, &id).await?))
 }
 
 /// A short-lived download URL (members of the media's conversation only).
 #[utoipa::path(get, path = "/v1/media/{id}", tag = "media", security(("bearer" = [])),
-    params(("id" = String, Path, description = "media id")),
+    params(("id" = vestnik_proto::MediaId, Path, description = "media id")),
     responses((status = 200, body = MediaDownload), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn grant_download(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<vestnik_proto::MediaId>,
 ) -> Result<axum::Json<MediaDownload>, ApiError> {
     Ok(axum::Json(
         gw.media.grant_download(&auth.user_id, &id).await?,
@@ -59,12 +59,12 @@ pub async fn grant_download(
 
 /// Delete one's own media (object and metadata; the quota is released).
 #[utoipa::path(delete, path = "/v1/media/{id}", tag = "media", security(("bearer" = [])),
-    params(("id" = String, Path, description = "media id")),
+    params(("id" = vestnik_proto::MediaId, Path, description = "media id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<vestnik_proto::MediaId>,
 ) -> Result<StatusCode, ApiError> {
     gw.media.delete(&auth.user_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)

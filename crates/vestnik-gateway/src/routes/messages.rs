@@ -1,14 +1,14 @@
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::IntoParams;
 use vestnik_proto::{
-    AckRequest, Conversation, ConversationList, CreateConversation, ErrorBody, PendingPage,
-    ReadMarkers, ReadRequest, SendMessage, Sent,
+    AckRequest, Conversation, ConversationId, ConversationList, CreateConversation, ErrorBody,
+    PendingPage, ReadMarkers, ReadRequest, SendMessage, Sent,
 };
 
-use crate::extract::{Authed, Json};
+use crate::extract::{in_range, Authed, Checked, Json, Path, Query};
 use crate::{ApiError, Gateway};
 
 /// Open (or find, 200) a direct conversation with another user, or create
@@ -20,28 +20,15 @@ pub async fn create_conversation(
     Authed(auth): Authed,
     Json(req): Json<CreateConversation>,
 ) -> Result<(StatusCode, axum::Json<Conversation>), ApiError> {
-    match req.kind.as_str() {
-        "direct" => {
-            if !req.member_user_ids.is_empty() || req.title.is_some() || req.topic.is_some() {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_input",
-                    "a direct conversation takes only peer_user_id",
-                ));
-            }
-            let peer = req.peer_user_id.unwrap_or_default();
-            let c = gw.realtime.create_direct(&auth, &peer).await?;
+    match req {
+        CreateConversation::Direct { peer_user_id } => {
+            let c = gw.realtime.create_direct(&auth, &peer_user_id).await?;
             Ok((StatusCode::OK, axum::Json(c)))
         }
-        "group" | "channel" => {
-            let c = gw.realtime.create_group(&auth, req).await?;
+        group_or_channel => {
+            let c = gw.realtime.create_group(&auth, group_or_channel).await?;
             Ok((StatusCode::CREATED, axum::Json(c)))
         }
-        other => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-            format!("kind: expected \"direct\", \"group\" or \"channel\", got {other:?}"),
-        )),
     }
 }
 
@@ -70,9 +57,18 @@ pub async fn send(
 #[serde(deny_unknown_fields)]
 pub struct PendingQuery {
     /// Cursor of the last item already received (default 0).
+    #[param(minimum = 0)]
     pub after: Option<i64>,
-    /// 1-500, default 100.
+    /// Default 100.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+}
+
+impl Checked for PendingQuery {
+    fn check(&self) -> Result<(), String> {
+        in_range("after", self.after, 0..=i64::MAX)?;
+        in_range("limit", self.limit, 1..=vestnik_core::limits::PAGE_MAX)
+    }
 }
 
 /// What waits for this device (messages and receipts), oldest first.
@@ -81,13 +77,15 @@ pub struct PendingQuery {
 pub async fn pending(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    q: Result<Query<PendingQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<PendingQuery>,
 ) -> Result<axum::Json<PendingPage>, ApiError> {
-    let Query(q) =
-        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     Ok(axum::Json(
         gw.realtime
-            .pending(&auth, q.after.unwrap_or(0), q.limit.unwrap_or(100))
+            .pending(
+                &auth,
+                q.after.unwrap_or(0),
+                q.limit.unwrap_or(vestnik_core::limits::PAGE_DEFAULT),
+            )
             .await?,
     ))
 }
@@ -106,22 +104,22 @@ pub async fn ack(
 
 /// Stop (PUT) or resume (DELETE) accepting messages from a user.
 #[utoipa::path(put, path = "/v1/blocks/{user_id}", tag = "messages", security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "user to block")), responses((status = 204), (status = 404, body = ErrorBody)))]
+    params(("user_id" = vestnik_proto::UserId, Path, description = "user to block")), responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn block(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path(user_id): Path<String>,
+    Path(user_id): Path<vestnik_proto::UserId>,
 ) -> Result<StatusCode, ApiError> {
     gw.realtime.set_block(&auth, &user_id, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(delete, path = "/v1/blocks/{user_id}", tag = "messages", security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "user to unblock")), responses((status = 204), (status = 404, body = ErrorBody)))]
+    params(("user_id" = vestnik_proto::UserId, Path, description = "user to unblock")), responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn unblock(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path(user_id): Path<String>,
+    Path(user_id): Path<vestnik_proto::UserId>,
 ) -> Result<StatusCode, ApiError> {
     gw.realtime.set_block(&auth, &user_id, false).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -129,24 +127,24 @@ pub async fn unblock(
 
 /// Every member's read marker in a conversation.
 #[utoipa::path(get, path = "/v1/conversations/{id}/read", tag = "messages", security(("bearer" = [])),
-    params(("id" = String, Path, description = "conversation id")),
+    params(("id" = ConversationId, Path, description = "conversation id")),
     responses((status = 200, body = ReadMarkers), (status = 404, body = ErrorBody)))]
 pub async fn read_markers(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<vestnik_proto::ConversationId>,
 ) -> Result<axum::Json<ReadMarkers>, ApiError> {
     Ok(axum::Json(gw.realtime.read_markers(&auth, &id).await?))
 }
 
 /// Mark the conversation read up to `seq` (the same as the `read` frame).
 #[utoipa::path(post, path = "/v1/conversations/{id}/read", tag = "messages", security(("bearer" = [])), request_body = ReadRequest,
-    params(("id" = String, Path, description = "conversation id")),
+    params(("id" = ConversationId, Path, description = "conversation id")),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn mark_read(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<vestnik_proto::ConversationId>,
     Json(req): Json<ReadRequest>,
 ) -> Result<StatusCode, ApiError> {
     gw.realtime.read(&auth, &id, req.seq).await?;

@@ -62,7 +62,11 @@ pub async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     )
 }
 
-/// This document.
-pub async fn openapi() -> impl IntoResponse {
-    axum::Json(crate::openapi_document())
+/// This document, with this deployment's limits.
+pub async fn openapi(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    let media = gw.media.settings();
+    axum::Json(crate::openapi_document(crate::DocumentLimits {
+        media_max_bytes: media.max_object_bytes,
+        media_max_ttl_secs: media.max_ttl_secs,
+    }))
 }

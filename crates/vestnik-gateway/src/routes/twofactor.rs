@@ -27,7 +27,7 @@ pub async fn enable(
     Json(req): Json<CodeRequest>,
 ) -> Result<axum::Json<RecoveryCodes>, ApiError> {
     Ok(axum::Json(
-        gw.auth.totp_enable(&meta, &auth, &req.code).await?,
+        gw.auth.totp_enable(&meta, &auth, req.code.expose()).await?,
     ))
 }
 
@@ -40,6 +40,8 @@ pub async fn disable(
     Authed(auth): Authed,
     Json(req): Json<CodeRequest>,
 ) -> Result<StatusCode, ApiError> {
-    gw.auth.totp_disable(&meta, &auth, &req.code).await?;
+    gw.auth
+        .totp_disable(&meta, &auth, req.code.expose())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,64 @@
+//! The limits a client can see in the API: sizes, counts and ranges of what
+//! it sends. They live beside the wire types so the OpenAPI document states
+//! them from the same constants the server checks; `vestnik_core::limits`
+//! re-exports them with the server-only limits, so there is one place to look.
+
+/// RFC 5321: a path holds at most 256 octets including the brackets.
+pub const EMAIL_MAX_CHARS: usize = 254;
+
+/// NIST SP 800-63B: at least 8 characters; allow long passphrases but cap the
+/// work an attacker can make argon2 do per request.
+pub const PASSWORD_MIN_CHARS: usize = 8;
+pub const PASSWORD_MAX_CHARS: usize = 128;
+
+/// Device descriptions.
+pub const DEVICE_NAME_MAX_CHARS: usize = 64;
+pub const DEVICE_PLATFORM_MAX_CHARS: usize = 32;
+/// A user may have this many active devices; more is a sign of abuse.
+pub const MAX_DEVICES_PER_USER: i64 = 20;
+/// One-time keys per upload and held on the server per device.
+pub const MAX_ONE_TIME_KEYS_PER_UPLOAD: usize = 100;
+pub const MAX_ONE_TIME_KEYS_PER_DEVICE: i64 = 500;
+/// Key ids are client-chosen labels.
+pub const KEY_ID_MAX_CHARS: usize = 64;
+
+/// Proof-of-work answers: a challenge is ~100 characters; a nonce is a
+/// counter written in decimal or hex.
+pub const POW_CHALLENGE_MAX_CHARS: usize = 256;
+pub const POW_NONCE_MAX_CHARS: usize = 64;
+
+/// Audit events returned per page.
+pub const AUDIT_PAGE_MAX: i64 = 200;
+
+/// Group and channel settings.
+pub const TITLE_MAX_CHARS: usize = 128;
+pub const TOPIC_MAX_CHARS: usize = 1024;
+pub const AVATAR_REF_MAX_CHARS: usize = 256;
+/// Members named when a group is created (more join later).
+pub const CREATE_MEMBERS_MAX: usize = 1000;
+/// Invite links: uses and lifetime.
+pub const INVITE_DEFAULT_USES: i64 = 100;
+pub const INVITE_MAX_USES: i64 = 10_000;
+pub const INVITE_DEFAULT_TTL_SECS: i64 = 7 * 86_400;
+pub const INVITE_MIN_TTL_SECS: i64 = 60;
+pub const INVITE_MAX_TTL_SECS: i64 = 30 * 86_400;
+/// Invite tokens are 43 characters; anything much longer is not one.
+pub const INVITE_TOKEN_MAX_CHARS: usize = 128;
+
+/// Largest ciphertext of one envelope (base64 characters).
+pub const CIPHERTEXT_MAX_CHARS: usize = 64 * 1024;
+/// Envelopes in one send: every device of every member of a direct chat.
+pub const MAX_ENVELOPES: usize = 2 * MAX_DEVICES_PER_USER as usize;
+/// Envelopes in one key share: a large group's devices take several sends.
+pub const MAX_KEY_ENVELOPES: usize = 1000;
+pub const CLIENT_MSG_ID_MAX_CHARS: usize = 64;
+/// Items per page of pending deliveries, and posts per page of a channel log.
+pub const PAGE_MAX: i64 = 500;
+pub const PAGE_DEFAULT: i64 = 100;
+/// Cursors in one acknowledgement.
+pub const ACK_MAX: usize = 1000;
+/// Users in one presence subscription.
+pub const PRESENCE_SUBSCRIBE_MAX: usize = 100;
+
+/// Media: the shortest lifetime an upload may ask for.
+pub const MEDIA_MIN_TTL_SECS: i64 = 60;
