@@ -299,7 +299,7 @@ async fn five_wrong_codes_burn_the_code(app: TestApp) {
     for i in 0..5 {
         let r = app.post("/v1/auth/register/verify", verify(wrong)).await;
         let expected = if i < 4 { "invalid_code" } else { "code_burned" };
-        assert_eq!((r.status, r.code()), (400, expected), "attempt {i}");
+        assert_eq!((r.status, r.code()), (422, expected), "attempt {i}");
     }
     let r = app.post("/v1/auth/register/verify", verify(&code)).await;
     assert_ne!(r.status, 201, "a burned code must not work: {:?}", r.body);
@@ -321,7 +321,7 @@ async fn an_expired_code_is_refused(app: TestApp) {
             json!({"email": email, "code": code, "password": PW, "device": device("d")}),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid_code"));
+    assert_eq!((r.status, r.code()), (422, "invalid_code"));
     // A new code works.
     assert_eq!(
         app.post("/v1/auth/register", json!({"email": email}))
@@ -592,7 +592,7 @@ async fn weak_passwords_and_bad_device_keys_are_refused(app: TestApp) {
                 json!({"email": email, "code": code, "password": pw, "device": device("d")}),
             )
             .await;
-        assert_eq!((r.status, r.code()), (400, "weak_password"), "{why}");
+        assert_eq!((r.status, r.code()), (422, "weak_password"), "{why}");
     }
     let mut bad_sig = device("d");
     bad_sig["fallback_key"]["signature"] = json!(base64_of(&[7u8; 64]));
@@ -624,7 +624,7 @@ async fn weak_passwords_and_bad_device_keys_are_refused(app: TestApp) {
             .await;
         assert_eq!(
             (r.status, r.code()),
-            (400, "invalid_device"),
+            (422, "invalid_device"),
             "{why}: {:?}",
             r.body
         );
@@ -743,7 +743,7 @@ async fn malformed_requests_get_json_4xx_errors(app: TestApp) {
     let r = app
         .send(Method::DELETE, "/v1/devices/..%2F..%2Fetc", Some(t), None)
         .await;
-    assert_eq!((r.status, r.code()), (404, "device_not_found"));
+    assert_eq!((r.status, r.code()), (400, "invalid_path"));
     let r = app.get_auth("/v1/account/audit?limit=abc", t).await;
     assert_eq!((r.status, r.code()), (400, "invalid_query"));
     // The request id the client sent comes back.
@@ -815,7 +815,7 @@ async fn registering_an_existing_address_sends_a_notice_not_a_code(app: TestApp)
     let r = app
         .post("/v1/auth/register/verify", json!({"email": "peggy@example.org", "code": "123456", "password": PW, "device": device("x")}))
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid_code"));
+    assert_eq!((r.status, r.code()), (422, "invalid_code"));
 }
 
 async fn revoking_a_device_ends_its_session_and_removes_its_keys(app: TestApp) {

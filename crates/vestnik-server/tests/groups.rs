@@ -210,7 +210,7 @@ async fn roles_decide_who_may_change_the_group(app: TestApp) {
             Some(&json!({"role": "owner"})),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    assert_eq!((r.status, r.code()), (400, "invalid_body"));
     let r = app
         .send(
             Method::PUT,
@@ -266,7 +266,7 @@ async fn roles_decide_who_may_change_the_group(app: TestApp) {
             Some(&json!({"title": "x\u{7}"})),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    assert_eq!((r.status, r.code()), (422, "invalid_input"));
 
     // Admins remove plain members only; members remove no one but themselves.
     let member = |who: &str| format!("{base}/members/{who}");
@@ -376,7 +376,7 @@ async fn roles_decide_who_may_change_the_group(app: TestApp) {
             Some(json!({"user_id": "../x"})),
         )
         .await;
-    assert_eq!((r.status, r.code()), (404, "user_not_found"));
+    assert_eq!((r.status, r.code()), (400, "invalid_body"));
     let r = app
         .post_auth(
             "/v1/conversations",
@@ -384,7 +384,7 @@ async fn roles_decide_who_may_change_the_group(app: TestApp) {
             Some(json!({"kind": "salon", "title": "x"})),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    assert_eq!((r.status, r.code()), (400, "invalid_body"));
     let r = app
         .get_auth("/v1/conversations/not-an-id", m1.token())
         .await;
@@ -460,15 +460,15 @@ async fn invite_links_join_until_used_up_or_expired(app: TestApp) {
     let dave = user(&app, "dave@example.org", 0).await;
     let conv = create_group(&app, &alice, &[]).await;
     let invites = format!("/v1/conversations/{conv}/invites");
-    for bad in [
-        json!({"max_uses": 0}),
-        json!({"ttl_secs": 5}),
-        json!({"max_uses": 1, "extra": 1}),
+    for (bad, status) in [
+        (json!({"max_uses": 0}), 422),
+        (json!({"ttl_secs": 5}), 422),
+        (json!({"max_uses": 1, "extra": 1}), 400),
     ] {
         let r = app
             .post_auth(&invites, alice.token(), Some(bad.clone()))
             .await;
-        assert_eq!(r.status, 400, "{bad}: {:?}", r.body);
+        assert_eq!(r.status, status, "{bad}: {:?}", r.body);
     }
     let r = app
         .post_auth(&invites, alice.token(), Some(json!({"max_uses": 1})))
@@ -858,7 +858,7 @@ async fn a_channel_post_is_written_once_read_by_seq_and_pushed_live(app: TestApp
             subs[1].token(),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    assert_eq!((r.status, r.code()), (400, "invalid_query"));
 
     // Subscribers read but do not post, type or see each other.
     let r = post(&app, subs[1].token(), &conv, "nope").await;
@@ -870,7 +870,7 @@ async fn a_channel_post_is_written_once_read_by_seq_and_pushed_live(app: TestApp
             Some(json!({"seq": 1})),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    assert_eq!((r.status, r.code()), (422, "invalid_input"));
     let detail = app
         .get_auth(&format!("/v1/conversations/{conv}"), subs[1].token())
         .await;
@@ -893,7 +893,7 @@ async fn a_channel_post_is_written_once_read_by_seq_and_pushed_live(app: TestApp
     assert_eq!(r.status, 204, "{:?}", r.body);
     assert_eq!(post(&app, subs[1].token(), &conv, "pub").await.status, 200);
     let r = group_send(&app, owner.token(), &conv, "g").await;
-    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    assert_eq!((r.status, r.code()), (422, "invalid_input"));
 
     // A subscriber who leaves can no longer read the log.
     let r = app
@@ -959,7 +959,7 @@ async fn a_private_channel_is_joined_by_invite_and_hidden_from_outsiders(app: Te
             Some(json!({"kind": "channel", "title": "x", "visibility": "secret"})),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    assert_eq!((r.status, r.code()), (400, "invalid_body"));
     let r = app
         .post_auth(
             "/v1/conversations",
@@ -967,7 +967,7 @@ async fn a_private_channel_is_joined_by_invite_and_hidden_from_outsiders(app: Te
             Some(json!({"kind": "group", "title": "x", "visibility": "public"})),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    assert_eq!((r.status, r.code()), (400, "invalid_body"));
 }
 
 async fn channel_subscribers_see_and_address_only_the_owner_and_publishers(app: TestApp) {

@@ -277,7 +277,7 @@ async fn an_object_goes_up_and_down_at_signed_urls_and_only_members_get_it(app: 
     let r = app
         .get_auth("/v1/media/..%2F..%2Fetc%2Fpasswd", &carol.token)
         .await;
-    assert_eq!(r.status, 404);
+    assert_eq!((r.status, r.code()), (400, "invalid_path"));
     // And she cannot upload into a conversation she is not in.
     let r = grant(&app, &carol, &conv, 10, &sha(b"0123456789")).await;
     assert_eq!((r.status, r.code()), (404, "conversation_not_found"));
@@ -396,7 +396,7 @@ async fn bad_uploads_get_clear_errors_and_leave_nothing_behind(app: TestApp) {
         .await;
     assert_eq!(
         (r.status, r.code()),
-        (400, "media_mismatch"),
+        (422, "media_mismatch"),
         "{:?}",
         r.body
     );

@@ -299,7 +299,7 @@ async fn non_members_and_blocked_senders_are_refused(app: TestApp) {
             Some(json!({"kind": "direct", "peer_user_id": "../../x"})),
         )
         .await;
-    assert_eq!((r.status, r.code()), (404, "user_not_found"));
+    assert_eq!((r.status, r.code()), (400, "invalid_body"));
     let r = app
         .post_auth(
             "/v1/conversations",
@@ -307,7 +307,7 @@ async fn non_members_and_blocked_senders_are_refused(app: TestApp) {
             Some(json!({"kind": "group", "peer_user_id": alice.id})),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    assert_eq!((r.status, r.code()), (400, "invalid_body"));
 }
 
 async fn an_offline_backlog_arrives_in_order_in_pages_and_acks_send_receipts(app: TestApp) {
@@ -814,7 +814,7 @@ async fn bad_frames_and_bad_sends_get_clear_errors(app: TestApp) {
         ),
         (
             json!({"client_msg_id": "a", "conversation_id": "nope", "envelopes": envelopes(&targets, "a")}),
-            "conversation_not_found",
+            "invalid_body",
         ),
     ];
     for (i, (body, code)) in cases.into_iter().enumerate() {
@@ -929,7 +929,7 @@ async fn typing_and_read_markers_reach_the_right_people_only(app: TestApp) {
             Some(json!({"seq": 99})),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    assert_eq!((r.status, r.code()), (422, "invalid_input"));
     let r = app
         .post_auth(
             &format!("/v1/conversations/{conv}/read"),
@@ -1030,7 +1030,7 @@ async fn presence_goes_to_conversation_partners_and_respects_privacy(app: TestAp
             Some(&json!({"visibility": "sometimes"})),
         )
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid_input"));
+    assert_eq!((r.status, r.code()), (400, "invalid_body"));
     let many: Vec<String> = (0..101).map(|i| format!("{i:032x}")).collect();
     a.send(Message::Text(
         json!({"type": "subscribe_presence", "user_ids": many})
