@@ -388,7 +388,7 @@ async fn roles_decide_who_may_change_the_group(app: TestApp) {
     let r = app
         .get_auth("/v1/conversations/not-an-id", m1.token())
         .await;
-    assert_eq!((r.status, r.code()), (404, "conversation_not_found"));
+    assert_eq!((r.status, r.code()), (400, "invalid_path"));
 }
 
 async fn a_removed_member_is_told_and_can_no_longer_send_read_or_receive(app: TestApp) {
