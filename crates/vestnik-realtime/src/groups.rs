@@ -8,13 +8,14 @@
 //! to the subscriber concerned), so a join costs O(1) rows, not O(subscribers).
 use std::collections::BTreeSet;
 
-use vestnik_core::{ids, token};
+use vestnik_core::ids;
 use vestnik_proto::{
-    AssignableRole, ChannelVisibility, Conversation, CreateConversation, CreateInvite, Invite,
-    Member, NewGroupSettings, PublicDeviceList, ServerFrame, SystemEvent, UpdateConversation,
+    AssignableRole, ChannelVisibility, Conversation, CreateConversation, Member, NewGroupSettings,
+    PublicDeviceList, ServerFrame, SystemEvent, UpdateConversation,
 };
 use vestnik_store::{JoinOutcome, NewGroup, SessionAuth};
 
+use crate::roles::*;
 use crate::service::{bad, public};
 use crate::{Realtime, RealtimeError};
 
@@ -25,7 +26,7 @@ pub use vestnik_core::limits::{
 pub const INVITE_TTL_SECS: std::ops::RangeInclusive<i64> =
     vestnik_core::limits::INVITE_MIN_TTL_SECS..=vestnik_core::limits::INVITE_MAX_TTL_SECS;
 
-fn text_field(
+pub(crate) fn text_field(
     name: &str,
     value: &Option<String>,
     max: usize,
@@ -43,129 +44,7 @@ fn text_field(
     Ok(())
 }
 
-fn is_manager(kind: &str, role: &str) -> bool {
-    role == "owner" || (kind == "group" && role == "admin")
-}
-
-/// The role of someone added or joining.
-pub(crate) fn plain_role(kind: &str) -> &'static str {
-    if kind == "channel" {
-        "subscriber"
-    } else {
-        "member"
-    }
-}
-
-/// The roles the owner may hand out (ownership moves by transfer only).
-fn settable_roles(kind: &str) -> [&'static str; 2] {
-    if kind == "channel" {
-        ["publisher", "subscriber"]
-    } else {
-        ["admin", "member"]
-    }
-}
-
-/// What the old owner becomes after a transfer.
-fn demoted_role(kind: &str) -> &'static str {
-    if kind == "channel" {
-        "publisher"
-    } else {
-        "admin"
-    }
-}
-
 impl Realtime {
-    /// The conversation's kind and the caller's role in it (groups and
-    /// channels only); `NotMember` for anyone else or a bad id.
-    pub(crate) async fn group_role(
-        &self,
-        auth: &SessionAuth,
-        conversation_id: &str,
-    ) -> Result<(String, String), RealtimeError> {
-        let (c, role) = self.group_and_role(auth, conversation_id).await?;
-        Ok((c.kind, role))
-    }
-
-    /// Like [`Self::group_role`], with the whole conversation row.
-    pub(crate) async fn group_and_role(
-        &self,
-        auth: &SessionAuth,
-        conversation_id: &str,
-    ) -> Result<(vestnik_store::ConversationRow, String), RealtimeError> {
-        if !ids::is_valid_id(conversation_id) {
-            return Err(RealtimeError::NotMember);
-        }
-        let role = self
-            .store
-            .member_role(conversation_id, &auth.user_id)
-            .await?
-            .ok_or(RealtimeError::NotMember)?;
-        let c = self
-            .store
-            .conversation(conversation_id)
-            .await?
-            .ok_or(RealtimeError::NotMember)?;
-        if c.kind == "direct" {
-            return Err(RealtimeError::Forbidden(
-                "a direct conversation has no roles or membership changes".into(),
-            ));
-        }
-        Ok((c, role))
-    }
-
-    /// In a channel where the caller is a subscriber: the users it may
-    /// address (the owner and publishers, and itself). `None` elsewhere.
-    pub(crate) async fn staff_if_subscriber(
-        &self,
-        auth: &SessionAuth,
-        conversation_id: &str,
-    ) -> Result<Option<Vec<String>>, RealtimeError> {
-        match self.store.conversation(conversation_id).await? {
-            Some(c) if c.kind == "channel" => {}
-            _ => return Ok(None),
-        }
-        let staff = self
-            .store
-            .channel_staff(conversation_id, &auth.user_id)
-            .await?;
-        let subscriber = staff
-            .iter()
-            .any(|m| m.user_id == auth.user_id && m.role == "subscriber");
-        Ok(subscriber.then(|| staff.into_iter().map(|m| m.user_id).collect()))
-    }
-
-    fn require_manager(kind: &str, role: &str) -> Result<(), RealtimeError> {
-        if is_manager(kind, role) {
-            Ok(())
-        } else if kind == "channel" {
-            Err(RealtimeError::Forbidden(
-                "only the channel's owner may do this".into(),
-            ))
-        } else {
-            Err(RealtimeError::Forbidden(
-                "only the owner or an admin may do this".into(),
-            ))
-        }
-    }
-
-    fn member_limit(&self, kind: &str) -> i64 {
-        if kind == "channel" {
-            i64::MAX
-        } else {
-            self.settings.group_max_members
-        }
-    }
-
-    async fn require_active_user(&self, user_id: &str) -> Result<(), RealtimeError> {
-        if !ids::is_valid_id(user_id) {
-            return Err(RealtimeError::NoSuchUser);
-        }
-        match self.store.user_by_id(user_id).await? {
-            Some(u) if u.is_active() => Ok(()),
-            _ => Err(RealtimeError::NoSuchUser),
-        }
-    }
-
     /// Creates a group or channel owned by the caller with the listed first
     /// members (a channel's join as subscribers).
     pub async fn create_group(
@@ -493,84 +372,6 @@ impl Realtime {
             &[],
         )
         .await
-    }
-
-    pub async fn create_invite(
-        &self,
-        auth: &SessionAuth,
-        conversation_id: &str,
-        req: CreateInvite,
-    ) -> Result<Invite, RealtimeError> {
-        let (kind, role) = self.group_role(auth, conversation_id).await?;
-        Self::require_manager(&kind, &role)?;
-        let max_uses = req.max_uses.unwrap_or(INVITE_DEFAULT_USES);
-        if !(1..=INVITE_MAX_USES).contains(&max_uses) {
-            return Err(bad(format!(
-                "max_uses: expected 1-{INVITE_MAX_USES}, got {max_uses}"
-            )));
-        }
-        let ttl = req.ttl_secs.unwrap_or(INVITE_DEFAULT_TTL_SECS);
-        if !INVITE_TTL_SECS.contains(&ttl) {
-            return Err(bad(format!(
-                "ttl_secs: expected {}-{}, got {ttl}",
-                INVITE_TTL_SECS.start(),
-                INVITE_TTL_SECS.end()
-            )));
-        }
-        let now = self.clock.now_ms();
-        let secret = token::new_token();
-        let row = vestnik_store::InviteRow {
-            token_hash: token::hash_token(&secret),
-            conversation_id: conversation_id.to_owned(),
-            created_by: auth.user_id.clone(),
-            max_uses,
-            expires_at: now + ttl * 1000,
-            created_at: now,
-        };
-        self.store.create_invite(&row).await?;
-        Ok(Invite {
-            token: secret.into(),
-            conversation_id: row.conversation_id,
-            max_uses,
-            expires_at: row.expires_at,
-        })
-    }
-
-    /// Joins the group an invite link points to (idempotent for members).
-    pub async fn join_invite(
-        &self,
-        auth: &SessionAuth,
-        invite_token: &str,
-    ) -> Result<Conversation, RealtimeError> {
-        if invite_token.is_empty() || invite_token.len() > 128 {
-            return Err(RealtimeError::InviteNotFound);
-        }
-        let max = self.settings.group_max_members;
-        let (outcome, conversation_id) = self
-            .store
-            .redeem_invite(
-                &token::hash_token(invite_token),
-                &auth.user_id,
-                self.clock.now_ms(),
-                max,
-            )
-            .await?;
-        let conversation_id = match (outcome, conversation_id) {
-            (JoinOutcome::Full, _) => return Err(RealtimeError::GroupFull { max }),
-            (JoinOutcome::Invalid, _) | (_, None) => return Err(RealtimeError::InviteNotFound),
-            (JoinOutcome::Joined, Some(c)) => {
-                let kind = self
-                    .store
-                    .conversation(&c)
-                    .await?
-                    .map_or_else(|| "group".to_owned(), |c| c.kind);
-                self.announce(auth, &c, &kind, "member_joined", None, None, &[])
-                    .await?;
-                c
-            }
-            (JoinOutcome::AlreadyMember, Some(c)) => c,
-        };
-        self.conversation_detail(auth, &conversation_id).await
     }
 
     /// Queues a system event for every member's devices (a channel's: its

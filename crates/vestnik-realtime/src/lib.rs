@@ -6,9 +6,14 @@
 mod batcher;
 mod channels;
 mod context_cache;
+mod conversations;
+mod delivery;
 mod error;
 mod groups;
 mod hub;
+mod invites;
+mod presence;
+mod roles;
 mod service;
 
 pub use error::RealtimeError;

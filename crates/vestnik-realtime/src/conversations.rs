@@ -1,0 +1,114 @@
+//! Direct conversations, the conversation list, blocks, and telling
+//! conversation partners that a user's devices changed.
+use vestnik_core::ids;
+use vestnik_proto::{Conversation, ConversationList, ServerFrame};
+use vestnik_store::SessionAuth;
+
+use crate::Realtime;
+use crate::RealtimeError;
+
+impl Realtime {
+    pub async fn create_direct(
+        &self,
+        auth: &SessionAuth,
+        peer: &str,
+    ) -> Result<Conversation, RealtimeError> {
+        if !ids::is_valid_id(peer) || peer == auth.user_id {
+            return Err(RealtimeError::NoSuchUser);
+        }
+        match self.store.user_by_id(peer).await? {
+            Some(u) if u.is_active() => {}
+            _ => return Err(RealtimeError::NoSuchUser),
+        }
+        let c = self
+            .store
+            .direct_conversation(&ids::new_id(), &auth.user_id, peer, self.clock.now_ms())
+            .await?;
+        let member_user_ids = self.store.members(&c.id).await?;
+        Ok(Conversation {
+            id: c.id,
+            kind: c.kind,
+            member_user_ids,
+            members: Vec::new(),
+            title: c.title,
+            topic: c.topic,
+            avatar_ref: c.avatar_ref,
+            visibility: c.visibility,
+            created_at: c.created_at,
+        })
+    }
+
+    pub async fn conversations(
+        &self,
+        auth: &SessionAuth,
+    ) -> Result<ConversationList, RealtimeError> {
+        let mut out = Vec::new();
+        for c in self.store.conversations_of(&auth.user_id).await? {
+            // A channel's subscribers are many and private to its owner.
+            let member_user_ids = if c.kind == "channel" {
+                Vec::new()
+            } else {
+                self.store.members(&c.id).await?
+            };
+            out.push(Conversation {
+                id: c.id,
+                kind: c.kind,
+                member_user_ids,
+                members: Vec::new(),
+                title: c.title,
+                topic: c.topic,
+                avatar_ref: c.avatar_ref,
+                visibility: c.visibility,
+                created_at: c.created_at,
+            });
+        }
+        Ok(ConversationList { conversations: out })
+    }
+
+    /// Tells everyone who shares a conversation with `user_id` (and the user's
+    /// own devices) that the user's device list changed.
+    pub async fn devices_changed(&self, user_id: &str) {
+        self.contexts.forget_user(user_id);
+        let partners = match self.store.partners_of(user_id).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "devices_changed: partners lookup failed");
+                return;
+            }
+        };
+        let f = ServerFrame::DevicesChanged {
+            user_id: user_id.to_owned(),
+        };
+        let mut users = partners;
+        users.push(user_id.to_owned());
+        match self.store.active_devices(&users).await {
+            Ok(devices) => {
+                self.deliver(
+                    devices
+                        .into_iter()
+                        .map(|d| (d.device_id, f.clone()))
+                        .collect(),
+                )
+                .await
+            }
+            Err(e) => tracing::warn!(error = %e, "devices_changed: device lookup failed"),
+        }
+    }
+
+    pub async fn set_block(
+        &self,
+        auth: &SessionAuth,
+        user_id: &str,
+        on: bool,
+    ) -> Result<(), RealtimeError> {
+        if !ids::is_valid_id(user_id) || user_id == auth.user_id {
+            return Err(RealtimeError::NoSuchUser);
+        }
+        self.store
+            .set_block(&auth.user_id, user_id, on, self.clock.now_ms())
+            .await?;
+        // Blocks are checked from cached contexts: drop this node's copies.
+        self.contexts.forget_user(&auth.user_id);
+        Ok(())
+    }
+}

@@ -1,0 +1,90 @@
+//! Invite links to groups and channels: created by managers, shown once,
+//! redeemed until used up or expired.
+
+use vestnik_core::token;
+use vestnik_proto::{Conversation, CreateInvite, Invite};
+use vestnik_store::{JoinOutcome, SessionAuth};
+
+use crate::groups::*;
+use crate::service::bad;
+use crate::{Realtime, RealtimeError};
+
+impl Realtime {
+    pub async fn create_invite(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &str,
+        req: CreateInvite,
+    ) -> Result<Invite, RealtimeError> {
+        let (kind, role) = self.group_role(auth, conversation_id).await?;
+        Self::require_manager(&kind, &role)?;
+        let max_uses = req.max_uses.unwrap_or(INVITE_DEFAULT_USES);
+        if !(1..=INVITE_MAX_USES).contains(&max_uses) {
+            return Err(bad(format!(
+                "max_uses: expected 1-{INVITE_MAX_USES}, got {max_uses}"
+            )));
+        }
+        let ttl = req.ttl_secs.unwrap_or(INVITE_DEFAULT_TTL_SECS);
+        if !INVITE_TTL_SECS.contains(&ttl) {
+            return Err(bad(format!(
+                "ttl_secs: expected {}-{}, got {ttl}",
+                INVITE_TTL_SECS.start(),
+                INVITE_TTL_SECS.end()
+            )));
+        }
+        let now = self.clock.now_ms();
+        let secret = token::new_token();
+        let row = vestnik_store::InviteRow {
+            token_hash: token::hash_token(&secret),
+            conversation_id: conversation_id.to_owned(),
+            created_by: auth.user_id.clone(),
+            max_uses,
+            expires_at: now + ttl * 1000,
+            created_at: now,
+        };
+        self.store.create_invite(&row).await?;
+        Ok(Invite {
+            token: secret.into(),
+            conversation_id: row.conversation_id,
+            max_uses,
+            expires_at: row.expires_at,
+        })
+    }
+
+    /// Joins the group an invite link points to (idempotent for members).
+    pub async fn join_invite(
+        &self,
+        auth: &SessionAuth,
+        invite_token: &str,
+    ) -> Result<Conversation, RealtimeError> {
+        if invite_token.is_empty() || invite_token.len() > 128 {
+            return Err(RealtimeError::InviteNotFound);
+        }
+        let max = self.settings.group_max_members;
+        let (outcome, conversation_id) = self
+            .store
+            .redeem_invite(
+                &token::hash_token(invite_token),
+                &auth.user_id,
+                self.clock.now_ms(),
+                max,
+            )
+            .await?;
+        let conversation_id = match (outcome, conversation_id) {
+            (JoinOutcome::Full, _) => return Err(RealtimeError::GroupFull { max }),
+            (JoinOutcome::Invalid, _) | (_, None) => return Err(RealtimeError::InviteNotFound),
+            (JoinOutcome::Joined, Some(c)) => {
+                let kind = self
+                    .store
+                    .conversation(&c)
+                    .await?
+                    .map_or_else(|| "group".to_owned(), |c| c.kind);
+                self.announce(auth, &c, &kind, "member_joined", None, None, &[])
+                    .await?;
+                c
+            }
+            (JoinOutcome::AlreadyMember, Some(c)) => c,
+        };
+        self.conversation_detail(auth, &conversation_id).await
+    }
+}
