@@ -227,7 +227,9 @@ impl EventBus for RedisEventBus {
         tokio::spawn(async move {
             // First what was delivered but not acknowledged before a restart, then new entries.
             let mut cursor = "0".to_string();
-            loop {
+            // Ends when the subscriber drops its receiver (the node stops):
+            // the read below blocks for at most a second.
+            while !tx.is_closed() {
                 let reply: Result<StreamReply, redis::RedisError> = redis::cmd("XREADGROUP")
                     .arg("GROUP")
                     .arg("node")

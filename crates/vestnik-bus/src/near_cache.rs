@@ -34,6 +34,8 @@ pub struct NearCacheKv {
     prefixes: Vec<String>,
     local: Arc<Local>,
     subscribed: Arc<AtomicBool>,
+    /// Stops the invalidation listener when the cache is dropped.
+    _listening: tokio_util::sync::DropGuard,
 }
 
 fn lock(local: &Local) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
@@ -57,12 +59,15 @@ impl NearCacheKv {
         let channel = format!("{prefix}invalidate");
         let local: Arc<Local> = Arc::default();
         let subscribed = Arc::new(AtomicBool::new(false));
-        tokio::spawn(listen(
-            client,
-            channel.clone(),
-            local.clone(),
-            subscribed.clone(),
-        ));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let listener = listen(client, channel.clone(), local.clone(), subscribed.clone());
+        let cancelled = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = cancelled.cancelled() => {}
+                _ = listener => {}
+            }
+        });
         Ok(Self {
             shared,
             conn,
@@ -70,6 +75,7 @@ impl NearCacheKv {
             prefixes: prefixes.iter().map(|p| (*p).to_owned()).collect(),
             local,
             subscribed,
+            _listening: stop.drop_guard(),
         })
     }
 

@@ -7,8 +7,10 @@ pub mod email;
 pub mod ids;
 pub mod limits;
 pub mod pow;
+pub mod tasks;
 pub mod token;
 
 pub use clock::{Clock, SystemClock};
 pub use config::{Config, ConfigError, LogFormat, MailKind};
 pub use email::{Email, EmailError};
+pub use tasks::{Background, Shutdown};

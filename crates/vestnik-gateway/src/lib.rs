@@ -34,6 +34,8 @@ pub struct Gateway {
     /// Set when media live in a local directory: this node serves the blob URLs.
     pub local_blobs: Option<Arc<vestnik_media::LocalBlobStore>>,
     pub clock: Arc<dyn vestnik_core::Clock>,
+    /// The node's background tasks; `vestnik_server::serve` stops them.
+    pub background: vestnik_core::Background,
 }
 
 impl Gateway {

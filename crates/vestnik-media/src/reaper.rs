@@ -3,13 +3,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use vestnik_core::Background;
+
 use crate::MediaService;
 
 const BATCH: i64 = 500;
 
-pub fn spawn_reaper(service: Arc<MediaService>, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
+/// Reaps expired media every `every` until `background` stops.
+pub fn spawn_reaper(service: Arc<MediaService>, every: Duration, background: &Background) {
+    background.every(every, move || {
+        let service = service.clone();
+        async move {
             loop {
                 match service.reap(BATCH).await {
                     Ok(n) if n as i64 == BATCH => continue,
@@ -20,7 +24,6 @@ pub fn spawn_reaper(service: Arc<MediaService>, every: Duration) -> tokio::task:
                     }
                 }
             }
-            tokio::time::sleep(every).await;
         }
-    })
+    });
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use vestnik_core::{ids, Clock};
+use vestnik_core::{ids, Background, Clock};
 use vestnik_proto::{PublicDevice, ServerFrame};
 use vestnik_store::{OutboxRow, SessionAuth, Store};
 
@@ -76,7 +76,11 @@ pub(crate) fn public(d: vestnik_store::PublicDeviceRow) -> PublicDevice {
 }
 
 impl Realtime {
-    /// Starts the batch writers and the retention reaper (needs a Tokio runtime).
+    /// Starts the batch writers and the background tasks: the retention
+    /// reaper, database housekeeping, the consumer of frames routed here and
+    /// the presence heartbeat, each stopping with `background` (needs a
+    /// Tokio runtime). The writers stop when the last handle to the service
+    /// is dropped, after committing what was queued.
     pub async fn start(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -84,6 +88,7 @@ impl Realtime {
         node_id: String,
         presence: Arc<dyn Presence>,
         bus: Arc<dyn EventBus>,
+        background: &Background,
     ) -> Result<Self, RealtimeError> {
         let (writer, acks) = batcher::spawn(
             store.clone(),
@@ -91,40 +96,17 @@ impl Realtime {
             clock.clone(),
             settings.writers,
         );
-        let reaper_store = store.clone();
-        let reaper_clock = clock.clone();
+        let (reaper_store, reaper_clock) = (store.clone(), clock.clone());
         let retention = settings.retention_ms;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                let now = reaper_clock.now_ms();
-                // Bounded deletes so the reaper never holds the writer for long;
-                // safe on several nodes at once (each row is deleted once).
-                loop {
-                    match reaper_store.expire(now, now - retention, 5000).await {
-                        Ok(n) if n >= 5000 => continue,
-                        Ok(n) => {
-                            if n > 0 {
-                                tracing::info!(expired = n, "retention reaper");
-                            }
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "retention reaper failed");
-                            break;
-                        }
-                    }
-                }
-            }
+        background.every(Duration::from_secs(60), move || {
+            let (store, clock) = (reaper_store.clone(), reaper_clock.clone());
+            async move { reap(&*store, &*clock, retention).await }
         });
-        let vacuum_store = store.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(vacuum_store.housekeep_interval());
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                match vacuum_store.housekeep().await {
+        let housekeeping_store = store.clone();
+        background.every(store.housekeep_interval(), move || {
+            let store = housekeeping_store.clone();
+            async move {
+                match store.housekeep().await {
                     Ok(done) if !done.is_empty() => tracing::debug!(?done, "database housekeeping"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "database housekeeping failed"),
@@ -137,9 +119,16 @@ impl Realtime {
             .subscribe(&node_id)
             .await
             .map_err(|e| RealtimeError::Bus(e.to_string()))?;
-        let inbound_hub = hub.clone();
-        tokio::spawn(async move {
-            while let Some(payload) = events.recv().await {
+        let (inbound_hub, stop) = (hub.clone(), background.shutdown().clone());
+        background.spawn(async move {
+            loop {
+                let payload = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    p = events.recv() => match p {
+                        Some(p) => p,
+                        None => break,
+                    },
+                };
                 match serde_json::from_str::<Vec<Routed>>(&payload) {
                     Ok(batch) => {
                         for r in batch {
@@ -153,17 +142,19 @@ impl Realtime {
         // Presence entries expire unless refreshed, so a dead node's devices
         // stop being routed to it.
         let (beat_hub, beat_presence, beat_node) = (hub.clone(), presence.clone(), node_id.clone());
-        tokio::spawn(async move {
-            let mut tick =
-                tokio::time::interval(Duration::from_millis(vestnik_bus::PRESENCE_TTL_MS / 3));
-            loop {
-                tick.tick().await;
-                let devices = beat_hub.local_devices();
-                if let Err(e) = beat_presence.register(&beat_node, &devices).await {
-                    tracing::warn!(error = %e, "presence heartbeat failed");
+        background.every(
+            Duration::from_millis(vestnik_bus::PRESENCE_TTL_MS / 3),
+            move || {
+                let (hub, presence, node) =
+                    (beat_hub.clone(), beat_presence.clone(), beat_node.clone());
+                async move {
+                    let devices = hub.local_devices();
+                    if let Err(e) = presence.register(&node, &devices).await {
+                        tracing::warn!(error = %e, "presence heartbeat failed");
+                    }
                 }
-            }
-        });
+            },
+        );
         let ephemeral_limiter = vestnik_bus::MemoryRateLimiter::new(clock.clone());
         Ok(Self {
             store,
@@ -263,5 +254,26 @@ impl Realtime {
             return Err(RealtimeError::NotMember);
         }
         Ok(members)
+    }
+}
+
+/// One pass of the retention reaper: bounded deletes, so it never holds the
+/// writer for long; safe on several nodes at once (each row is deleted once).
+async fn reap(store: &dyn Store, clock: &dyn Clock, retention_ms: i64) {
+    let now = clock.now_ms();
+    loop {
+        match store.expire(now, now - retention_ms, 5000).await {
+            Ok(n) if n >= 5000 => continue,
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(expired = n, "retention reaper");
+                }
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "retention reaper failed");
+                break;
+            }
+        }
     }
 }

@@ -66,6 +66,8 @@ pub fn mailer(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
 /// Builds every service of a node; applies migrations first.
 pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Gateway>> {
     config.validate()?;
+    // Every loop this node starts stops with it (`serve` stops them).
+    let background = vestnik_core::Background::new();
     let store = open_store(config).await?;
     let applied = store.migrate().await.context("applying migrations")?;
     if !applied.is_empty() {
@@ -112,7 +114,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         .clone()
         .unwrap_or_else(vestnik_core::ids::new_id);
     let master = server_key::load_or_create(config)?;
-    let (media, local_blobs) = media(config, store.clone(), clock.clone(), &master).await?;
+    let (media, local_blobs) = media(config, store.clone(), clock.clone(), &master, &background).await?;
     let settings = AuthSettings {
         access_ttl_secs: config.access_token_ttl_secs,
         refresh_ttl_secs: config.refresh_token_ttl_secs,
@@ -142,6 +144,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         node_id,
         presence,
         bus,
+        &background,
     )
     .await?;
     let auth = AuthService::new(
@@ -154,7 +157,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         settings,
     )?;
     let auth = Arc::new(auth);
-    spawn_used_token_pruner(auth.clone());
+    spawn_used_token_pruner(auth.clone(), &background);
     Ok(Arc::new(Gateway {
         auth,
         realtime: Arc::new(realtime),
@@ -179,6 +182,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         media,
         local_blobs,
         clock,
+        background,
     }))
 }
 
@@ -194,6 +198,7 @@ async fn media(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     master: &[u8; 32],
+    background: &vestnik_core::Background,
 ) -> anyhow::Result<MediaParts> {
     let (blobs, local): (Arc<dyn BlobStore>, _) =
         match config.s3_endpoint.as_deref().filter(|e| !e.is_empty()) {
@@ -240,7 +245,7 @@ async fn media(
             .filter(|a| !a.is_empty())
             .map(ClamdScanner::new),
     ));
-    vestnik_media::spawn_reaper(service.clone(), MEDIA_REAP_EVERY);
+    vestnik_media::spawn_reaper(service.clone(), MEDIA_REAP_EVERY, background);
     Ok((service, local))
 }
 
@@ -252,6 +257,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
+    let background = gw.background.clone();
     let app = router(gw).into_make_service_with_connect_info::<SocketAddr>();
     // Frames are small and must leave at once: with Nagle's algorithm a
     // frame written while the previous one was unacknowledged waited for the
@@ -262,21 +268,32 @@ pub async fn serve(
             tracing::debug!(error = %e, "TCP_NODELAY refused");
         }
     });
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    // In-flight requests have finished; now the loops (reapers, pruners,
+    // housekeeping, heartbeats, consumers) stop, each after its current pass.
+    if !background.stop(BACKGROUND_GRACE).await {
+        tracing::warn!(
+            running = background.running(),
+            "background tasks still running after the grace period"
+        );
+    }
+    served
 }
+
+/// How long `serve` waits for the background tasks once it has stopped.
+const BACKGROUND_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn system_clock() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
 }
 
 /// Every node prunes; a row is deleted once whichever node gets to it.
-fn spawn_used_token_pruner(auth: Arc<AuthService>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
-        loop {
-            tick.tick().await;
+fn spawn_used_token_pruner(auth: Arc<AuthService>, background: &vestnik_core::Background) {
+    background.every(std::time::Duration::from_secs(600), move || {
+        let auth = auth.clone();
+        async move {
             match auth.prune_used_refresh_tokens(5000).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(pruned = n, "expired used refresh tokens"),

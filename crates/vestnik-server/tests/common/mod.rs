@@ -51,6 +51,16 @@ impl Drop for TestApp {
     }
 }
 
+impl TestApp {
+    /// Stops the server as SIGTERM does: no new connections, in-flight
+    /// requests finish, then the background tasks stop.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
 impl std::ops::Deref for TestApp {
     type Target = Http;
     fn deref(&self) -> &Http {
