@@ -6,11 +6,8 @@
 mod bulk;
 mod migrate;
 mod postgres;
+mod queries;
 mod rows;
-mod sql;
-mod sql_groups;
-mod sql_media;
-mod sql_messaging;
 mod sqlite;
 
 use async_trait::async_trait;

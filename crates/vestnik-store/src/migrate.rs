@@ -1,6 +1,10 @@
 //! Versioned migrations, one SQL file per version and dialect, applied in order
 //! inside a transaction each and recorded in `schema_migrations`.
 
+use sqlx::Pool;
+
+use crate::queries::dialect::{query, Dialect};
+
 pub struct Migration {
     pub version: i64,
     pub name: &'static str,
@@ -59,61 +63,61 @@ pub static MIGRATIONS: &[Migration] = &[
     },
 ];
 
-pub(crate) const CREATE_TABLE: &str =
+const CREATE_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
 
-pub(crate) fn now_ms() -> i64 {
+fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 
-/// Applies what is missing. `$lock` is run first inside each transaction (an
-/// advisory lock on PostgreSQL so nodes starting together do not race).
-macro_rules! run_migrations {
-    ($pool:expr, $field:ident, $lock:expr) => {{
-        let pool = $pool;
-        let lock: Option<&'static str> = $lock;
-        sqlx::query($crate::migrate::CREATE_TABLE)
-            .execute(pool)
+/// Applies what is missing, taking each migration's SQL for this backend
+/// from `sql_of`. `lock` is run first inside each transaction (an advisory
+/// lock on PostgreSQL so nodes starting together do not race).
+pub(crate) async fn run_migrations<DB: Dialect>(
+    pool: &Pool<DB>,
+    sql_of: fn(&Migration) -> &'static str,
+    lock: Option<&str>,
+) -> crate::Result<Vec<i64>> {
+    query(CREATE_TABLE).execute(pool).await?;
+    let mut applied_now = Vec::new();
+    for m in MIGRATIONS {
+        let mut tx = pool.begin().await?;
+        if let Some(lock) = lock {
+            query(lock).execute(&mut tx).await?;
+        }
+        let done: Option<i64> = query("SELECT version FROM schema_migrations WHERE version = $1")
+            .bind(m.version)
+            .scalar_optional(&mut tx)
             .await?;
-        let mut applied_now = Vec::new();
-        for m in $crate::migrate::MIGRATIONS {
-            let mut tx = pool.begin().await?;
-            if let Some(lock) = lock {
-                sqlx::query(lock).execute(&mut *tx).await?;
-            }
-            let done: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-                    .bind(m.version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if done.is_some() {
-                continue;
-            }
-            // Statements are split on `;` (migration files keep semicolons out of
-            // literals) because each runs as a prepared statement.
-            for stmt in m.$field.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                sqlx::query(stmt).execute(&mut *tx).await.map_err(|e| {
-                    $crate::StoreError::Migration {
-                        version: m.version,
-                        reason: e.to_string(),
-                    }
+        if done.is_some() {
+            continue;
+        }
+        // Statements are split on `;` (migration files keep semicolons out of
+        // literals) because each runs as a prepared statement.
+        for stmt in sql_of(m)
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            query(stmt)
+                .execute(&mut tx)
+                .await
+                .map_err(|e| crate::StoreError::Migration {
+                    version: m.version,
+                    reason: e.to_string(),
                 })?;
-            }
-            sqlx::query(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-            )
+        }
+        query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
             .bind(m.version)
             .bind(m.name)
-            .bind($crate::migrate::now_ms())
-            .execute(&mut *tx)
+            .bind(now_ms())
+            .execute(&mut tx)
             .await?;
-            tx.commit().await?;
-            applied_now.push(m.version);
-        }
-        Ok(applied_now)
-    }};
+        tx.commit().await?;
+        applied_now.push(m.version);
+    }
+    Ok(applied_now)
 }
-pub(crate) use run_migrations;

@@ -2,6 +2,8 @@
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::time::Duration;
 
+use crate::{AckBatchItem, NewMessage, OutboxRow, StoredMessage};
+
 pub struct PgStore {
     pool: PgPool,
     turns: crate::bulk::postgres::TurnConnections,
@@ -25,10 +27,16 @@ impl PgStore {
         let turns = crate::bulk::postgres::TurnConnections::new(&pool);
         Ok(Self { pool, turns })
     }
+}
 
-    fn turn_writer(&self) -> &crate::bulk::postgres::TurnConnections {
-        &self.turns
-    }
+impl crate::queries::Backend for PgStore {
+    type Db = sqlx::Postgres;
+
+    /// SKIP LOCKED: concurrent claims take different keys instead of queueing on
+    /// (and then missing) the same row.
+    const CLAIM_ONE_TIME_KEY: &'static str = "DELETE FROM one_time_keys WHERE device_id = $1 AND key_id =
+     (SELECT key_id FROM one_time_keys WHERE device_id = $1 ORDER BY created_at, key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+     RETURNING key_id, public_key";
 
     fn read(&self) -> &PgPool {
         &self.pool
@@ -37,12 +45,17 @@ impl PgStore {
     fn write(&self) -> &PgPool {
         &self.pool
     }
-}
 
-crate::sql::impl_sql_store!(PgStore);
-crate::sql_messaging::impl_messaging_store!(PgStore, sqlx::Postgres, postgres);
-crate::sql_media::impl_media_store!(PgStore);
-crate::sql_groups::impl_group_store!(PgStore, sqlx::Postgres);
+    async fn store_and_ack(
+        &self,
+        sends: &[NewMessage],
+        acks: &[AckBatchItem],
+        now: i64,
+        expires_at: i64,
+    ) -> crate::Result<(Vec<StoredMessage>, Vec<Vec<OutboxRow>>)> {
+        crate::bulk::postgres::store_and_ack(&self.turns, sends, acks, now, expires_at).await
+    }
+}
 
 #[async_trait::async_trait]
 impl crate::Store for PgStore {
@@ -52,7 +65,7 @@ impl crate::Store for PgStore {
     }
 
     async fn migrate(&self) -> crate::Result<Vec<i64>> {
-        crate::migrate::run_migrations!(&self.pool, postgres, Some(MIGRATION_LOCK))
+        crate::migrate::run_migrations(&self.pool, |m| m.postgres, Some(MIGRATION_LOCK)).await
     }
 
     fn backend(&self) -> &'static str {
@@ -109,9 +122,3 @@ impl crate::Store for PgStore {
 const ANALYZE_MIN_CHANGES: i64 = 500;
 /// Dead outbox rows worth a vacuum (a few MB of heap and index).
 const QUEUE_VACUUM_MIN_DEAD: i64 = 10_000;
-
-/// SKIP LOCKED: concurrent claims take different keys instead of queueing on
-/// (and then missing) the same row.
-const CLAIM_ONE_TIME_KEY: &str = "DELETE FROM one_time_keys WHERE device_id = $1 AND key_id =
-     (SELECT key_id FROM one_time_keys WHERE device_id = $1 ORDER BY created_at, key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
-     RETURNING key_id, public_key";

@@ -4,6 +4,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::str::FromStr;
+
+use crate::{AckBatchItem, NewMessage, OutboxRow, StoredMessage};
 use std::time::Duration;
 
 pub struct SqliteStore {
@@ -79,6 +81,16 @@ impl SqliteStore {
             last_checkpoint: std::sync::Mutex::new((0, 0)),
         })
     }
+}
+
+impl crate::queries::Backend for SqliteStore {
+    type Db = sqlx::Sqlite;
+
+    /// The single writer connection makes this pop atomic.
+    const CLAIM_ONE_TIME_KEY: &'static str =
+        "DELETE FROM one_time_keys WHERE device_id = $1 AND key_id =
+     (SELECT key_id FROM one_time_keys WHERE device_id = $1 ORDER BY created_at, key_id LIMIT 1)
+     RETURNING key_id, public_key";
 
     fn read(&self) -> &SqlitePool {
         &self.read
@@ -88,15 +100,16 @@ impl SqliteStore {
         &self.write
     }
 
-    fn turn_writer(&self) -> &SqlitePool {
-        &self.write
+    async fn store_and_ack(
+        &self,
+        sends: &[NewMessage],
+        acks: &[AckBatchItem],
+        now: i64,
+        expires_at: i64,
+    ) -> crate::Result<(Vec<StoredMessage>, Vec<Vec<OutboxRow>>)> {
+        crate::bulk::sqlite::store_and_ack(&self.write, sends, acks, now, expires_at).await
     }
 }
-
-crate::sql::impl_sql_store!(SqliteStore);
-crate::sql_messaging::impl_messaging_store!(SqliteStore, sqlx::Sqlite, sqlite);
-crate::sql_media::impl_media_store!(SqliteStore);
-crate::sql_groups::impl_group_store!(SqliteStore, sqlx::Sqlite);
 
 #[async_trait::async_trait]
 impl crate::Store for SqliteStore {
@@ -106,7 +119,7 @@ impl crate::Store for SqliteStore {
     }
 
     async fn migrate(&self) -> crate::Result<Vec<i64>> {
-        crate::migrate::run_migrations!(&self.write, sqlite, None::<&str>)
+        crate::migrate::run_migrations(&self.write, |m| m.sqlite, None).await
     }
 
     fn backend(&self) -> &'static str {
@@ -148,8 +161,3 @@ impl crate::Store for SqliteStore {
         })
     }
 }
-
-/// The single writer connection makes this pop atomic.
-const CLAIM_ONE_TIME_KEY: &str = "DELETE FROM one_time_keys WHERE device_id = $1 AND key_id =
-     (SELECT key_id FROM one_time_keys WHERE device_id = $1 ORDER BY created_at, key_id LIMIT 1)
-     RETURNING key_id, public_key";

@@ -1,0 +1,330 @@
+//! Group and channel membership, roles, settings and invites: `GroupStore`.
+
+use sqlx::Transaction;
+
+use super::dialect::{placeholders, query, Dialect};
+use super::Backend;
+use crate::{
+    GroupStore, InviteRow, JoinOutcome, LogRow, MemberRow, NewGroup, OutboxRow, Result,
+    SystemEventRow,
+};
+
+#[async_trait::async_trait]
+impl<S: Backend> GroupStore for S {
+    async fn create_group(&self, g: &NewGroup) -> Result<()> {
+        let mut tx = self.write().begin().await?;
+        query(
+            "INSERT INTO conversations (id, kind, created_at, title, topic, created_by, visibility) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&g.id)
+        .bind(&g.kind)
+        .bind(g.created_at)
+        .bind(&g.title)
+        .bind(&g.topic)
+        .bind(&g.creator)
+        .bind(&g.visibility)
+        .execute(&mut tx)
+        .await?;
+        let owner = [(g.creator.clone(), "owner".to_owned())];
+        for (user_id, role) in owner.iter().chain(g.members.iter()) {
+            query(
+                "INSERT INTO members (conversation_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (conversation_id, user_id) DO NOTHING",
+            )
+            .bind(&g.id)
+            .bind(user_id)
+            .bind(role)
+            .bind(g.created_at)
+            .execute(&mut tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn members_with_roles(&self, conversation_id: &str) -> Result<Vec<MemberRow>> {
+        Ok(query(
+            "SELECT user_id, role, joined_at FROM members WHERE conversation_id = $1 ORDER BY joined_at, user_id",
+        )
+        .bind(conversation_id)
+        .fetch_all(self.read())
+        .await?)
+    }
+
+    async fn channel_staff(&self, conversation_id: &str, viewer: &str) -> Result<Vec<MemberRow>> {
+        Ok(query(
+            "SELECT user_id, role, joined_at FROM members WHERE conversation_id = $1 AND role <> 'subscriber'
+             UNION SELECT user_id, role, joined_at FROM members WHERE conversation_id = $1 AND user_id = $2
+             ORDER BY joined_at, user_id",
+        )
+        .bind(conversation_id)
+        .bind(viewer)
+        .fetch_all(self.read())
+        .await?)
+    }
+
+    async fn member_role(&self, conversation_id: &str, user_id: &str) -> Result<Option<String>> {
+        // From the writer: a role change must be seen by the next check.
+        Ok(
+            query("SELECT role FROM members WHERE conversation_id = $1 AND user_id = $2")
+                .bind(conversation_id)
+                .bind(user_id)
+                .scalar_optional(self.write())
+                .await?,
+        )
+    }
+
+    async fn add_member(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        role: &str,
+        now: i64,
+        limit: i64,
+    ) -> Result<JoinOutcome> {
+        let mut tx = self.write().begin().await?;
+        let outcome = add_member_tx(&mut tx, conversation_id, user_id, role, now, limit).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn remove_member(&self, conversation_id: &str, user_id: &str) -> Result<bool> {
+        let removed = query("DELETE FROM members WHERE conversation_id = $1 AND user_id = $2")
+            .bind(conversation_id)
+            .bind(user_id)
+            .execute(self.write())
+            .await?;
+        Ok(removed == 1)
+    }
+
+    async fn set_role(&self, conversation_id: &str, user_id: &str, role: &str) -> Result<bool> {
+        let set = query("UPDATE members SET role = $3 WHERE conversation_id = $1 AND user_id = $2")
+            .bind(conversation_id)
+            .bind(user_id)
+            .bind(role)
+            .execute(self.write())
+            .await?;
+        Ok(set == 1)
+    }
+
+    async fn transfer_ownership(
+        &self,
+        conversation_id: &str,
+        from: &str,
+        to: &str,
+        demoted_role: &str,
+    ) -> Result<bool> {
+        let mut tx = self.write().begin().await?;
+        let promoted =
+            query("UPDATE members SET role = 'owner' WHERE conversation_id = $1 AND user_id = $2")
+                .bind(conversation_id)
+                .bind(to)
+                .execute(&mut tx)
+                .await?;
+        if promoted != 1 {
+            return Ok(false);
+        }
+        query("UPDATE members SET role = $3 WHERE conversation_id = $1 AND user_id = $2")
+            .bind(conversation_id)
+            .bind(from)
+            .bind(demoted_role)
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn update_conversation(
+        &self,
+        conversation_id: &str,
+        title: Option<&str>,
+        topic: Option<&str>,
+        avatar_ref: Option<&str>,
+    ) -> Result<()> {
+        query(
+            "UPDATE conversations SET title = COALESCE($2, title), topic = COALESCE($3, topic),
+             avatar_ref = COALESCE($4, avatar_ref) WHERE id = $1",
+        )
+        .bind(conversation_id)
+        .bind(title)
+        .bind(topic)
+        .bind(avatar_ref)
+        .execute(self.write())
+        .await?;
+        Ok(())
+    }
+
+    async fn create_invite(&self, i: &InviteRow) -> Result<()> {
+        query(
+            "INSERT INTO invites (token_hash, conversation_id, created_by, uses, max_uses, expires_at, created_at)
+             VALUES ($1, $2, $3, 0, $4, $5, $6)",
+        )
+        .bind(&i.token_hash)
+        .bind(&i.conversation_id)
+        .bind(&i.created_by)
+        .bind(i.max_uses)
+        .bind(i.expires_at)
+        .bind(i.created_at)
+        .execute(self.write())
+        .await?;
+        Ok(())
+    }
+
+    async fn redeem_invite(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now: i64,
+        limit: i64,
+    ) -> Result<(JoinOutcome, Option<String>)> {
+        let mut tx = self.write().begin().await?;
+        let invite: Option<(String, String, bool)> = query(
+            "SELECT i.conversation_id, c.kind, i.uses < i.max_uses FROM invites i JOIN conversations c ON c.id = i.conversation_id
+             WHERE i.token_hash = $1 AND i.expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&mut tx)
+        .await?;
+        let Some((conversation_id, kind, uses_left)) = invite else {
+            return Ok((JoinOutcome::Invalid, None));
+        };
+        // A member following the link again is told so, used up or not.
+        let member: Option<String> =
+            query("SELECT role FROM members WHERE conversation_id = $1 AND user_id = $2")
+                .bind(&conversation_id)
+                .bind(user_id)
+                .scalar_optional(&mut tx)
+                .await?;
+        if member.is_some() {
+            return Ok((JoinOutcome::AlreadyMember, Some(conversation_id)));
+        }
+        if !uses_left {
+            return Ok((JoinOutcome::Invalid, None));
+        }
+        let (role, limit) = if kind == "channel" {
+            ("subscriber", i64::MAX)
+        } else {
+            ("member", limit)
+        };
+        let outcome = add_member_tx(&mut tx, &conversation_id, user_id, role, now, limit).await?;
+        if outcome == JoinOutcome::Joined {
+            // Guarded again: a concurrent redemption may have taken the last use.
+            let used = query(
+                "UPDATE invites SET uses = uses + 1 WHERE token_hash = $1 AND uses < max_uses",
+            )
+            .bind(token_hash)
+            .execute(&mut tx)
+            .await?;
+            if used != 1 {
+                return Ok((JoinOutcome::Invalid, None));
+            }
+        }
+        tx.commit().await?;
+        Ok((outcome, Some(conversation_id)))
+    }
+
+    async fn member_devices(&self, conversation_id: &str) -> Result<Vec<String>> {
+        Ok(query(
+            "SELECT d.id FROM members m JOIN devices d ON d.user_id = m.user_id AND d.revoked_at IS NULL
+             WHERE m.conversation_id = $1",
+        )
+        .bind(conversation_id)
+        .scalar_all(self.read())
+        .await?)
+    }
+
+    async fn log(&self, conversation_id: &str, after_seq: i64, limit: i64) -> Result<Vec<LogRow>> {
+        Ok(query(
+            "SELECT id, seq, sender_user_id, sender_device_id, COALESCE(msg_type, 0) AS msg_type, COALESCE(body, '') AS body, created_at
+             FROM messages WHERE conversation_id = $1 AND seq > $2 AND body IS NOT NULL ORDER BY seq LIMIT $3",
+        )
+        .bind(conversation_id)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(self.read())
+        .await?)
+    }
+
+    async fn managers(&self, conversation_id: &str) -> Result<Vec<String>> {
+        Ok(query(
+            "SELECT user_id FROM members WHERE conversation_id = $1 AND role IN ('owner', 'admin', 'publisher')",
+        )
+        .bind(conversation_id)
+        .scalar_all(self.read())
+        .await?)
+    }
+
+    async fn push_system(&self, e: &SystemEventRow, user_ids: &[String]) -> Result<Vec<OutboxRow>> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "INSERT INTO outbox (device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at, expires_at)
+             SELECT id, 'system', $1, $2, 0, $3, '', 0, $4, $5, $6
+             FROM devices WHERE revoked_at IS NULL AND user_id IN ({})
+             RETURNING id, device_id, kind, message_id, conversation_id, seq, sender_user_id, sender_device_id, msg_type, body, created_at",
+            placeholders(7, user_ids.len())
+        );
+        Ok(query(&sql)
+            .bind(&e.event_id)
+            .bind(&e.conversation_id)
+            .bind(&e.actor)
+            .bind(&e.body)
+            .bind(e.created_at)
+            .bind(e.expires_at)
+            .bind_all(user_ids)
+            .fetch_all(self.write())
+            .await?)
+    }
+}
+
+/// Locks the conversation row (PostgreSQL; SQLite has one writer), then
+/// counts, so the limit holds under concurrent joins.
+async fn add_member_tx<DB: Dialect>(
+    tx: &mut Transaction<'_, DB>,
+    conversation_id: &str,
+    user_id: &str,
+    role: &str,
+    now: i64,
+    limit: i64,
+) -> Result<JoinOutcome> {
+    let locked = query("UPDATE conversations SET last_seq = last_seq WHERE id = $1")
+        .bind(conversation_id)
+        .execute(&mut *tx)
+        .await?;
+    if locked != 1 {
+        return Ok(JoinOutcome::Invalid);
+    }
+    let existing: Option<String> =
+        query("SELECT role FROM members WHERE conversation_id = $1 AND user_id = $2")
+            .bind(conversation_id)
+            .bind(user_id)
+            .scalar_optional(&mut *tx)
+            .await?;
+    if existing.is_some() {
+        return Ok(JoinOutcome::AlreadyMember);
+    }
+    // Channels have no limit: skip the count, which grows with them.
+    let n: i64 = if limit == i64::MAX {
+        0
+    } else {
+        query("SELECT COUNT(*) FROM members WHERE conversation_id = $1")
+            .bind(conversation_id)
+            .scalar_one(&mut *tx)
+            .await?
+    };
+    if n >= limit {
+        return Ok(JoinOutcome::Full);
+    }
+    query(
+        "INSERT INTO members (conversation_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(conversation_id)
+    .bind(user_id)
+    .bind(role)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(JoinOutcome::Joined)
+}
