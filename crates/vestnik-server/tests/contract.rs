@@ -23,7 +23,7 @@ fn schemathesis() -> Option<String> {
     let bin = std::env::var("SCHEMATHESIS").unwrap_or_else(|_| "schemathesis".into());
     match std::process::Command::new(&bin).arg("--version").output() {
         Ok(o) if o.status.success() => Some(bin),
-        _ if common::in_ci() => {
+        _ if vestnik_testkit::in_ci() => {
             panic!("schemathesis is missing in CI (scripts/test installs it from PyPI)")
         }
         _ => {

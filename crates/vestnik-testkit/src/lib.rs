@@ -1,6 +1,10 @@
 //! What every test suite that talks to the real services shares: where they
-//! are, and a fresh PostgreSQL database per test. Outside CI a missing service
-//! skips (with a loud SKIPPED line); with `CI=true` it is a failure.
+//! are, a fresh PostgreSQL database per test, and the real server in-process
+//! ([`server::TestServer`]). Outside CI a missing service skips (with a loud
+//! SKIPPED line); with `CI=true` it is a failure.
+
+pub mod server;
+pub use server::{Backend, TestServer};
 
 /// `CI=true` (or `1`): a test that needs a missing service must fail.
 pub fn in_ci() -> bool {

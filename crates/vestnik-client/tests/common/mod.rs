@@ -18,35 +18,12 @@ use vestnik_client::{
 use vestnik_core::clock::ManualClock;
 use vestnik_core::Config;
 
-pub use vestnik_testkit::{in_ci, redis_url};
-
-async fn fresh_pg_database() -> Option<String> {
-    vestnik_testkit::fresh_pg_database("vestnik_client_test").await
-}
-
 pub const PASSWORD: &str = "vestnik-test-passphrase-42";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    PostgresRedis,
-}
+pub use vestnik_testkit::{Backend, TestServer};
 
-async fn redis_reachable() -> bool {
-    match vestnik_bus::connect_redis(&redis_url()).await {
-        Ok(_) => true,
-        Err(e) if !in_ci() => {
-            eprintln!(
-                "SKIPPED: Redis at {} is unreachable ({e}); CI=true makes this a failure",
-                redis_url()
-            );
-            false
-        }
-        Err(e) => panic!("Redis at {} is unreachable in CI: {e}", redis_url()),
-    }
-}
-
-/// A running server plus a scratch directory for client stores.
+/// A running server (`vestnik_testkit::TestServer`) plus a scratch
+/// directory for client stores.
 pub struct Server {
     pub base: String,
     pub addr: SocketAddr,
@@ -55,15 +32,12 @@ pub struct Server {
     pub clock: ManualClock,
     pub gw: Arc<vestnik_gateway::Gateway>,
     pub backend: Backend,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: TestServer,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        self.server.stop();
         let _ = std::fs::remove_dir_all(&self.clients_dir);
     }
 }
@@ -74,53 +48,21 @@ pub async fn spawn_server(backend: Backend) -> Option<Server> {
 
 /// Like [`spawn_server`], with `tune` applied to the config first.
 pub async fn spawn_server_with(backend: Backend, tune: impl FnOnce(&mut Config)) -> Option<Server> {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let data_dir = std::env::temp_dir().join(format!("vestnik-client-test-{id}"));
-    let clients_dir = std::env::temp_dir().join(format!("vestnik-client-stores-{id}"));
+    let server = TestServer::spawn(backend, tune).await?;
+    let clients_dir = std::env::temp_dir().join(format!(
+        "vestnik-client-stores-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&clients_dir).expect("clients dir");
-    let mut config = Config {
-        listen: "127.0.0.1:0".into(),
-        data_dir: data_dir.clone(),
-        pow_difficulty: 8,
-        rate_ip_per_minute: 100_000,
-        rate_auth_ip_per_minute: 100_000,
-        rate_auth_email_per_hour: 100_000,
-        db_pool_size: 8,
-        ..Config::default()
-    };
-    if backend == Backend::PostgresRedis {
-        if !redis_reachable().await {
-            return None;
-        }
-        config.database_url = Some(fresh_pg_database().await?);
-        config.redis_url = Some(redis_url());
-        config.redis_prefix = format!("vct-{}", uuid::Uuid::new_v4().simple());
-    }
-    tune(&mut config);
-    if std::env::var("TEST_LOG").is_ok() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(std::env::var("TEST_LOG").unwrap_or_default())
-            .try_init();
-    }
-    let clock = ManualClock::default();
-    let gw = vestnik_server::build(&config, Arc::new(clock.clone()))
-        .await
-        .expect("build server");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(vestnik_server::serve(listener, gw.clone(), async move {
-        let _ = rx.await;
-    }));
     Some(Server {
-        base: format!("http://{addr}"),
-        addr,
-        data_dir,
+        base: server.base.clone(),
+        addr: server.addr,
+        data_dir: server.data_dir.clone(),
         clients_dir,
-        clock,
-        gw,
+        clock: server.clock.clone(),
+        gw: server.gw.clone(),
         backend,
-        shutdown: Some(tx),
+        server,
     })
 }
 
@@ -152,25 +94,7 @@ macro_rules! both_backends {
 impl Server {
     /// The newest code mailed to `email`.
     pub fn mailed_code(&self, email: &str) -> Option<String> {
-        let dir = self.data_dir.join("mail");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .ok()?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .collect();
-        files.sort();
-        for f in files.iter().rev() {
-            let text = std::fs::read_to_string(f).ok()?;
-            if !text
-                .to_lowercase()
-                .contains(&format!("to: {}", email.to_lowercase()))
-            {
-                continue;
-            }
-            let idx = text.find("verification code is ")?;
-            return Some(text[idx + 21..idx + 27].to_owned());
-        }
-        None
+        self.server.mailed_code(email)
     }
 
     pub fn store_path(&self, name: &str) -> PathBuf {

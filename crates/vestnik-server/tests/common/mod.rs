@@ -2,7 +2,7 @@
 //! with a fresh SQLite file, or a fresh PostgreSQL database and Redis prefix.
 #![allow(dead_code)]
 
-pub use vestnik_testkit::{in_ci, redis_url};
+use vestnik_testkit::redis_url;
 
 /// A fresh database on the test PostgreSQL server.
 pub async fn fresh_pg_database() -> Option<String> {
@@ -20,11 +20,8 @@ use std::time::Duration;
 use vestnik_core::clock::ManualClock;
 use vestnik_core::Config;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    PostgresRedis,
-}
+pub use vestnik_testkit::server::redis_reachable;
+pub use vestnik_testkit::{Backend, TestServer};
 
 /// A server reached over HTTP: its address and data directory (mail files).
 pub struct Http {
@@ -33,31 +30,21 @@ pub struct Http {
     pub data_dir: PathBuf,
 }
 
-/// The server in this process, on a random port, with a clock the test moves.
+/// The server in this process (`vestnik_testkit::TestServer`), on a random
+/// port, with a clock the test moves, and an HTTP client for it.
 pub struct TestApp {
     pub api: Http,
     pub clock: ManualClock,
     pub gw: Arc<vestnik_gateway::Gateway>,
     pub gw_config: Config,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
+    server: TestServer,
 }
 
 impl TestApp {
     /// Stops the server as SIGTERM does: no new connections, in-flight
     /// requests finish, then the background tasks stop.
     pub fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.server.stop();
     }
 }
 
@@ -76,75 +63,20 @@ fn http_client() -> reqwest::Client {
         .expect("client")
 }
 
-pub async fn redis_reachable() -> bool {
-    match vestnik_bus::connect_redis(&redis_url()).await {
-        Ok(_) => true,
-        Err(e) if !in_ci() => {
-            eprintln!(
-                "SKIPPED: Redis at {} is unreachable ({e}); CI=true makes this a failure",
-                redis_url()
-            );
-            false
-        }
-        Err(e) => panic!("Redis at {} is unreachable in CI: {e}", redis_url()),
-    }
-}
-
-pub fn base_config(data_dir: &std::path::Path) -> Config {
-    Config {
-        listen: "127.0.0.1:0".into(),
-        data_dir: data_dir.to_path_buf(),
-        pow_difficulty: 8,
-        rate_ip_per_minute: 100_000,
-        rate_auth_ip_per_minute: 100_000,
-        rate_auth_email_per_hour: 100_000,
-        db_pool_size: 8,
-        ..Config::default()
-    }
-}
-
 /// Starts a server; `tune` adjusts the config first. None when the backend's
 /// services are missing outside CI.
 pub async fn spawn_app_with(backend: Backend, tune: impl FnOnce(&mut Config)) -> Option<TestApp> {
-    let data_dir =
-        std::env::temp_dir().join(format!("vestnik-test-{}", uuid::Uuid::new_v4().simple()));
-    let mut config = base_config(&data_dir);
-    if backend == Backend::PostgresRedis {
-        if !redis_reachable().await {
-            return None;
-        }
-        config.database_url = Some(fresh_pg_database().await?);
-        config.redis_url = Some(redis_url());
-        config.redis_prefix = format!("vt-{}", uuid::Uuid::new_v4().simple());
-    }
-    tune(&mut config);
-    if std::env::var("TEST_LOG").is_ok() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug")
-            .try_init();
-    }
-    let clock = ManualClock::default();
-    let gw = vestnik_server::build(&config, Arc::new(clock.clone()))
-        .await
-        .expect("build app");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(vestnik_server::serve(listener, gw.clone(), async move {
-        let _ = rx.await;
-    }));
+    let server = TestServer::spawn(backend, tune).await?;
     Some(TestApp {
         api: Http {
-            base: format!("http://{addr}"),
+            base: server.base.clone(),
             http: http_client(),
-            data_dir,
+            data_dir: server.data_dir.clone(),
         },
-        clock,
-        gw,
-        gw_config: config,
-        shutdown: Some(tx),
+        clock: server.clock.clone(),
+        gw: server.gw.clone(),
+        gw_config: server.config.clone(),
+        server,
     })
 }
 
@@ -330,41 +262,11 @@ impl Http {
 
     /// The newest code mailed to `email` (from the `.eml` files).
     pub fn mailed_code(&self, email: &str) -> Option<String> {
-        let dir = self.data_dir.join("mail");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .ok()?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .collect();
-        files.sort();
-        for f in files.iter().rev() {
-            let text = std::fs::read_to_string(f).ok()?;
-            if !text
-                .to_lowercase()
-                .contains(&format!("to: {}", email.to_lowercase()))
-            {
-                continue;
-            }
-            let idx = text.find("verification code is ")?;
-            return Some(text[idx + 21..idx + 27].to_owned());
-        }
-        None
+        vestnik_testkit::server::mailed_code(&self.data_dir, email)
     }
 
     pub fn mails_to(&self, email: &str) -> usize {
-        let dir = self.data_dir.join("mail");
-        std::fs::read_dir(&dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter(|e| {
-                        std::fs::read_to_string(e.path()).is_ok_and(|t| {
-                            t.to_lowercase()
-                                .contains(&format!("to: {}", email.to_lowercase()))
-                        })
-                    })
-                    .count()
-            })
-            .unwrap_or(0)
+        vestnik_testkit::server::mails_to(&self.data_dir, email)
     }
 
     /// Registers and verifies an account; returns the session tokens.
