@@ -90,7 +90,11 @@ mod tests {
             }
         });
         tokio::time::sleep(Duration::from_secs(59)).await;
-        assert_eq!(passes.load(Ordering::SeqCst), 0, "not before the first period");
+        assert_eq!(
+            passes.load(Ordering::SeqCst),
+            0,
+            "not before the first period"
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(passes.load(Ordering::SeqCst), 1);
         tokio::time::sleep(Duration::from_secs(600)).await;
@@ -115,7 +119,11 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(bg.stop(Duration::from_secs(10)).await);
-        assert_eq!(finished.load(Ordering::SeqCst), 1, "the started pass completed");
+        assert_eq!(
+            finished.load(Ordering::SeqCst),
+            1,
+            "the started pass completed"
+        );
     }
 
     #[tokio::test(start_paused = true)]
