@@ -114,7 +114,8 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         .clone()
         .unwrap_or_else(vestnik_core::ids::new_id);
     let master = server_key::load_or_create(config)?;
-    let (media, local_blobs) = media(config, store.clone(), clock.clone(), &master, &background).await?;
+    let (media, local_blobs) =
+        media(config, store.clone(), clock.clone(), &master, &background).await?;
     let settings = AuthSettings {
         access_ttl_secs: config.access_token_ttl_secs,
         refresh_ttl_secs: config.refresh_token_ttl_secs,

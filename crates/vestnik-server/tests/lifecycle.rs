@@ -12,7 +12,10 @@ async fn stopping_the_server_stops_every_background_task(mut app: TestApp) {
     let running = app.gw.background.running();
     // Retention reaper, housekeeping, routed-frame consumer, presence
     // heartbeat, media reaper, used-token pruner.
-    assert!(running >= 6, "expected the node's loops, got {running} tasks");
+    assert!(
+        running >= 6,
+        "expected the node's loops, got {running} tasks"
+    );
     app.stop();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while app.gw.background.running() > 0 {

@@ -85,7 +85,11 @@ impl TestServer {
         }
         tune(&mut config);
         if let Ok(filter) = std::env::var("TEST_LOG") {
-            let filter = if filter.is_empty() { "debug".into() } else { filter };
+            let filter = if filter.is_empty() {
+                "debug".into()
+            } else {
+                filter
+            };
             let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
         }
         let clock = ManualClock::default();
