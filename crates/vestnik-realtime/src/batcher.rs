@@ -96,7 +96,7 @@ pub fn spawn(
     clock: Arc<dyn vestnik_core::Clock>,
     writers: usize,
 ) -> (SendQueues, Queue<AckBatchItem, Vec<OutboxRow>>) {
-    if store.backend() == "sqlite" {
+    if store.blocking_single_writer() {
         spawn_shared(store, retention_ms, clock, 1, writer_runtime())
     } else {
         let runtime = tokio::runtime::Handle::current();

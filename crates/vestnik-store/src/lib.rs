@@ -349,7 +349,15 @@ pub trait Store:
     async fn ping(&self) -> Result<()>;
     /// Applies pending migrations; returns the versions applied now.
     async fn migrate(&self) -> Result<Vec<i64>>;
+    /// A name for logs and metrics (`sqlite`, `postgres`); callers decide
+    /// nothing by it: what differs is asked for by capability below.
     fn backend(&self) -> &'static str;
+    /// Whether `store_and_ack` runs synchronously on one writer connection
+    /// (SQLite through rusqlite): then there is exactly one batch writer, and
+    /// it needs a thread of its own rather than a worker of the runtime.
+    fn blocking_single_writer(&self) -> bool {
+        false
+    }
     /// Reclaims the rows the delivery queue has deleted, and refreshes planner
     /// statistics, where the database leaves that to a vacuum; returns what it
     /// did. Cheap to call every `housekeep_interval`: it acts only when

@@ -126,6 +126,10 @@ impl crate::Store for SqliteStore {
         "sqlite"
     }
 
+    fn blocking_single_writer(&self) -> bool {
+        true
+    }
+
     fn housekeep_interval(&self) -> Duration {
         CHECKPOINT_EVERY
     }
