@@ -58,12 +58,8 @@ pub struct GatewaySettings {
 
 /// The whole application as one router.
 pub fn router(gw: Arc<Gateway>) -> Router {
-    let api = routes::api_routes();
-    middleware::wrap(
-        Router::new().merge(api).merge(routes::ops_routes()),
-        gw.clone(),
-    )
-    .with_state(gw)
+    let (routes, _) = routes::split();
+    middleware::wrap(routes, gw.clone()).with_state(gw)
 }
 
 /// Installs the process-wide Prometheus recorder once (the `metrics` macros

@@ -10,99 +10,80 @@ pub mod twofactor;
 pub mod ws;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
+use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::Gateway;
 
-pub fn api_routes() -> Router<Arc<Gateway>> {
-    Router::new()
-        .route("/v1/auth/register", post(auth::register))
-        .route("/v1/auth/register/verify", post(auth::verify))
-        .route("/v1/auth/login", post(auth::login))
-        .route("/v1/auth/refresh", post(auth::refresh))
-        .route("/v1/auth/logout", post(auth::logout))
-        .route("/v1/auth/logout-all", post(auth::logout_all))
-        .route("/v1/auth/pow", get(auth::pow_challenge))
-        .route("/v1/auth/2fa/setup", post(twofactor::setup))
-        .route("/v1/auth/2fa/enable", post(twofactor::enable))
-        .route("/v1/auth/2fa/disable", post(twofactor::disable))
-        .route("/v1/account", get(account::account))
-        .route("/v1/account/audit", get(account::audit))
-        .route("/v1/account/presence", put(account::set_presence))
-        .route("/v1/devices", get(account::devices))
-        .route("/v1/devices/{id}", delete(account::revoke_device))
-        .route("/v1/keys", put(keys::upload))
-        .route("/v1/keys/count", get(keys::count))
-        .route("/v1/keys/claim", post(keys::claim))
-        .route("/v1/users/{id}/devices", get(keys::user_devices))
-        .route("/v1/users/lookup", post(keys::lookup))
-        .route(
-            "/v1/conversations",
-            post(messages::create_conversation).get(messages::list_conversations),
+/// Every API route with its OpenAPI operation, from the handlers'
+/// `#[utoipa::path]` annotations: what is routed is what is documented.
+pub fn api() -> OpenApiRouter<Arc<Gateway>> {
+    OpenApiRouter::new()
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::verify))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::logout_all))
+        .routes(routes!(auth::pow_challenge))
+        .routes(routes!(twofactor::setup))
+        .routes(routes!(twofactor::enable))
+        .routes(routes!(twofactor::disable))
+        .routes(routes!(account::account))
+        .routes(routes!(account::audit))
+        .routes(routes!(account::set_presence))
+        .routes(routes!(account::devices))
+        .routes(routes!(account::revoke_device))
+        .routes(routes!(keys::upload))
+        .routes(routes!(keys::count))
+        .routes(routes!(keys::claim))
+        .routes(routes!(keys::user_devices))
+        .routes(routes!(keys::lookup))
+        .routes(routes!(
+            messages::create_conversation,
+            messages::list_conversations
+        ))
+        .routes(routes!(
+            groups::get_conversation,
+            groups::update_conversation
+        ))
+        .routes(routes!(groups::conversation_devices))
+        .routes(routes!(groups::add_member))
+        .routes(routes!(groups::remove_member))
+        .routes(routes!(groups::set_role))
+        .routes(routes!(groups::transfer_ownership))
+        .routes(routes!(groups::create_invite))
+        .routes(routes!(groups::join_invite))
+        .routes(routes!(groups::posts))
+        .routes(routes!(groups::subscribe))
+        .merge(
+            // A send carries one envelope per device: up to a WebSocket frame.
+            OpenApiRouter::new()
+                .routes(routes!(messages::send))
+                .layer(DefaultBodyLimit::max(ws::MAX_FRAME_BYTES)),
         )
-        .route(
-            "/v1/conversations/{id}",
-            get(groups::get_conversation).patch(groups::update_conversation),
-        )
-        .route(
-            "/v1/conversations/{id}/devices",
-            get(groups::conversation_devices),
-        )
-        .route("/v1/conversations/{id}/members", post(groups::add_member))
-        .route(
-            "/v1/conversations/{id}/members/{user_id}",
-            delete(groups::remove_member),
-        )
-        .route(
-            "/v1/conversations/{id}/members/{user_id}/role",
-            put(groups::set_role),
-        )
-        .route(
-            "/v1/conversations/{id}/owner",
-            post(groups::transfer_ownership),
-        )
-        .route(
-            "/v1/conversations/{id}/invites",
-            post(groups::create_invite),
-        )
-        .route("/v1/invites/{token}/join", post(groups::join_invite))
-        .route("/v1/conversations/{id}/posts", get(groups::posts))
-        .route("/v1/conversations/{id}/subscribe", post(groups::subscribe))
-        .route(
-            "/v1/messages",
-            post(messages::send).layer(DefaultBodyLimit::max(ws::MAX_FRAME_BYTES)),
-        )
-        .route(
-            "/v1/conversations/{id}/read",
-            get(messages::read_markers).post(messages::mark_read),
-        )
-        .route("/v1/messages/pending", get(messages::pending))
-        .route("/v1/messages/ack", post(messages::ack))
-        .route(
-            "/v1/blocks/{user_id}",
-            put(messages::block).delete(messages::unblock),
-        )
-        .route("/v1/media", post(media::grant_upload))
-        .route("/v1/media/usage", get(media::usage))
-        .route(
-            "/v1/media/{id}",
-            get(media::grant_download).delete(media::delete),
-        )
-        .route("/v1/media/{id}/complete", post(media::complete))
-        .route(
-            "/v1/media/blob/{token}",
-            put(media::put_blob).get(media::get_blob),
-        )
-        .route("/v1/ws/ticket", post(ws::ticket))
-        .route("/v1/ws", get(ws::ws))
+        .routes(routes!(messages::read_markers, messages::mark_read))
+        .routes(routes!(messages::pending))
+        .routes(routes!(messages::ack))
+        .routes(routes!(messages::block, messages::unblock))
+        .routes(routes!(media::grant_upload))
+        .routes(routes!(media::usage))
+        .routes(routes!(media::grant_download, media::delete))
+        .routes(routes!(media::complete))
+        .routes(routes!(media::put_blob, media::get_blob))
+        .routes(routes!(ws::ticket))
+        .routes(routes!(ws::ws))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
 }
 
-pub fn ops_routes() -> Router<Arc<Gateway>> {
-    Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
+/// The routes and the document they make.
+pub fn split() -> (Router<Arc<Gateway>>, utoipa::openapi::OpenApi) {
+    let (router, doc) = api().split_for_parts();
+    // The document itself is not an operation of the API it describes.
+    (router.route("/openapi.json", get(ops::openapi)), doc)
 }
