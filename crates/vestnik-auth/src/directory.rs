@@ -10,9 +10,8 @@ use vestnik_proto::{
 use vestnik_store::{FallbackKey, SessionAuth, StoreError};
 
 use crate::{device, AuthError, AuthService};
+pub use vestnik_core::limits::ONE_TIME_KEY_LOW_WATERMARK;
 
-/// Clients top up their pool when fewer keys than this remain.
-pub const ONE_TIME_KEY_LOW_WATERMARK: i64 = 20;
 /// Claims pop keys other people uploaded; cap how fast one account can drain them.
 const CLAIM_RATE: Rate = Rate {
     capacity: 300,

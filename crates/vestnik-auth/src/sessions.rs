@@ -9,15 +9,13 @@ use vestnik_proto::{
 use vestnik_store::{NewSession, NextTokens, RotateOutcome, SessionAuth};
 
 use crate::{AuthError, AuthService, RequestMeta};
+use vestnik_core::limits::CACHE_TTL_MAX_MS;
+use vestnik_core::limits::DEVICE_LIST_CACHE_MS;
+use vestnik_core::limits::REFRESH_RETRY_MS;
+pub use vestnik_core::limits::WS_TICKET_TTL_SECS;
 
 const ACCESS_PREFIX: &str = "vsa_";
 const REFRESH_PREFIX: &str = "vsr_";
-const CACHE_TTL_MAX_MS: i64 = 60_000;
-/// How long after a rotation the rotated refresh token may be sent again
-/// and get the same new pair: long enough for a client to retry a request
-/// whose answer was lost, short enough that a stolen copy used later is
-/// still caught as reuse.
-const REFRESH_RETRY_MS: i64 = 30_000;
 
 /// `access|access expiry|refresh|refresh expiry`, as sealed for a retry.
 fn parse_pair(raw: &[u8]) -> Option<(String, i64, String, i64)> {
@@ -31,9 +29,6 @@ fn parse_pair(raw: &[u8]) -> Option<(String, i64, String, i64)> {
     );
     parts.next().is_none().then_some(pair)
 }
-
-/// How long a cached device list may live (changes delete it sooner).
-const DEVICE_LIST_CACHE_MS: u64 = 10_000;
 
 /// Cache keys that are read on every request and deleted whenever they
 /// change: worth a node-local copy (see `vestnik_bus::NearCacheKv`).
@@ -446,10 +441,6 @@ impl AuthService {
         Ok(true)
     }
 }
-
-/// WebSocket tickets: browsers cannot set headers on a WebSocket, so they
-/// trade their bearer token for a short-lived single-use ticket in the URL.
-pub const WS_TICKET_TTL_SECS: i64 = 30;
 
 impl AuthService {
     pub async fn issue_ws_ticket(

@@ -10,11 +10,8 @@ use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 use crate::BusError;
-
-/// How long a presence entry lives unless refreshed by the node's heartbeat.
-pub const PRESENCE_TTL_MS: u64 = 90_000;
-/// Entries kept per node stream; older ones are trimmed (the outbox has them).
-pub const STREAM_MAXLEN: usize = 100_000;
+pub use vestnik_core::limits::PRESENCE_TTL_MS;
+pub use vestnik_core::limits::STREAM_MAXLEN;
 
 #[async_trait]
 pub trait Presence: Send + Sync + 'static {

@@ -6,9 +6,8 @@ use vestnik_core::Clock;
 
 use crate::sharded::{Expiring, ShardedMap};
 use crate::{effective_ttl, BucketModel, BusError, Decision, Kv, Rate, RateLimiter};
-
-const DEFAULT_MAX_KV_ENTRIES: usize = 1_000_000;
-const DEFAULT_MAX_BUCKETS: usize = 1_000_000;
+use vestnik_core::limits::MEMORY_MAX_BUCKETS as DEFAULT_MAX_BUCKETS;
+use vestnik_core::limits::MEMORY_MAX_KV_ENTRIES as DEFAULT_MAX_KV_ENTRIES;
 
 fn expiry(now_ms: i64, ttl_ms: u64) -> i64 {
     now_ms.saturating_add(i64::try_from(effective_ttl(ttl_ms)).unwrap_or(i64::MAX))

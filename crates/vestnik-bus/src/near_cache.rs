@@ -19,11 +19,8 @@ use futures::StreamExt;
 use redis::aio::ConnectionManager;
 
 use crate::{BusError, Kv};
-
-/// How long a node trusts its local copy without hearing otherwise.
-pub const NEAR_CACHE_TTL_MS: u64 = 2_000;
-/// Beyond this many entries the local copy is swept (a bound on memory).
-const MAX_ENTRIES: usize = 100_000;
+use vestnik_core::limits::NEAR_CACHE_MAX_ENTRIES as MAX_ENTRIES;
+pub use vestnik_core::limits::NEAR_CACHE_TTL_MS;
 
 type Local = Mutex<HashMap<String, (String, Instant)>>;
 

@@ -1,15 +1,11 @@
 //! Redis implementations, for several nodes sharing one Redis.
 
-use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::{effective_ttl, BucketModel, BusError, Decision, Kv, Rate, RateLimiter};
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// A stalled Redis must not hang request handlers indefinitely; failing lets
-/// the caller answer 503 instead.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+use vestnik_core::limits::REDIS_CONNECT_TIMEOUT as CONNECT_TIMEOUT;
+use vestnik_core::limits::REDIS_RESPONSE_TIMEOUT as RESPONSE_TIMEOUT;
 
 /// Connects with a 5 s overall timeout. The error names the address but never
 /// the URL, which may carry a password.

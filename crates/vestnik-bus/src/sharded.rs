@@ -9,11 +9,8 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-
-pub(crate) const SHARDS: usize = 64;
-
-/// Below this size a shard is never swept: scanning tiny maps gains nothing.
-const MIN_SWEEP_LEN: usize = 1024;
+use vestnik_core::limits::MEMORY_MIN_SWEEP_LEN as MIN_SWEEP_LEN;
+pub(crate) use vestnik_core::limits::MEMORY_SHARDS as SHARDS;
 
 pub(crate) trait Expiring {
     /// The entry is dead (or, for buckets, equivalent to absent) at and after this instant.

@@ -5,6 +5,8 @@
 
 pub use vestnik_proto::limits::*;
 
+use std::time::Duration;
+
 /// Largest JSON request body. Key uploads are the biggest auth bodies
 /// (100 one-time keys of ~100 bytes each), so 64 KiB leaves ample room.
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
@@ -36,3 +38,119 @@ pub const POW_CHALLENGE_TTL_SECS: i64 = 5 * 60;
 /// proof of work is demanded.
 pub const POW_FAILURE_THRESHOLD: i64 = 5;
 pub const POW_FAILURE_WINDOW_SECS: i64 = 15 * 60;
+
+// ---------- Sessions and the key directory (vestnik-auth) ----------
+
+/// Cached sessions live at most this long (every revocation deletes them sooner).
+pub const CACHE_TTL_MAX_MS: i64 = 60_000;
+/// How long after a rotation the rotated refresh token may be sent again
+/// and get the same new pair: long enough for a client to retry a request
+/// whose answer was lost, short enough that a stolen copy used later is
+/// still caught as reuse.
+pub const REFRESH_RETRY_MS: i64 = 30_000;
+/// How long a cached device list may live (changes delete it sooner).
+pub const DEVICE_LIST_CACHE_MS: u64 = 10_000;
+/// WebSocket tickets: browsers cannot set headers on a WebSocket, so they
+/// trade their bearer token for a short-lived single-use ticket in the URL.
+pub const WS_TICKET_TTL_SECS: i64 = 30;
+/// Clients top up their pool when fewer keys than this remain.
+pub const ONE_TIME_KEY_LOW_WATERMARK: i64 = 20;
+
+// ---------- Delivery: writers, sockets, routing, the send-context cache (vestnik-realtime) ----------
+
+/// Messages (and acks) one writer commits in one transaction at most.
+pub const WRITER_MAX_BATCH: usize = 256;
+/// Items that may wait for the writer; beyond this callers get `Unavailable`.
+pub const WRITER_QUEUE: usize = 16 * 1024;
+/// Frames that may wait for one connection before it counts as a slow reader.
+pub const SOCKET_QUEUE: usize = 1024;
+/// How long a node-local copy of a direct chat's members and devices is used.
+pub const SEND_CONTEXT_TTL: Duration = Duration::from_secs(1);
+/// Age after which the next sender refreshes the copy while the others keep
+/// using it until `TTL`. Without it every send in flight when the copy
+/// expired read the database at once: under `throughput` on PostgreSQL, 790
+/// reads a second for 200 copies, a fifth of the database's time.
+pub const SEND_CONTEXT_REFRESH_AFTER: Duration = Duration::from_millis(750);
+/// Entries kept at most; past this the cache is emptied (cheap, and rare).
+pub const SEND_CONTEXT_MAX_ENTRIES: usize = 100_000;
+/// Routed frames per stream entry.
+pub const ROUTED_BATCH: usize = 256;
+
+// ---------- Media (vestnik-media) ----------
+
+/// Larger images get no preview (decoding holds them in memory).
+pub const PREVIEW_MAX_SOURCE_BYTES: i64 = 20 << 20;
+/// Tokens longer than this are refused before any parsing.
+pub const MEDIA_URL_TOKEN_MAX_CHARS: usize = 1024;
+/// Expired media deleted per statement (the reaper repeats while full).
+pub const MEDIA_REAP_BATCH: i64 = 500;
+/// S3 refuses presigned URLs valid for longer (7 days).
+pub const S3_MAX_PRESIGN: Duration = Duration::from_secs(7 * 86_400);
+/// Bound on the server's own calls (HEAD, DELETE, bucket setup).
+pub const S3_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A scan of the largest object a channel may hold, with room to spare.
+pub const CLAMD_TIMEOUT: Duration = Duration::from_secs(60);
+/// clamd's reply is one short line.
+pub const CLAMD_MAX_REPLY: usize = 1024;
+/// A pending row outlives its upload URL by this much, so an upload that
+/// started just before the URL expired can still finish and be completed.
+pub const UPLOAD_GRACE_MS: i64 = 5 * 60 * 1000;
+
+// ---------- WebSockets (vestnik-gateway) ----------
+
+/// Largest frame a client may send (a message to 40 devices of ~48 KiB each).
+pub const WS_MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;
+/// Sends one connection may have in flight before it must wait for answers.
+pub const WS_MAX_IN_FLIGHT: usize = 256;
+/// Acknowledgements one connection may have being stored at once; beyond
+/// this the connection waits for its ack (backpressure, nothing refused).
+pub const WS_ACKS_IN_FLIGHT: usize = 16;
+/// Frames already queued for a socket that go out in one write.
+pub const WS_COALESCE_FRAMES: usize = 64;
+/// Pings keep proxies from closing idle sockets and detect dead peers.
+pub const WS_PING_EVERY: Duration = Duration::from_secs(25);
+/// A connection silent this long (no frame, no pong) is dead.
+pub const WS_IDLE_LIMIT: Duration = Duration::from_secs(75);
+
+// ---------- The in-process bus and Redis (vestnik-bus) ----------
+
+/// Shards of the in-process maps (fewer lock collisions across cores).
+pub const MEMORY_SHARDS: usize = 64;
+/// Below this size a shard is never swept: scanning tiny maps gains nothing.
+pub const MEMORY_MIN_SWEEP_LEN: usize = 1024;
+/// How long a presence entry lives unless refreshed by the node's heartbeat.
+pub const PRESENCE_TTL_MS: u64 = 90_000;
+/// Entries kept per node stream; older ones are trimmed (the outbox has them).
+pub const STREAM_MAXLEN: usize = 100_000;
+/// Bounds on the in-process cache and rate-limit buckets: an attacker cycling
+/// keys fills memory up to here, not further (the oldest are evicted).
+pub const MEMORY_MAX_KV_ENTRIES: usize = 1_000_000;
+pub const MEMORY_MAX_BUCKETS: usize = 1_000_000;
+/// How long a node trusts its local copy without hearing otherwise.
+pub const NEAR_CACHE_TTL_MS: u64 = 2_000;
+/// Beyond this many entries the local copy is swept (a bound on memory).
+pub const NEAR_CACHE_MAX_ENTRIES: usize = 100_000;
+/// Connecting to Redis at start or after a drop.
+pub const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A stalled Redis must not hang request handlers indefinitely; failing lets
+/// the caller answer 503 instead.
+pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+// ---------- The databases (vestnik-store) ----------
+
+/// How often the checkpoint connection copies the WAL back. Whatever it has
+/// copied and synced, the writer's own checkpoint need not: with 1 s between
+/// them, the writer's fsync of the WAL took 10–40 ms (once every 0.9 s at
+/// 2,000 msg/s) and every send waiting behind it took as long, which was the
+/// whole of `latency`'s p99 on SQLite (37 ms); at 100 ms it takes 1.5–5 ms
+/// and p99 fell to 6–9 ms, with `throughput` unchanged.
+pub const SQLITE_CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// Rows a connection's thread may run ahead of the task reading them.
+pub const SQLITE_ROW_BUFFER: usize = 8192;
+/// Idle turn connections kept at most: the batch writers run one turn each
+/// at a time, and callers outside them (tests, tools) are rare.
+pub const PG_IDLE_TURN_CONNECTIONS: usize = 4;
+/// Rows changed since the last ANALYZE worth a new one (plus a tenth of the table).
+pub const PG_ANALYZE_MIN_CHANGES: i64 = 500;
+/// Dead outbox rows worth a vacuum (a few MB of heap and index).
+pub const PG_QUEUE_VACUUM_MIN_DEAD: i64 = 10_000;

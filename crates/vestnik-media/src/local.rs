@@ -15,11 +15,10 @@ use vestnik_proto::SignedRequest;
 
 use crate::blob::{check_key, ByteStream};
 use crate::{BlobError, BlobStore, MediaError, ObjectInfo, UploadSpec};
+use vestnik_core::limits::MEDIA_URL_TOKEN_MAX_CHARS as MAX_TOKEN_CHARS;
 
 /// Domain separation: these MACs can never be confused with another use of the key.
 const MAC_CONTEXT: &[u8] = b"vestnik-media-url/v1\0";
-/// Tokens longer than this are refused before any parsing.
-const MAX_TOKEN_CHARS: usize = 1024;
 
 /// What a signed URL allows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,8 +6,7 @@ use std::time::Duration;
 use vestnik_core::Background;
 
 use crate::MediaService;
-
-const BATCH: i64 = 500;
+use vestnik_core::limits::MEDIA_REAP_BATCH as BATCH;
 
 /// Reaps expired media every `every` until `background` stops.
 pub fn spawn_reaper(service: Arc<MediaService>, every: Duration, background: &Background) {

@@ -15,11 +15,8 @@ use vestnik_proto::SignedRequest;
 
 use crate::blob::{check_key, ByteStream};
 use crate::{BlobError, BlobStore, ObjectInfo, UploadSpec};
-
-/// S3 refuses presigned URLs valid for longer (7 days).
-const MAX_PRESIGN: Duration = Duration::from_secs(7 * 86_400);
-/// Bound on the server's own calls (HEAD, DELETE, bucket setup).
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+use vestnik_core::limits::S3_CALL_TIMEOUT as CALL_TIMEOUT;
+use vestnik_core::limits::S3_MAX_PRESIGN as MAX_PRESIGN;
 
 #[derive(Clone)]
 pub struct S3Settings {

@@ -1,14 +1,11 @@
 //! clamd's INSTREAM command over TCP: the file goes in length-prefixed
 //! chunks, clamd answers `stream: OK` or `stream: <signature> FOUND`.
 use futures::StreamExt;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::blob::ByteStream;
-
-const TIMEOUT: Duration = Duration::from_secs(60);
-/// clamd's reply is one short line.
-const MAX_REPLY: usize = 1024;
+use vestnik_core::limits::CLAMD_MAX_REPLY as MAX_REPLY;
+use vestnik_core::limits::CLAMD_TIMEOUT as TIMEOUT;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScanVerdict {

@@ -8,10 +8,7 @@ use vestnik_proto::{MediaDownload, MediaInfo, MediaUploadGrant, MediaUploadReque
 use vestnik_store::{MediaCreate, MediaRow, Store};
 
 use crate::{BlobStore, ClamdScanner, MediaError, ScanVerdict, UploadSpec};
-
-/// A pending row outlives its upload URL by this much, so an upload that
-/// started just before the URL expired can still finish and be completed.
-const UPLOAD_GRACE_MS: i64 = 5 * 60 * 1000;
+use vestnik_core::limits::UPLOAD_GRACE_MS;
 
 #[derive(Debug, Clone)]
 pub struct MediaSettings {

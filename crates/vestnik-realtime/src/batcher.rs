@@ -8,10 +8,8 @@ use tokio::sync::{mpsc, oneshot};
 use vestnik_store::{AckBatchItem, NewMessage, OutboxRow, Store, StoredMessage};
 
 use crate::RealtimeError;
-
-pub const MAX_BATCH: usize = 256;
-/// Items that may wait for the writer; beyond this callers get `Unavailable`.
-pub const QUEUE: usize = 16 * 1024;
+pub use vestnik_core::limits::WRITER_MAX_BATCH as MAX_BATCH;
+pub use vestnik_core::limits::WRITER_QUEUE as QUEUE;
 
 pub type Reply<R> = oneshot::Sender<Result<R, RealtimeError>>;
 

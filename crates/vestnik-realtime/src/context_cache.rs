@@ -11,18 +11,12 @@
 //! (whose sessions are already gone, so it cannot fetch it).
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use vestnik_core::limits::SEND_CONTEXT_MAX_ENTRIES as MAX_ENTRIES;
+use vestnik_core::limits::SEND_CONTEXT_REFRESH_AFTER as REFRESH_AFTER;
+pub use vestnik_core::limits::SEND_CONTEXT_TTL as TTL;
 use vestnik_store::SendContext;
-
-pub const TTL: Duration = Duration::from_secs(1);
-/// Age after which the next sender refreshes the copy while the others keep
-/// using it until `TTL`. Without it every send in flight when the copy
-/// expired read the database at once: under `throughput` on PostgreSQL, 790
-/// reads a second for 200 copies, a fifth of the database's time.
-const REFRESH_AFTER: Duration = Duration::from_millis(750);
-/// Entries kept at most; past this the cache is emptied (cheap, and rare).
-const MAX_ENTRIES: usize = 100_000;
 
 /// (conversation, sender) → the copy.
 type Entries = HashMap<(String, String), Entry>;
@@ -105,6 +99,7 @@ impl ContextCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn ctx(kind: &str) -> Arc<SendContext> {
         Arc::new(SendContext {

@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
+pub use vestnik_core::limits::SOCKET_QUEUE as CONNECTION_QUEUE;
 use vestnik_proto::ServerFrame;
 
-/// Frames that may wait for one connection before it counts as a slow reader.
-pub const CONNECTION_QUEUE: usize = 1024;
 const SHARDS: usize = 32;
 
 struct Conn {

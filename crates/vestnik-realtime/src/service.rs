@@ -13,6 +13,7 @@ use crate::batcher;
 use crate::{Hub, RealtimeError};
 use vestnik_bus::{EventBus, Presence};
 
+pub(crate) use vestnik_core::limits::ROUTED_BATCH;
 pub use vestnik_core::limits::{
     ACK_MAX, CIPHERTEXT_MAX_CHARS as MAX_CIPHERTEXT_CHARS,
     CLIENT_MSG_ID_MAX_CHARS as MAX_CLIENT_MSG_ID_CHARS, MAX_ENVELOPES, MAX_KEY_ENVELOPES, PAGE_MAX,
@@ -51,9 +52,6 @@ pub struct Realtime {
     pub(crate) ephemeral_limiter: vestnik_bus::MemoryRateLimiter,
     pub(crate) contexts: crate::context_cache::ContextCache,
 }
-
-/// Routed frames per stream entry.
-pub(crate) const ROUTED_BATCH: usize = 256;
 
 /// A frame on its way to a device connected to another node.
 #[derive(serde::Serialize, serde::Deserialize)]

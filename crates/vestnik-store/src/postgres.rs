@@ -3,6 +3,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::time::Duration;
 
 use crate::{AckBatchItem, NewMessage, OutboxRow, StoredMessage};
+use vestnik_core::limits::PG_ANALYZE_MIN_CHANGES as ANALYZE_MIN_CHANGES;
+use vestnik_core::limits::PG_QUEUE_VACUUM_MIN_DEAD as QUEUE_VACUUM_MIN_DEAD;
 
 pub struct PgStore {
     pool: PgPool,
@@ -117,8 +119,3 @@ impl crate::Store for PgStore {
         Ok(done)
     }
 }
-
-/// Rows changed since the last ANALYZE worth a new one (plus a tenth of the table).
-const ANALYZE_MIN_CHANGES: i64 = 500;
-/// Dead outbox rows worth a vacuum (a few MB of heap and index).
-const QUEUE_VACUUM_MIN_DEAD: i64 = 10_000;

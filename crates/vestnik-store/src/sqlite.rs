@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use crate::{AckBatchItem, NewMessage, OutboxRow, StoredMessage};
 use std::time::Duration;
+use vestnik_core::limits::SQLITE_CHECKPOINT_EVERY as CHECKPOINT_EVERY;
+use vestnik_core::limits::SQLITE_ROW_BUFFER as ROW_BUFFER;
 
 pub struct SqliteStore {
     read: SqlitePool,
@@ -24,15 +26,6 @@ pub struct SqliteStore {
 /// Measured at 2,000 msg/s: 18,000 WAL pages a second, and without this the
 /// WAL grew to 890 MB in 10 s.
 const WRITER_AUTOCHECKPOINT_PAGES: &str = "16384";
-/// How often the checkpoint connection copies the WAL back. Whatever it has
-/// copied and synced, the writer's own checkpoint need not: with 1 s between
-/// them, the writer's fsync of the WAL took 10–40 ms (once every 0.9 s at
-/// 2,000 msg/s) and every send waiting behind it took as long, which was the
-/// whole of `latency`'s p99 on SQLite (37 ms); at 100 ms it takes 1.5–5 ms
-/// and p99 fell to 6–9 ms, with `throughput` unchanged.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
-/// Rows a connection's thread may run ahead of the task reading them.
-const ROW_BUFFER: usize = 8192;
 
 impl SqliteStore {
     /// `url` is `sqlite:<path>` or `sqlite://<path>`; the file is created if missing.

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use futures::SinkExt;
 use serde::Deserialize;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::{mpsc, Semaphore};
 use vestnik_auth::AuthError;
 use vestnik_proto::{ClientFrame, ErrorBody, ServerFrame, WsTicket};
@@ -18,19 +18,12 @@ use vestnik_store::SessionAuth;
 
 use crate::extract::Authed;
 use crate::{ApiError, Gateway};
-
-/// Largest frame a client may send (a message to 40 devices of ~48 KiB each).
-pub const MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;
-/// Sends one connection may have in flight before it must wait for answers.
-pub const MAX_IN_FLIGHT: usize = 256;
-/// Acknowledgements one connection may have being stored at once; beyond
-/// this the connection waits for its ack (backpressure, nothing refused).
-const ACKS_IN_FLIGHT: usize = 16;
-/// Frames already queued for a socket that go out in one write.
-const COALESCE: usize = 64;
-const PING_EVERY: Duration = Duration::from_secs(25);
-/// A connection silent this long (no frame, no pong) is dead.
-const IDLE_LIMIT: Duration = Duration::from_secs(75);
+use vestnik_core::limits::WS_ACKS_IN_FLIGHT as ACKS_IN_FLIGHT;
+use vestnik_core::limits::WS_COALESCE_FRAMES as COALESCE;
+use vestnik_core::limits::WS_IDLE_LIMIT as IDLE_LIMIT;
+pub use vestnik_core::limits::WS_MAX_FRAME_BYTES as MAX_FRAME_BYTES;
+pub use vestnik_core::limits::WS_MAX_IN_FLIGHT as MAX_IN_FLIGHT;
+use vestnik_core::limits::WS_PING_EVERY as PING_EVERY;
 
 /// A single-use ticket for `/v1/ws?ticket=…`, valid 30 seconds.
 #[utoipa::path(post, path = "/v1/ws/ticket", tag = "messages", security(("bearer" = [])),

@@ -18,6 +18,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, PgPool};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use vestnik_core::limits::PG_IDLE_TURN_CONNECTIONS as IDLE_TURN_CONNECTIONS;
 
 const TURN: &str = include_str!("turn_postgres.sql");
 
@@ -51,10 +52,6 @@ pub(crate) struct TurnConnections {
 
 /// How long opening a turn connection may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Idle turn connections kept at most: the batch writers run one turn each
-/// at a time, and callers outside them (tests, tools) are rare.
-const IDLE_TURN_CONNECTIONS: usize = 4;
 
 impl TurnConnections {
     pub(crate) fn new(pool: &PgPool) -> Self {
