@@ -1,6 +1,5 @@
 //! Redis implementations, for several nodes sharing one Redis.
 
-
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::{effective_ttl, BucketModel, BusError, Decision, Kv, Rate, RateLimiter};
