@@ -1,6 +1,9 @@
 //! The auth service: registration by e-mail code, passwords, TOTP 2FA,
 //! device-bound sessions with refresh rotation, and the audit log. It knows
 //! nothing of HTTP: the gateway calls [`AuthService`] and maps [`AuthError`].
+// The server's lint wall (as vestnik-crypto's): bad input and failed
+// backends are errors, never a panic of the process.
+#![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 pub mod device;
 mod directory;

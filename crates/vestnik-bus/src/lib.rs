@@ -4,6 +4,9 @@
 //! Every trait has an in-process implementation (one node, no dependencies) and a
 //! Redis implementation (several nodes behind one Redis). Callers hold the traits
 //! as `Arc<dyn Kv>` / `Arc<dyn RateLimiter>` and never learn which one they got.
+// The server's lint wall (as vestnik-crypto's): bad input and failed
+// backends are errors, never a panic of the process.
+#![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 mod events;
 mod memory;

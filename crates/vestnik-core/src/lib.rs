@@ -1,5 +1,8 @@
 //! Types every Vestnik crate shares: configuration, limits, ids, the clock and
 //! newtypes parsed once at the boundary.
+// The server's lint wall (as vestnik-crypto's): bad input and failed
+// backends are errors, never a panic of the process.
+#![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 pub mod clock;
 pub mod config;

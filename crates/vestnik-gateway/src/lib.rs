@@ -1,6 +1,9 @@
 //! The HTTP edge: routing, authentication of bearer tokens, rate limits,
 //! request ids, metrics, body limits and timeouts, and the one place where
 //! service errors become HTTP statuses. It knows no SQL.
+// The server's lint wall (as vestnik-crypto's): bad input and failed
+// backends are errors, never a panic of the process.
+#![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 mod error;
 mod extract;

@@ -1,6 +1,9 @@
 //! Outgoing mail (sign-up and login codes) behind one small trait, so the
 //! server can switch between a file drop for development, an SMTP relay and
 //! the MailerSend HTTP API by configuration alone.
+// The server's lint wall (as vestnik-crypto's): bad input and failed
+// backends are errors, never a panic of the process.
+#![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 use std::fmt;
 

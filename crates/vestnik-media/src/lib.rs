@@ -2,6 +2,9 @@
 //! (membership, size, quota, TTL) and the reaper. Clients encrypt before
 //! they upload; nothing here ever sees plaintext, and on S3 nothing here
 //! sees the bytes at all.
+// The server's lint wall (as vestnik-crypto's): bad input and failed
+// backends are errors, never a panic of the process.
+#![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 mod blob;
 mod error;

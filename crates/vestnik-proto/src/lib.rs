@@ -1,6 +1,9 @@
 //! Wire types shared by the server and clients. Request bodies reject unknown
 //! fields so a typo in a client is an error, not a silently ignored option;
 //! ids and names are parsed here, at the boundary, so services get them checked.
+// The server's lint wall (as vestnik-crypto's): bad input and failed
+// backends are errors, never a panic of the process.
+#![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 pub mod auth;
 pub mod error;

@@ -2,6 +2,9 @@
 //! a batching writer), the per-device outbox, acknowledgements and receipts,
 //! and the hub that pushes frames to connected devices. It knows nothing of
 //! HTTP or WebSockets: the gateway feeds it frames and drains its channels.
+// The server's lint wall (as vestnik-crypto's): bad input and failed
+// backends are errors, never a panic of the process.
+#![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 mod batcher;
 mod channels;

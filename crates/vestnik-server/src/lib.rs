@@ -1,5 +1,8 @@
 //! Wiring: from a validated [`Config`] to a running node. The binary and the
 //! integration tests both start the server through [`build`] and [`serve`].
+// The server's lint wall (as vestnik-crypto's): bad input and failed
+// backends are errors, never a panic of the process.
+#![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 pub mod config;
 mod server_key;

@@ -2,6 +2,9 @@
 //! implementations chosen at run time — SQLite (embedded default, WAL mode) and
 //! PostgreSQL (shared by several nodes). Every operation that must be atomic is
 //! one method here, executed in one transaction, so callers cannot half-apply it.
+// The server's lint wall (as vestnik-crypto's): bad input and failed
+// backends are errors, never a panic of the process.
+#![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 mod bulk;
 mod migrate;
