@@ -5,12 +5,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync + 'static {
+    /// The current time in milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
+    /// The current time in whole seconds since the Unix epoch (rounded down).
     fn now_secs(&self) -> i64 {
         self.now_ms().div_euclid(1000)
     }
 }
 
+/// The real wall clock; what a running server uses.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
@@ -34,6 +37,7 @@ impl Default for ManualClock {
 }
 
 impl ManualClock {
+    /// Moves the clock forward by `ms` milliseconds (negative moves it back).
     pub fn advance_ms(&self, ms: i64) {
         self.0.fetch_add(ms, Ordering::SeqCst);
     }

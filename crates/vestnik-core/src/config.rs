@@ -4,23 +4,31 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// Where verification mails go: chosen by the `mail` key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum MailKind {
     /// Each mail is one `.eml` file under `<data_dir>/mail/`.
     #[default]
     File,
+    /// Sent over SMTP to `smtp_url`.
     Smtp,
+    /// Sent through the MailerSend HTTP API (`mailersend_api_key`, `mailersend_url`).
     Mailersend,
 }
 
+/// How the server writes its logs (the `log_format` key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// One JSON object per line, for log collectors.
     Json,
+    /// Human-readable lines, for a terminal.
     Text,
 }
 
+/// Every tunable of a node. Unset keys take the defaults of [`Config::default`];
+/// the binary fills the rest from file, environment and flags, then calls [`Config::validate`].
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -89,7 +97,9 @@ pub struct Config {
     pub s3_bucket: String,
     /// default: us-east-1
     pub s3_region: String,
+    /// S3 access key id; required when `s3_endpoint` is set. Redacted in `Debug`.
     pub s3_access_key: Option<String>,
+    /// S3 secret access key; required when `s3_endpoint` is set. Redacted in `Debug`.
     pub s3_secret_key: Option<String>,
     /// Path-style URLs (MinIO, SeaweedFS, Garage); false for AWS virtual-host style. default: true
     pub s3_path_style: bool,
@@ -189,10 +199,13 @@ impl Default for Config {
     }
 }
 
+/// The first invalid key [`Config::validate`] found, with why it is wrong.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid config key `{key}`: {reason}")]
 pub struct ConfigError {
+    /// The config key as written in the file (e.g. `smtp_url`).
     pub key: &'static str,
+    /// What was expected, for the operator to fix.
     pub reason: String,
 }
 
@@ -412,6 +425,7 @@ impl Config {
         Ok(())
     }
 
+    /// Whether `database_url` selects PostgreSQL (otherwise SQLite is used).
     pub fn is_postgres(&self) -> bool {
         self.database_url
             .as_deref()

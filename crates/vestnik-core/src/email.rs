@@ -1,12 +1,15 @@
 //! E-mail addresses, normalised once so that one address maps to one account.
 use std::fmt;
 
+/// Why a string is not an acceptable e-mail address; carries its length in characters.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EmailError {
+    /// Not of the form `local@domain.tld` (or contains whitespace/control characters).
     #[error(
         "expected an e-mail address like name@example.org, got {0} characters without a valid form"
     )]
     Malformed(usize),
+    /// Longer than [`crate::limits::EMAIL_MAX_CHARS`] (254, the SMTP limit).
     #[error("expected an e-mail address of at most 254 characters, got {0}")]
     TooLong(usize),
 }
@@ -40,6 +43,7 @@ impl Email {
         Ok(Self(raw.to_lowercase()))
     }
 
+    /// The normalised (lower-cased) address.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -1,5 +1,6 @@
 //! Identifiers are UUIDv7 strings: sortable by creation time, opaque to clients.
 
+/// A fresh id: a UUIDv7 as 32 lowercase hex characters, so ids sort by creation time.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }

@@ -18,7 +18,9 @@ pub const MEDIA_TRANSFER_TIMEOUT_SECS: u64 = 3600;
 
 /// E-mail verification codes: 6 digits, 15 minutes, 5 wrong tries burn the code.
 pub const EMAIL_CODE_DIGITS: u32 = 6;
+/// A code expires this long after it is sent.
 pub const EMAIL_CODE_TTL_SECS: i64 = 15 * 60;
+/// Wrong guesses allowed before the code is burnt and a new one must be requested.
 pub const EMAIL_CODE_MAX_ATTEMPTS: i64 = 5;
 /// A new code for the same address is sent at most once a minute.
 pub const EMAIL_CODE_RESEND_SECS: i64 = 60;
@@ -26,10 +28,13 @@ pub const EMAIL_CODE_RESEND_SECS: i64 = 60;
 /// TOTP: RFC 6238 defaults (SHA-1, 6 digits, 30 s) that every authenticator app
 /// supports; one step of clock drift accepted either way.
 pub const TOTP_DIGITS: usize = 6;
+/// Length of one TOTP time step.
 pub const TOTP_STEP_SECS: u64 = 30;
+/// Steps of clock drift accepted on either side of the current one.
 pub const TOTP_SKEW_STEPS: i64 = 1;
 /// A 2FA setup that is not confirmed within this time must be started again.
 pub const TOTP_SETUP_TTL_SECS: i64 = 15 * 60;
+/// Single-use recovery codes issued when 2FA is enabled.
 pub const RECOVERY_CODES: usize = 10;
 
 /// Proof-of-work challenges are valid this long.
@@ -37,6 +42,7 @@ pub const POW_CHALLENGE_TTL_SECS: i64 = 5 * 60;
 /// Failed logins/verifications per account or IP within the window before a
 /// proof of work is demanded.
 pub const POW_FAILURE_THRESHOLD: i64 = 5;
+/// The window those failures are counted in.
 pub const POW_FAILURE_WINDOW_SECS: i64 = 15 * 60;
 
 // ---------- Sessions and the key directory (vestnik-auth) ----------
@@ -125,6 +131,7 @@ pub const STREAM_MAXLEN: usize = 100_000;
 /// Bounds on the in-process cache and rate-limit buckets: an attacker cycling
 /// keys fills memory up to here, not further (the oldest are evicted).
 pub const MEMORY_MAX_KV_ENTRIES: usize = 1_000_000;
+/// Rate-limit buckets kept in process (same reason as [`MEMORY_MAX_KV_ENTRIES`]).
 pub const MEMORY_MAX_BUCKETS: usize = 1_000_000;
 /// How long a node trusts its local copy without hearing otherwise.
 pub const NEAR_CACHE_TTL_MS: u64 = 2_000;

@@ -3,6 +3,7 @@
 //! starts with `difficulty` zero bits.
 use sha2::{Digest, Sha256};
 
+/// Number of zero bits at the start of `hash`, counted from the most significant bit.
 pub fn leading_zero_bits(hash: &[u8]) -> u32 {
     let mut n = 0;
     for b in hash {
@@ -15,6 +16,7 @@ pub fn leading_zero_bits(hash: &[u8]) -> u32 {
     n
 }
 
+/// SHA-256 of `challenge:nonce`, the hash a solution is judged by.
 pub fn digest(challenge: &str, nonce: &str) -> [u8; 32] {
     Sha256::new()
         .chain_update(challenge)
@@ -24,6 +26,7 @@ pub fn digest(challenge: &str, nonce: &str) -> [u8; 32] {
         .into()
 }
 
+/// Whether `nonce` solves `challenge` at `difficulty` leading zero bits (the server's check).
 pub fn is_solution(challenge: &str, nonce: &str, difficulty: u32) -> bool {
     leading_zero_bits(&digest(challenge, nonce)) >= difficulty
 }

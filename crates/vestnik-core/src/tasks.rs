@@ -17,6 +17,7 @@ pub struct Background {
 }
 
 impl Background {
+    /// No tasks yet, and a shutdown signal not yet given.
     pub fn new() -> Self {
         Self::default()
     }
