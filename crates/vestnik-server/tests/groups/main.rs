@@ -1,0 +1,162 @@
+//! Groups on the server: membership, roles, invites, system events, and the
+//! Megolm send path that stores one ciphertext for every member device, on
+//! SQLite and on PostgreSQL + Redis. Ciphertexts are opaque test strings
+//! (the client library tests do real Megolm).
+mod channels;
+#[path = "../common/mod.rs"]
+mod common;
+mod invites_and_live;
+mod membership;
+mod presence_and_limits;
+
+use common::{Backend, TestApp};
+
+use futures::{SinkExt, StreamExt};
+
+use reqwest::Method;
+
+use serde_json::{json, Value};
+
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::Message;
+
+const PW: &str = "correct horse battery staple";
+
+struct User {
+    id: String,
+    devices: Vec<(String, String)>, // (device id, access token)
+}
+
+impl User {
+    fn token(&self) -> &str {
+        &self.devices[0].1
+    }
+}
+
+async fn user(app: &TestApp, email: &str, extra_devices: usize) -> User {
+    let s = app.register(email, PW).await;
+    let mut devices = vec![(
+        s["device_id"].as_str().expect("id").to_owned(),
+        s["access_token"].as_str().expect("t").to_owned(),
+    )];
+    for _ in 0..extra_devices {
+        let r = app.login(email, PW, json!({})).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        devices.push((
+            r.body["device_id"].as_str().expect("id").to_owned(),
+            r.body["access_token"].as_str().expect("t").to_owned(),
+        ));
+    }
+    User {
+        id: s["user_id"].as_str().expect("user").to_owned(),
+        devices,
+    }
+}
+
+async fn create_group(app: &TestApp, owner: &User, members: &[&User]) -> String {
+    let ids: Vec<&str> = members.iter().map(|u| u.id.as_str()).collect();
+    let r = app
+        .post_auth(
+            "/v1/conversations",
+            owner.token(),
+            Some(
+                json!({"kind": "group", "title": "Team", "topic": "plans", "member_user_ids": ids}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body["id"].as_str().expect("id").to_owned()
+}
+
+async fn group_send(app: &TestApp, token: &str, conv: &str, id: &str) -> common::Res {
+    app.post_auth(
+        "/v1/messages",
+        token,
+        Some(json!({"client_msg_id": id, "conversation_id": conv, "kind": "group", "ciphertext": format!("TWVnb2xt{id}")})),
+    )
+    .await
+}
+
+async fn pending(app: &TestApp, token: &str) -> Vec<Value> {
+    let r = app.get_auth("/v1/messages/pending?limit=500", token).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["items"].as_array().expect("items").clone()
+}
+
+fn of_type<'a>(items: &'a [Value], t: &str) -> Vec<&'a Value> {
+    items.iter().filter(|i| i["type"] == t).collect()
+}
+
+async fn ack_all(app: &TestApp, token: &str) {
+    let cursors: Vec<i64> = pending(app, token)
+        .await
+        .iter()
+        .filter_map(|i| i["cursor"].as_i64())
+        .collect();
+    let r = app
+        .post_auth(
+            "/v1/messages/ack",
+            token,
+            Some(json!({ "cursors": cursors })),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+}
+
+use common::Ws;
+
+async fn ws(app: &TestApp, token: &str) -> Ws {
+    common::ws_connect(&app.base, token).await
+}
+
+/// The next text frame that `wanted` accepts, skipping the rest.
+async fn next_where(ws: &mut Ws, wanted: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = m {
+            let v: Value = serde_json::from_str(t.as_str()).expect("json");
+            if wanted(&v) {
+                return v;
+            }
+        }
+    }
+}
+
+/// The next frame that is neither presence nor devices_changed.
+async fn next(ws: &mut Ws) -> Value {
+    next_where(ws, |v| {
+        v["type"] != "presence" && v["type"] != "devices_changed"
+    })
+    .await
+}
+
+async fn next_presence(ws: &mut Ws) -> Value {
+    next_where(ws, |v| v["type"] == "presence").await
+}
+
+async fn channel(app: &TestApp, owner: &User, visibility: &str) -> String {
+    let r = app
+        .post_auth(
+            "/v1/conversations",
+            owner.token(),
+            Some(json!({"kind": "channel", "title": "News", "visibility": visibility})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["visibility"], visibility);
+    r.body["id"].as_str().expect("id").to_owned()
+}
+
+async fn post(app: &TestApp, token: &str, conv: &str, id: &str) -> common::Res {
+    app.post_auth(
+        "/v1/messages",
+        token,
+        Some(json!({"client_msg_id": id, "conversation_id": conv, "kind": "channel", "ciphertext": format!("UE9TVA{id}")})),
+    )
+    .await
+}
