@@ -13,17 +13,22 @@ use crate::BusError;
 pub use vestnik_core::limits::PRESENCE_TTL_MS;
 pub use vestnik_core::limits::STREAM_MAXLEN;
 
+/// Which nodes hold a WebSocket of which device, so a send is routed to those nodes.
+/// Entries expire after [`PRESENCE_TTL_MS`] unless refreshed.
 #[async_trait]
 pub trait Presence: Send + Sync + 'static {
     /// Marks devices as connected to `node` (also the heartbeat refresh).
     async fn register(&self, node: &str, device_ids: &[String]) -> Result<(), BusError>;
+    /// Forgets that `node` holds a socket of `device_id` (its socket closed).
     async fn unregister(&self, node: &str, device_id: &str) -> Result<(), BusError>;
     /// The nodes holding a socket of each device.
     async fn locate(&self, device_ids: &[String]) -> Result<Vec<Vec<String>>, BusError>;
 }
 
+/// A stream of events per node: another node publishes to the nodes that [`Presence`] located.
 #[async_trait]
 pub trait EventBus: Send + Sync + 'static {
+    /// Appends `payload` (a serialized event) to `node`'s stream.
     async fn publish(&self, node: &str, payload: &str) -> Result<(), BusError>;
     /// Starts consuming this node's stream (resuming where a previous run of
     /// the same node id stopped).
@@ -100,12 +105,14 @@ impl EventBus for LocalEventBus {
     }
 }
 
+/// [`Presence`] in Redis: one set of node ids per device under `{prefix}:pres:`, shared by all nodes.
 pub struct RedisPresence {
     conn: ConnectionManager,
     prefix: String,
 }
 
 impl RedisPresence {
+    /// Keys are written under `prefix` (the `redis_prefix` config key).
     pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
         Self {
             conn,
@@ -158,6 +165,8 @@ impl Presence for RedisPresence {
     }
 }
 
+/// [`EventBus`] on Redis streams (`{prefix}:ev:{node}`), capped at [`STREAM_MAXLEN`] entries,
+/// read through a consumer group so a restarted node resumes after its last acknowledged entry.
 pub struct RedisEventBus {
     conn: ConnectionManager,
     client: redis::Client,

@@ -7,6 +7,7 @@
 // The server's lint wall (as vestnik-crypto's): bad input and failed
 // backends are errors, never a panic of the process.
 #![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+#![warn(missing_docs)]
 
 mod events;
 mod memory;
@@ -21,14 +22,21 @@ pub use memory::{MemoryKv, MemoryRateLimiter};
 pub use near_cache::{NearCacheKv, NEAR_CACHE_TTL_MS};
 pub use redis_impl::{connect_redis, RedisKv, RedisRateLimiter};
 
+/// Why a cache, rate-limit, presence or event operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
+    /// The Redis connection or command failed (the message of the Redis error).
     #[error("redis: {0}")]
     Redis(String),
     /// The stored value cannot be used for the operation (e.g. `incr` on a
     /// non-integer or an increment that would overflow).
     #[error("invalid value at key {key:?}: {reason}")]
-    InvalidValue { key: String, reason: String },
+    InvalidValue {
+        /// The key as the caller named it (without the Redis prefix).
+        key: String,
+        /// What is wrong with the stored value.
+        reason: String,
+    },
 }
 
 impl From<redis::RedisError> for BusError {
@@ -43,10 +51,13 @@ impl From<redis::RedisError> for BusError {
 /// treated as 1 ms (Redis rejects a zero expiry).
 #[async_trait::async_trait]
 pub trait Kv: Send + Sync + 'static {
+    /// The live value at `key`, or `None` if absent or expired.
     async fn get(&self, key: &str) -> Result<Option<String>, BusError>;
+    /// Stores `value` at `key` for `ttl_ms`, replacing any previous value and TTL.
     async fn set(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), BusError>;
     /// Sets only if absent; true when this call set it (single-use markers).
     async fn set_nx(&self, key: &str, value: &str, ttl_ms: u64) -> Result<bool, BusError>;
+    /// Removes the keys (missing ones are ignored); revocations rely on it.
     async fn del(&self, keys: &[String]) -> Result<(), BusError>;
     /// Atomically increments and returns the new value; the TTL is set when the key is created (fixed window counters).
     async fn incr(&self, key: &str, ttl_ms: u64) -> Result<i64, BusError>;
@@ -57,14 +68,22 @@ pub trait Kv: Send + Sync + 'static {
 /// `capacity` tokens refilled evenly over `per_secs` seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
+    /// Tokens in a full bucket: the burst allowed at once.
     pub capacity: u32,
+    /// Seconds over which an empty bucket refills to `capacity`.
     pub per_secs: u32,
 }
 
+/// The answer of [`RateLimiter::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
+    /// A token was taken; go ahead.
     Allowed,
-    Limited { retry_after_ms: u64 },
+    /// The bucket is empty; the caller answers 429 with `Retry-After`.
+    Limited {
+        /// Milliseconds until the next token is available.
+        retry_after_ms: u64,
+    },
 }
 
 /// Token bucket rate limiter.

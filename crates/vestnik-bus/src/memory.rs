@@ -24,12 +24,14 @@ impl Expiring for KvEntry {
     }
 }
 
+/// [`Kv`] in process memory for a single node, sharded and bounded in size.
 pub struct MemoryKv {
     clock: Arc<dyn Clock>,
     map: ShardedMap<KvEntry>,
 }
 
 impl MemoryKv {
+    /// Bounded by [`vestnik_core::limits::MEMORY_MAX_KV_ENTRIES`]; expiry is judged by `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Self::with_max_entries(clock, DEFAULT_MAX_KV_ENTRIES)
     }
@@ -127,12 +129,14 @@ impl Expiring for Bucket {
     }
 }
 
+/// [`RateLimiter`] in process memory for a single node, sharded and bounded in size.
 pub struct MemoryRateLimiter {
     clock: Arc<dyn Clock>,
     map: ShardedMap<Bucket>,
 }
 
 impl MemoryRateLimiter {
+    /// Bounded by [`vestnik_core::limits::MEMORY_MAX_BUCKETS`]; refill is judged by `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Self::with_max_entries(clock, DEFAULT_MAX_BUCKETS)
     }

@@ -24,6 +24,8 @@ pub use vestnik_core::limits::NEAR_CACHE_TTL_MS;
 
 type Local = Mutex<HashMap<String, (String, Instant)>>;
 
+/// A [`Kv`] that keeps a node-local copy of hot keys in front of a shared (Redis) `Kv`,
+/// invalidated on every node through Redis pub/sub (see the module docs).
 pub struct NearCacheKv {
     shared: Arc<dyn Kv>,
     conn: ConnectionManager,

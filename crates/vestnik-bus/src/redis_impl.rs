@@ -49,6 +49,7 @@ end
 return v
 ";
 
+/// [`Kv`] in Redis, shared by every node; keys live under `{prefix}:`.
 pub struct RedisKv {
     conn: ConnectionManager,
     prefix: String,
@@ -56,6 +57,7 @@ pub struct RedisKv {
 }
 
 impl RedisKv {
+    /// Keys are written under `prefix` (the `redis_prefix` config key).
     pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
         Self {
             conn,
@@ -174,6 +176,7 @@ redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil((full - level) / refill)))
 return {1, 0}
 ";
 
+/// [`RateLimiter`] in Redis: one token bucket per key, updated atomically by a Lua script.
 pub struct RedisRateLimiter {
     conn: ConnectionManager,
     prefix: String,
