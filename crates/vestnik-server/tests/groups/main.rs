@@ -10,15 +10,10 @@ mod membership;
 mod presence_and_limits;
 
 use common::{Backend, TestApp};
-
 use futures::{SinkExt, StreamExt};
-
 use reqwest::Method;
-
 use serde_json::{json, Value};
-
 use std::time::Duration;
-
 use tokio_tungstenite::tungstenite::Message;
 
 const PW: &str = "correct horse battery staple";
