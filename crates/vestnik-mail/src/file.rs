@@ -15,12 +15,14 @@ pub struct FileMailer {
 }
 
 impl FileMailer {
+    /// Writes mails under `dir` (created if missing) as sender `from` (`Name <addr>` or a bare address).
     pub fn new(dir: PathBuf, from: &str) -> Result<Self, MailError> {
         let from = sender_mailbox(from)?;
         std::fs::create_dir_all(&dir)?;
         Ok(Self { dir, from })
     }
 
+    /// The directory the `.eml` files are written to (tests read the codes from there).
     pub fn dir(&self) -> &Path {
         &self.dir
     }

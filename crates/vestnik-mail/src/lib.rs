@@ -4,6 +4,7 @@
 // The server's lint wall (as vestnik-crypto's): bad input and failed
 // backends are errors, never a panic of the process.
 #![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+#![warn(missing_docs)]
 
 use std::fmt;
 
@@ -23,7 +24,9 @@ pub use smtp::SmtpMailer;
 pub struct Mail {
     /// A bare address such as `alice@example.org`, without a display name.
     pub to: String,
+    /// The subject line.
     pub subject: String,
+    /// The plain-text body; it holds one-time codes, so `Debug` prints only its length.
     pub text: String,
 }
 
@@ -38,24 +41,38 @@ impl fmt::Debug for Mail {
     }
 }
 
+/// Why a mail could not be sent or a mailer could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
+    /// Writing the `.eml` file failed.
     #[error("mail i/o failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The SMTP relay refused the mail, failed, or timed out.
     #[error("smtp delivery failed: {0}")]
     Smtp(String),
+    /// The MailerSend API answered with a non-success status.
     #[error("mail api answered HTTP {status}: {body}")]
-    Http { status: u16, body: String },
+    Http {
+        /// The HTTP status code.
+        status: u16,
+        /// The response body, which names the API's complaint.
+        body: String,
+    },
+    /// The request to the MailerSend API failed before an answer (network, TLS).
     #[error("mail api request failed: {0}")]
     Request(String),
+    /// The recipient, sender or body does not make a valid message.
     #[error("cannot build the message: {0}")]
     Build(String),
+    /// The sender, URL or key in the configuration is unusable; found when the mailer is built.
     #[error("invalid mail configuration: {0}")]
     Config(String),
 }
 
+/// A way to deliver mail; the server picks one from `Config::mail` at start.
 #[async_trait::async_trait]
 pub trait Mailer: Send + Sync + 'static {
+    /// Delivers one mail; `Ok` means the relay or API accepted it, not that it arrived.
     async fn send(&self, mail: Mail) -> Result<(), MailError>;
     /// A short stable name for logs and metrics, e.g. `"smtp"`.
     fn kind(&self) -> &'static str;

@@ -47,6 +47,7 @@ struct Party<'a> {
 }
 
 impl MailerSendMailer {
+    /// Sends through the API at `api_url` with bearer token `api_key` as sender `from`.
     pub fn new(api_url: &str, api_key: &str, from: &str) -> Result<Self, MailError> {
         // Checked with lettre's parser so every mailer accepts the same senders.
         sender_mailbox(from)?;

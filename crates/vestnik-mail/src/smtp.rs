@@ -34,6 +34,7 @@ impl fmt::Debug for SmtpMailer {
 }
 
 impl SmtpMailer {
+    /// Relays through `url` (`smtp://`, `smtps://` or `smtp+starttls://`, credentials in the URL) as sender `from`.
     pub fn new(url: &str, from: &str) -> Result<Self, MailError> {
         let from = sender_mailbox(from)?;
         // Never echo the URL itself in errors: it may hold the password.
