@@ -94,6 +94,8 @@ pub struct Overrides {
     pub log_level: Option<String>,
 }
 
+/// The node's [`Config`]: defaults, then the TOML `file`, then `VESTNIK_*` variables, then `flags`
+/// (later wins), validated; the error names the bad key for the operator.
 pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Config, String> {
     let mut fig = Figment::from(Serialized::defaults(Config::default()));
     if let Some(path) = file {

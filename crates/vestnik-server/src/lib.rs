@@ -3,6 +3,7 @@
 // The server's lint wall (as vestnik-crypto's): bad input and failed
 // backends are errors, never a panic of the process.
 #![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+#![warn(missing_docs)]
 
 pub mod config;
 mod server_key;
@@ -33,6 +34,7 @@ pub fn database_url(config: &Config) -> String {
     }
 }
 
+/// Creates `data_dir` and opens the configured database (the URL is redacted in errors).
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
@@ -48,6 +50,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
+/// The mailer `config.mail` selects; fails at start on a bad sender, URL or key rather than at the first mail.
 pub fn mailer(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
     Ok(match config.mail {
         MailKind::File => Arc::new(FileMailer::new(
@@ -289,6 +292,7 @@ pub async fn serve(
 /// How long `serve` waits for the background tasks once it has stopped.
 const BACKGROUND_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The real clock, as the binary passes it to [`build`] (the test server passes a `ManualClock`).
 pub fn system_clock() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
 }
