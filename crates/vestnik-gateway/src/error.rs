@@ -13,17 +13,26 @@ use vestnik_auth::AuthError;
 use vestnik_proto::{ErrorBody, ErrorDetail, PowChallenge, PublicDevice};
 use vestnik_realtime::RealtimeError;
 
+/// An error as the API answers it: a status and the JSON `{"error": {...}}` body
+/// (plus `WWW-Authenticate` on 401 and `Retry-After` when set).
 #[derive(Debug)]
 pub struct ApiError {
+    /// The HTTP status, chosen by the 400/422 rule in the module docs.
     pub status: StatusCode,
+    /// Stable machine-readable code (e.g. `rate_limited`); clients branch on it, never on `message`.
     pub code: &'static str,
+    /// Human-readable explanation; never contains internal details.
     pub message: String,
+    /// Whole seconds to wait before retrying; also sent as the `Retry-After` header.
     pub retry_after_secs: Option<u64>,
+    /// The challenge to solve when the code is `proof_of_work_required` or `invalid_proof_of_work`.
     pub pow: Option<PowChallenge>,
+    /// The recipient's current devices when the code is `device_list_stale`, so the client re-encrypts.
     pub devices: Option<Vec<PublicDevice>>,
 }
 
 impl ApiError {
+    /// An error with no retry hint, challenge or device list.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -35,6 +44,7 @@ impl ApiError {
         }
     }
 
+    /// 429 `rate_limited`; `retry_after_ms` is rounded up to whole seconds (at least 1).
     pub fn rate_limited(retry_after_ms: u64) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -45,6 +55,7 @@ impl ApiError {
         e
     }
 
+    /// 500 `internal`: logs `err` with `context` and tells the client only that it was logged.
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
         // The detail goes to the log (with the request id from the span), never to the client.
         tracing::error!(error = %err, context, "internal error");
@@ -55,6 +66,7 @@ impl ApiError {
         )
     }
 
+    /// 404 `not_found` for a path no route matches.
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
     }

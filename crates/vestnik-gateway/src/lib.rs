@@ -4,6 +4,7 @@
 // The server's lint wall (as vestnik-crypto's): bad input and failed
 // backends are errors, never a panic of the process.
 #![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+#![warn(missing_docs)]
 
 mod error;
 mod extract;
@@ -23,37 +24,49 @@ pub use openapi::{openapi_document, ApiDoc, DocumentLimits};
 
 /// What the handlers share. Built once by the server binary.
 pub struct Gateway {
+    /// Registration, login, sessions, devices and the key directory.
     pub auth: Arc<AuthService>,
+    /// Conversations, the send path and live delivery over WebSockets.
     pub realtime: Arc<vestnik_realtime::Realtime>,
+    /// The database; handlers use it directly only for health checks.
     pub store: Arc<dyn Store>,
+    /// The shared cache; pinged by `/readyz`.
     pub kv: Arc<dyn Kv>,
     /// Shared by every node (Redis when configured).
     pub limiter: Arc<dyn RateLimiter>,
     /// This node's own limiter, for limits that need no cluster-wide view.
     pub local_limiter: Arc<dyn RateLimiter>,
+    /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// The HTTP-level tunables from the config.
     pub settings: GatewaySettings,
+    /// Upload and download URLs, quotas and media rules.
     pub media: Arc<vestnik_media::MediaService>,
     /// Set when media live in a local directory: this node serves the blob URLs.
     pub local_blobs: Option<Arc<vestnik_media::LocalBlobStore>>,
+    /// The time source for handlers (a manual clock in tests).
     pub clock: Arc<dyn vestnik_core::Clock>,
     /// The node's background tasks; `vestnik_server::serve` stops them.
     pub background: vestnik_core::Background,
 }
 
 impl Gateway {
+    /// The current time in milliseconds since the Unix epoch, from [`Gateway::clock`].
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
 }
 
+/// The gateway's part of the config: rate limits, proxy trust, CORS and readiness checks.
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
     /// Every request, per client IP.
     pub ip_rate: Rate,
     /// Auth endpoints (register, verify, login, refresh), per client IP.
     pub auth_ip_rate: Rate,
+    /// Take the client IP from the last `X-Forwarded-For` hop; only safe behind a proxy that sets it.
     pub trust_forwarded_for: bool,
+    /// Origins CORS allows, matched exactly; empty allows none.
     pub cors_origins: Vec<String>,
     /// Whether a Redis is configured (then /readyz checks it).
     pub uses_redis: bool,

@@ -6,6 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Header, RefOr};
 use utoipa::{Modify, OpenApi};
 
+/// The OpenAPI document as the handlers' `utoipa` annotations declare it, before the
+/// deployment's limits are filled in (see [`openapi_document`]).
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Vestnik API", description = "End-to-end-encrypted messenger server. Errors always have the shape {\"error\": {\"code\", \"message\"}}."),
@@ -24,7 +26,9 @@ pub struct ApiDoc;
 /// generated from it knows what this server accepts.
 #[derive(Debug, Clone, Copy)]
 pub struct DocumentLimits {
+    /// Largest media object in bytes (`media_max_bytes`).
     pub media_max_bytes: i64,
+    /// Longest media lifetime in seconds (`media_max_ttl_secs`).
     pub media_max_ttl_secs: i64,
 }
 
