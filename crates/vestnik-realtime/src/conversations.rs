@@ -8,6 +8,8 @@ use crate::Realtime;
 use crate::RealtimeError;
 
 impl Realtime {
+    /// The direct conversation between the caller and `peer`, created on first use;
+    /// `NoSuchUser` for oneself, an unknown or an inactive user.
     pub async fn create_direct(
         &self,
         auth: &SessionAuth,
@@ -38,6 +40,7 @@ impl Realtime {
         })
     }
 
+    /// Every conversation the caller belongs to; a channel's subscriber list is left empty (it is private to the owner).
     pub async fn conversations(
         &self,
         auth: &SessionAuth,
@@ -95,6 +98,7 @@ impl Realtime {
         }
     }
 
+    /// Blocks (`on`) or unblocks `user_id` for the caller; takes effect on this node at once (cached contexts are dropped).
     pub async fn set_block(
         &self,
         auth: &SessionAuth,

@@ -1,31 +1,52 @@
 use vestnik_proto::PublicDevice;
 
+/// Why a conversation, message, group or presence operation was refused or failed;
+/// the gateway maps each variant to one HTTP status and error code.
 #[derive(Debug, thiserror::Error)]
 pub enum RealtimeError {
+    /// A value in the request is outside its limits or rules (the message says which).
     #[error("{0}")]
     InvalidInput(String),
+    /// The conversation does not exist or the caller is not a member (indistinguishable on purpose).
     #[error("no such conversation (or you are not a member)")]
     NotMember,
+    /// The user does not exist, is inactive, or is the caller where another user is required.
     #[error("no such user")]
     NoSuchUser,
+    /// A recipient has blocked the sender.
     #[error("a recipient does not accept messages from you")]
     Blocked,
+    /// The caller's role does not allow this (the message says what is required).
     #[error("{0}")]
     Forbidden(String),
+    /// Adding a member would exceed the group's limit.
     #[error("the group is full: it may have at most {max} members")]
-    GroupFull { max: i64 },
+    GroupFull {
+        /// The group's member limit.
+        max: i64,
+    },
+    /// The owner tried to leave; they must transfer ownership first.
     #[error("the owner must transfer ownership before leaving")]
     OwnerMustTransfer,
+    /// The invite token is unknown, expired or used up.
     #[error("no such invite, or it expired or was used up")]
     InviteNotFound,
+    /// The sender encrypted for an outdated device list; carries the current one to re-encrypt for.
     #[error("the device list changed: encrypt for the devices listed and send again")]
     DeviceListStale(Vec<PublicDevice>),
+    /// The node is shutting down or its write queues are full; the client retries.
     #[error("the server is shutting down or overloaded; retry")]
     Unavailable,
+    /// Too many typing/read frames from this device (a burst of 20, then 5 a second).
     #[error("too many typing/read frames; slow down")]
-    RateLimited { retry_after_ms: u64 },
+    RateLimited {
+        /// Milliseconds until another frame is accepted.
+        retry_after_ms: u64,
+    },
+    /// The presence registry or event bus failed.
     #[error("event bus: {0}")]
     Bus(String),
+    /// The database failed.
     #[error("store: {0}")]
     Store(#[from] vestnik_store::StoreError),
 }

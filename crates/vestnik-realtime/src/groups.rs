@@ -176,6 +176,7 @@ impl Realtime {
         })
     }
 
+    /// Changes a group's title, topic or avatar (at least one); managers only. Announced to members.
     pub async fn update_group(
         &self,
         auth: &SessionAuth,
@@ -203,6 +204,8 @@ impl Realtime {
         self.conversation_detail(auth, conversation_id).await
     }
 
+    /// Adds `user_id` to the group (a no-op if already a member); managers only.
+    /// `GroupFull` when the group is at its member limit.
     pub async fn add_member(
         &self,
         auth: &SessionAuth,
@@ -294,6 +297,7 @@ impl Realtime {
         .await
     }
 
+    /// Gives `user_id` one of the roles the owner may assign; owner only, never the owner's own role.
     pub async fn set_role(
         &self,
         auth: &SessionAuth,
@@ -339,6 +343,7 @@ impl Realtime {
         .await
     }
 
+    /// Makes `user_id` the owner; the caller is demoted (to admin in a group, publisher in a channel). Owner only.
     pub async fn transfer_ownership(
         &self,
         auth: &SessionAuth,

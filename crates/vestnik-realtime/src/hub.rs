@@ -24,6 +24,7 @@ struct Shard {
     by_device: HashMap<String, Vec<Conn>>,
 }
 
+/// The devices connected to this node and the bounded queue of frames to each socket.
 pub struct Hub {
     shards: Vec<Mutex<Shard>>,
     /// user id → devices online (for events addressed to a user).
@@ -33,7 +34,9 @@ pub struct Hub {
 
 /// A registered connection; dropping it does not unregister (call `Hub::leave`).
 pub struct Connection {
+    /// Identifies this connection among several of the same device (passed back to `Hub::leave`).
     pub id: u64,
+    /// The frames to write to the socket; closed when the hub drops a slow reader.
     pub rx: mpsc::Receiver<Arc<ServerFrame>>,
     /// No other device of this user was connected here when it joined.
     pub first_of_user: bool,
@@ -58,6 +61,8 @@ fn shard_of(device_id: &str) -> usize {
 }
 
 impl Hub {
+    /// Registers a socket of `device_id` and returns the queue it reads frames from.
+    /// A device may hold several connections.
     pub fn join(&self, user_id: &str, device_id: &str) -> Connection {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);
@@ -204,6 +209,7 @@ impl Hub {
             .collect()
     }
 
+    /// Whether `device_id` has at least one socket on this node.
     pub fn is_online(&self, device_id: &str) -> bool {
         self.shards[shard_of(device_id)]
             .lock()

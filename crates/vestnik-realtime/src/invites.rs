@@ -10,6 +10,8 @@ use crate::service::bad;
 use crate::{Realtime, RealtimeError};
 
 impl Realtime {
+    /// Creates an invite link to the group (bounded uses and lifetime); managers only.
+    /// The secret token is returned once; only its hash is stored.
     pub async fn create_invite(
         &self,
         auth: &SessionAuth,

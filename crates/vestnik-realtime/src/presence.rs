@@ -235,6 +235,7 @@ impl Realtime {
         }
     }
 
+    /// Sets who may see the caller's online status and last-seen time.
     pub async fn set_presence_visibility(
         &self,
         auth: &SessionAuth,

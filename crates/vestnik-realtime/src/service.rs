@@ -27,6 +27,7 @@ pub const EPHEMERAL_RATE: vestnik_bus::Rate = vestnik_bus::Rate {
     per_secs: 4,
 };
 
+/// The messaging part of the config, passed once at start.
 #[derive(Debug, Clone)]
 pub struct RealtimeSettings {
     /// Undelivered envelopes and receipts expire after this.
@@ -39,6 +40,8 @@ pub struct RealtimeSettings {
     pub presence_push_max_group: i64,
 }
 
+/// The messaging service: conversations, groups, the send path, receipts and live delivery
+/// to this node's sockets and, through presence and the event bus, to other nodes.
 pub struct Realtime {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) hub: Arc<Hub>,
@@ -180,6 +183,8 @@ impl Realtime {
         }
     }
 
+    /// A socket of `device_id` closed: unregister its presence unless another socket of it remains here.
+    /// Call after `Hub::leave`.
     pub async fn offline(&self, device_id: &str) {
         if !self.hub.is_online(device_id) {
             if let Err(e) = self.presence.unregister(&self.node_id, device_id).await {
@@ -235,6 +240,7 @@ impl Realtime {
         futures::future::join_all(sends).await;
     }
 
+    /// This node's connection registry (the WebSocket handler joins and leaves it).
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
