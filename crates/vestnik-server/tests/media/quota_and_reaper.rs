@@ -1,0 +1,102 @@
+//! The per-user quota and the TTL reaper.
+use super::*;
+
+media_backends!(
+    the_quota_counts_pending_and_ready_media_and_deletes_release_it,
+    the_reaper_removes_expired_media_and_abandoned_uploads,
+);
+
+async fn the_quota_counts_pending_and_ready_media_and_deletes_release_it(app: TestApp) {
+    let (alice, bob) = (
+        user(&app, "alice@example.org").await,
+        user(&app, "bob@example.org").await,
+    );
+    let conv = conversation(&app, &alice, "group", &[&bob]).await;
+    let mib = vec![7u8; 1 << 20];
+    let first = upload(&app, &alice, &conv, &mib).await;
+    let second = grant(&app, &alice, &conv, mib.len(), &sha(&mib)).await; // pending
+    assert_eq!(second.status, 201);
+    let _third = upload(&app, &alice, &conv, &mib).await;
+    assert_eq!(usage(&app, &alice).await, 3 << 20);
+    let r = grant(&app, &alice, &conv, 1, &sha(b"x")).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "quota_exceeded"),
+        "{:?}",
+        r.body
+    );
+    // Bob's quota is his own.
+    let r = grant(&app, &bob, &conv, mib.len(), &sha(&mib)).await;
+    assert_eq!(r.status, 201);
+
+    // Only the owner deletes; the object, the record and the bytes go.
+    let r = app
+        .send(
+            Method::DELETE,
+            &format!("/v1/media/{first}"),
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (404, "media_not_found"));
+    let r = app
+        .send(
+            Method::DELETE,
+            &format!("/v1/media/{first}"),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert!(!object_exists(&app, &first).await);
+    let r = app
+        .get_auth(&format!("/v1/media/{first}"), &bob.token)
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(usage(&app, &alice).await, 2 << 20);
+    let r = grant(&app, &alice, &conv, mib.len(), &sha(&mib)).await;
+    assert_eq!(r.status, 201, "room again: {:?}", r.body);
+}
+
+async fn the_reaper_removes_expired_media_and_abandoned_uploads(app: TestApp) {
+    let (alice, bob) = (
+        user(&app, "alice@example.org").await,
+        user(&app, "bob@example.org").await,
+    );
+    let conv = conversation(&app, &alice, "group", &[&bob]).await;
+    let ready = upload(&app, &alice, &conv, b"expires in five minutes").await;
+    // Uploaded but never completed, and granted but never uploaded.
+    let data = b"abandoned";
+    let g = grant(&app, &alice, &conv, data.len(), &sha(data)).await;
+    assert_eq!(put(&app, &g.body["upload"], data.to_vec()).await, 200);
+    let abandoned = g.body["media"]["id"].as_str().expect("id").to_owned();
+    let g = grant(&app, &alice, &conv, 5, &sha(b"never")).await;
+    let never = g.body["media"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        app.gw.media.reap(100).await.expect("reap"),
+        0,
+        "nothing due yet"
+    );
+
+    // Past the upload window (60 s + 5 min grace) and the 5 min TTL.
+    app.clock.advance_ms(7 * 60_000);
+    let r = app
+        .get_auth(&format!("/v1/media/{ready}"), &bob.token)
+        .await;
+    assert_eq!(
+        r.status, 404,
+        "expired media is not served even before the reaper runs"
+    );
+    // Two reapers at once (as on two nodes): each item is removed once.
+    let (a, b) = tokio::join!(app.gw.media.reap(100), app.gw.media.reap(100));
+    assert_eq!(a.expect("reap") + b.expect("reap"), 3);
+    for id in [&ready, &abandoned, &never] {
+        assert!(!object_exists(&app, id).await, "{id} object");
+        let r = app
+            .post_auth(&format!("/v1/media/{id}/complete"), &alice.token, None)
+            .await;
+        assert_eq!(r.status, 404, "{id} record");
+    }
+    assert_eq!(usage(&app, &alice).await, 0);
+    assert_eq!(app.gw.media.reap(100).await.expect("reap"), 0);
+}
