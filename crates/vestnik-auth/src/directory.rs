@@ -23,6 +23,8 @@ const LOOKUP_RATE: Rate = Rate {
 };
 
 impl AuthService {
+    /// Stores the caller device's new one-time keys and, if given, its signed fallback key
+    /// (checked against the device's signing key); returns how many one-time keys it now holds.
     pub async fn upload_keys(
         &self,
         auth: &SessionAuth,
@@ -71,6 +73,7 @@ impl AuthService {
         })
     }
 
+    /// How many unclaimed one-time keys the caller's device has, and the level below which it should upload more.
     pub async fn key_count(&self, auth: &SessionAuth) -> Result<KeyCount, AuthError> {
         Ok(KeyCount {
             one_time_keys: self.store.one_time_key_count(&auth.device_id).await?,
@@ -78,6 +81,8 @@ impl AuthService {
         })
     }
 
+    /// One key bundle per active device of `user_id`, each with a one-time key popped atomically
+    /// (or the fallback key when none is left), for starting Olm sessions. Rate-limited per caller.
     pub async fn claim_keys(
         &self,
         auth: &SessionAuth,
@@ -108,6 +113,7 @@ impl AuthService {
         })
     }
 
+    /// The identity and signing keys of every active device of `user_id`.
     pub async fn public_devices(&self, user_id: &str) -> Result<PublicDeviceList, AuthError> {
         self.require_active_user(user_id).await?;
         let devices = self.store.active_devices(&[user_id.to_owned()]).await?;

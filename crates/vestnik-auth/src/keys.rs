@@ -8,6 +8,8 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
+/// The server's secret subkeys, one per purpose, derived from the server key (`server_key`):
+/// TOTP secret encryption, code hashing, proof-of-work challenges, refresh retries.
 #[derive(Clone)]
 pub struct ServerKeys {
     totp: [u8; 32],
@@ -32,6 +34,7 @@ pub fn derive(master: &[u8; 32], info: &str) -> [u8; 32] {
 }
 
 impl ServerKeys {
+    /// Derives every subkey from the 32-byte master key; every node with the same master agrees.
     pub fn from_master(master: &[u8; 32]) -> Self {
         Self {
             totp: derive(master, "totp-secret-encryption/v1"),

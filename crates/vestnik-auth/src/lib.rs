@@ -4,6 +4,7 @@
 // The server's lint wall (as vestnik-crypto's): bad input and failed
 // backends are errors, never a panic of the process.
 #![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+#![warn(missing_docs)]
 
 pub mod device;
 mod directory;
@@ -37,22 +38,30 @@ pub use vestnik_store::SessionAuth;
 /// Facts about the request that the audit log records.
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {
+    /// The client IP as the gateway determined it.
     pub ip: Option<String>,
+    /// The `User-Agent` header, as sent.
     pub user_agent: Option<String>,
+    /// The request id, to match an audit entry with the logs.
     pub request_id: Option<String>,
 }
 
 /// Tunables taken from the config.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
+    /// Access token lifetime in seconds.
     pub access_ttl_secs: i64,
+    /// Refresh token lifetime in seconds.
     pub refresh_ttl_secs: i64,
+    /// Leading zero bits a proof of work must have.
     pub pow_difficulty: u32,
+    /// Register, verify and login attempts allowed per e-mail address.
     pub auth_email_rate: Rate,
     /// Shown in authenticator apps.
     pub issuer: String,
 }
 
+/// Accounts, sessions, devices, 2FA, the key directory and the audit log; knows nothing of HTTP.
 pub struct AuthService {
     store: Arc<dyn Store>,
     kv: Arc<dyn Kv>,
@@ -67,6 +76,8 @@ pub struct AuthService {
 }
 
 impl AuthService {
+    /// Builds the service. Hashes a dummy password once (argon2, slow), so a login with an
+    /// unknown address takes as long as one with a wrong password.
     pub fn new(
         store: Arc<dyn Store>,
         kv: Arc<dyn Kv>,
@@ -89,6 +100,7 @@ impl AuthService {
         })
     }
 
+    /// The store this service reads and writes.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

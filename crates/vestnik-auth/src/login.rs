@@ -8,6 +8,8 @@ use vestnik_store::{StoreError, UserRow};
 use crate::{device, password, totp, AuthError, AuthService, RequestMeta};
 
 impl AuthService {
+    /// Password login (plus TOTP or a recovery code when 2FA is on) that enrols a new device
+    /// and returns its first tokens. Failures may demand a proof of work.
     pub async fn login(
         &self,
         meta: &RequestMeta,

@@ -25,6 +25,8 @@ fn common() -> &'static HashSet<&'static str> {
     })
 }
 
+/// Refuses passwords that are too short or long, among the most common ones, or equal to
+/// the e-mail address or its local part. Clients may call it to check before sending.
 pub fn check_password_policy(password: &str, email: &str) -> Result<(), AuthError> {
     let n = password.chars().count();
     if n < PASSWORD_MIN_CHARS {

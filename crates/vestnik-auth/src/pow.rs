@@ -20,6 +20,8 @@ pub fn solve(c: &PowChallenge) -> PowSolution {
 }
 
 impl AuthService {
+    /// A fresh challenge at the configured difficulty, valid for `POW_CHALLENGE_TTL_SECS`;
+    /// signed with the server key, so handing them out stores nothing.
     pub fn pow_challenge(&self) -> PowChallenge {
         let expires = self.clock.now_secs() + POW_CHALLENGE_TTL_SECS;
         let mut body = Vec::with_capacity(29);

@@ -12,6 +12,8 @@ use vestnik_store::{CompleteRegistration, EmailCodeRow, StoreError};
 use crate::{device, password, AuthError, AuthService, RequestMeta};
 
 impl AuthService {
+    /// Starts registration: mails a verification code (or, for an address that already has an
+    /// account, a warning instead, so the answer does not reveal which addresses are taken).
     pub async fn register(
         &self,
         meta: &RequestMeta,
@@ -91,6 +93,8 @@ impl AuthService {
         Ok(())
     }
 
+    /// Completes registration with the mailed code and a password: activates the account,
+    /// enrols its first device and returns its tokens.
     pub async fn verify(
         &self,
         meta: &RequestMeta,

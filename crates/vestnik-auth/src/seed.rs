@@ -13,8 +13,11 @@ use crate::{AuthError, AuthService};
 /// A seeded device and its access token.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SeededDevice {
+    /// The seeded account's user id.
     pub user_id: String,
+    /// The seeded device's id.
     pub device_id: String,
+    /// A bearer token for the device, valid for the `token_ttl_secs` given.
     pub access_token: String,
 }
 

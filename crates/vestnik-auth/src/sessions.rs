@@ -151,6 +151,8 @@ impl AuthService {
         Ok(())
     }
 
+    /// Trades a refresh token for a new access/refresh pair (rotation). A retry within
+    /// `REFRESH_RETRY_MS` gets the same pair; any later reuse revokes the device (`RefreshReused`).
     pub async fn refresh(
         &self,
         meta: &RequestMeta,
@@ -280,6 +282,7 @@ impl AuthService {
         Ok(())
     }
 
+    /// Logs out every device of the caller's account, revoking all their tokens.
     pub async fn logout_all(
         &self,
         meta: &RequestMeta,
@@ -301,6 +304,7 @@ impl AuthService {
         Ok(())
     }
 
+    /// Revokes one of the caller's devices and its tokens (e.g. a lost phone).
     pub async fn revoke_device(
         &self,
         meta: &RequestMeta,
@@ -374,6 +378,7 @@ impl AuthService {
         Ok(DeviceList { devices })
     }
 
+    /// The caller's account: e-mail, 2FA state and recovery codes left, admin flag, creation time.
     pub async fn account(&self, auth: &SessionAuth) -> Result<Account, AuthError> {
         let u = self
             .store
@@ -390,6 +395,7 @@ impl AuthService {
         })
     }
 
+    /// One page of the caller's audit log, newest first; pass the previous page's `next_before` as `before`.
     pub async fn audit_page(
         &self,
         auth: &SessionAuth,
@@ -443,6 +449,8 @@ impl AuthService {
 }
 
 impl AuthService {
+    /// A single-use ticket, valid `WS_TICKET_TTL_SECS`, for opening a WebSocket
+    /// (browsers cannot send an `Authorization` header there).
     pub async fn issue_ws_ticket(
         &self,
         auth: &SessionAuth,
@@ -462,6 +470,7 @@ impl AuthService {
         })
     }
 
+    /// Redeems a WebSocket ticket once; fails if it is unknown, expired, used, or its session was revoked since.
     pub async fn redeem_ws_ticket(&self, ticket: &str) -> Result<SessionAuth, AuthError> {
         if !ticket.starts_with("vwt_") || ticket.len() > 128 {
             return Err(AuthError::Unauthenticated);

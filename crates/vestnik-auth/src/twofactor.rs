@@ -19,6 +19,8 @@ fn recovery_code() -> String {
 }
 
 impl AuthService {
+    /// Starts 2FA setup: a new TOTP secret (and its `otpauth://` URI) that stays pending until
+    /// confirmed with [`AuthService::totp_enable`] within `TOTP_SETUP_TTL_SECS`.
     pub async fn totp_setup(
         &self,
         meta: &RequestMeta,
@@ -53,6 +55,8 @@ impl AuthService {
         })
     }
 
+    /// Turns 2FA on once `code` proves the authenticator has the pending secret; returns the
+    /// single-use recovery codes, shown only this once.
     pub async fn totp_enable(
         &self,
         meta: &RequestMeta,
