@@ -8,20 +8,26 @@ use crate::BlobError;
 /// What an upload URL must bind: exactly this object, length and digest.
 #[derive(Debug, Clone)]
 pub struct UploadSpec {
+    /// Exact length in bytes the upload must have.
     pub size: u64,
     /// Hex SHA-256 of the object's bytes.
     pub sha256: String,
 }
 
+/// What the store reports about a stored object, to check it against its grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
+    /// Stored length in bytes.
     pub size: u64,
     /// Hex SHA-256 when the store reports one.
     pub sha256: Option<String>,
 }
 
+/// Where media bytes live: S3 or a local directory, chosen at start from the config.
+/// Clients move the bytes through presigned URLs; the server only checks, deletes and scans.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
+    /// Short name of the backend (`s3` or `local`) for logs and errors.
     fn kind(&self) -> &'static str;
     /// A URL that accepts one PUT of exactly `spec` at `key` until `ttl` passes.
     fn presign_put(
@@ -38,6 +44,7 @@ pub trait BlobStore: Send + Sync {
         ttl: Duration,
         now_ms: i64,
     ) -> Result<SignedRequest, BlobError>;
+    /// The object's size (and digest, if known), or `None` when nothing is stored at `key`.
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, BlobError>;
     /// Deleting a missing object succeeds, so retries and racing reapers do.
     async fn delete(&self, key: &str) -> Result<(), BlobError>;

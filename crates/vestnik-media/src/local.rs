@@ -37,6 +37,8 @@ pub struct UrlClaims {
     pub h: Option<String>,
 }
 
+/// [`BlobStore`] in a local directory: the server signs its own blob URLs and serves them
+/// (`/v1/media/blob/`), so a single node needs no S3.
 pub struct LocalBlobStore {
     objects: PathBuf,
     incoming: PathBuf,
@@ -46,6 +48,8 @@ pub struct LocalBlobStore {
 }
 
 impl LocalBlobStore {
+    /// Keeps objects under `dir` (created if missing) and signs URLs under `public_url`
+    /// (empty: relative to the API) with `key`, a subkey of the server key.
     pub fn new(dir: &Path, public_url: &str, key: [u8; 32]) -> Result<Self, BlobError> {
         let objects = dir.join("objects");
         let incoming = dir.join("incoming");
@@ -106,6 +110,7 @@ impl LocalBlobStore {
         Ok(claims)
     }
 
+    /// The file of object `key`, after checking the key's form (so no path escapes `dir`).
     pub fn object_path(&self, key: &str) -> Result<PathBuf, BlobError> {
         check_key(key)?;
         Ok(self.objects.join(key))

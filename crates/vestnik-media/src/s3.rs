@@ -18,12 +18,18 @@ use crate::{BlobError, BlobStore, ObjectInfo, UploadSpec};
 use vestnik_core::limits::S3_CALL_TIMEOUT as CALL_TIMEOUT;
 use vestnik_core::limits::S3_MAX_PRESIGN as MAX_PRESIGN;
 
+/// Where and how to reach the S3 bucket; the secrets are redacted in `Debug`.
 #[derive(Clone)]
 pub struct S3Settings {
+    /// Base URL of the S3 API, `http(s)://…`.
     pub endpoint: String,
+    /// The bucket media objects are kept in.
     pub bucket: String,
+    /// Region used in SigV4 signatures.
     pub region: String,
+    /// Access key id.
     pub access_key: String,
+    /// Secret access key.
     pub secret_key: String,
     /// `https://endpoint/bucket/key` (MinIO, SeaweedFS, Garage) instead of
     /// `https://bucket.endpoint/key` (AWS).
@@ -41,6 +47,8 @@ impl std::fmt::Debug for S3Settings {
     }
 }
 
+/// [`BlobStore`] on any S3-compatible service; clients upload and download straight to it
+/// through SigV4 presigned URLs.
 pub struct S3BlobStore {
     bucket: Bucket,
     credentials: Credentials,
@@ -48,6 +56,7 @@ pub struct S3BlobStore {
 }
 
 impl S3BlobStore {
+    /// Checks the endpoint and bucket name; makes no request (see [`BlobStore::prepare`]).
     pub fn new(s: &S3Settings) -> Result<Self, BlobError> {
         let endpoint: url::Url = s
             .endpoint

@@ -7,12 +7,16 @@ use crate::blob::ByteStream;
 use vestnik_core::limits::CLAMD_MAX_REPLY as MAX_REPLY;
 use vestnik_core::limits::CLAMD_TIMEOUT as TIMEOUT;
 
+/// What clamd said about a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScanVerdict {
+    /// No signature matched.
     Clean,
+    /// A signature matched; carries its name.
     Infected(String),
 }
 
+/// A client of a clamd daemon over TCP, for scanning public-channel media (which the server can read).
 #[derive(Debug, Clone)]
 pub struct ClamdScanner {
     addr: String,
@@ -26,6 +30,7 @@ impl ClamdScanner {
         }
     }
 
+    /// Streams the object to clamd; `Err` (with why) if clamd is unreachable, misbehaves or exceeds `CLAMD_TIMEOUT`.
     pub async fn scan(&self, stream: ByteStream) -> Result<ScanVerdict, String> {
         tokio::time::timeout(TIMEOUT, self.scan_inner(stream))
             .await

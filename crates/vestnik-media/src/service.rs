@@ -10,10 +10,14 @@ use vestnik_store::{MediaCreate, MediaRow, Store};
 use crate::{BlobStore, ClamdScanner, MediaError, ScanVerdict, UploadSpec};
 use vestnik_core::limits::UPLOAD_GRACE_MS;
 
+/// The media part of the config, passed once at start.
 #[derive(Debug, Clone)]
 pub struct MediaSettings {
+    /// Largest object in bytes.
     pub max_object_bytes: i64,
+    /// Bytes each user may hold at once across their media.
     pub quota_bytes: i64,
+    /// Longest lifetime of a media object in seconds (also the default).
     pub max_ttl_secs: i64,
     /// How long an upload URL is valid.
     pub upload_url_secs: i64,
@@ -23,6 +27,7 @@ pub struct MediaSettings {
     pub public_thumbnails: bool,
 }
 
+/// The media rules: upload grants, completion checks, downloads, quotas and the reaper's passes.
 pub struct MediaService {
     store: Arc<dyn Store>,
     blobs: Arc<dyn BlobStore>,
@@ -50,6 +55,7 @@ fn secs(s: i64) -> Duration {
 }
 
 impl MediaService {
+    /// Builds the service; `scanner` is `None` when no clamd is configured (public media then go unscanned).
     pub fn new(
         store: Arc<dyn Store>,
         blobs: Arc<dyn BlobStore>,
@@ -66,10 +72,12 @@ impl MediaService {
         }
     }
 
+    /// The blob store in use (the gateway serves local blob URLs through it).
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {
         &self.blobs
     }
 
+    /// The media settings (the OpenAPI document states their limits).
     pub fn settings(&self) -> &MediaSettings {
         &self.settings
     }
@@ -116,6 +124,8 @@ impl MediaService {
         Ok(())
     }
 
+    /// Grants an upload: checks the size, TTL and the caller's right to post in the conversation,
+    /// reserves quota, and returns a presigned PUT URL bound to the exact length and digest.
     pub async fn grant_upload(
         &self,
         user_id: &str,
@@ -192,6 +202,8 @@ impl MediaService {
         Ok(())
     }
 
+    /// Marks an uploaded object ready once its length and digest match the grant; public media are
+    /// also scanned and (images) given a preview. Idempotent once ready.
     pub async fn complete(&self, user_id: &str, id: &str) -> Result<MediaInfo, MediaError> {
         let m = self.owned(user_id, id).await?;
         if m.state == "ready" {
@@ -333,6 +345,7 @@ impl MediaService {
         Ok(m)
     }
 
+    /// A presigned GET URL for media in a conversation the caller belongs to.
     pub async fn grant_download(
         &self,
         user_id: &str,
@@ -360,6 +373,7 @@ impl MediaService {
         self.discard(&m).await
     }
 
+    /// The caller's stored bytes against their quota and the largest object allowed.
     pub async fn usage(&self, user_id: &str) -> Result<MediaUsage, MediaError> {
         Ok(MediaUsage {
             used_bytes: self.store.media_usage(user_id).await?,
