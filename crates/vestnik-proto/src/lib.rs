@@ -6,8 +6,10 @@
 #![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 pub mod auth;
+pub mod conversations;
 pub mod error;
 pub mod ids;
+pub mod keys;
 pub mod kinds;
 pub mod limits;
 pub mod media;
@@ -16,8 +18,10 @@ pub mod schema;
 pub mod secret;
 
 pub use auth::*;
+pub use conversations::*;
 pub use error::*;
 pub use ids::*;
+pub use keys::*;
 pub use kinds::*;
 pub use media::*;
 pub use messaging::*;

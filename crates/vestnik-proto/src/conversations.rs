@@ -1,0 +1,267 @@
+//! Conversations: creating direct chats, groups and channels, their
+//! settings, members, roles, invites, channel posts and system events.
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{AssignableRole, ChannelVisibility, Secret, UserId};
+
+/// A conversation to open, by `kind` (its schema is written out in
+/// [`create_conversation_schema`]: utoipa's own for an internally tagged enum
+/// leaves the direct variant open and closes the others against their tag).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CreateConversation {
+    /// The pair's one direct conversation (found when it exists: 200).
+    Direct {
+        /// The other user.
+        peer_user_id: UserId,
+    },
+    /// A group owned by the caller (201).
+    Group(NewGroupSettings),
+    /// A channel owned by the caller (201).
+    Channel(NewChannelSettings),
+}
+
+impl utoipa::PartialSchema for CreateConversation {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        create_conversation_schema()
+    }
+}
+
+impl ToSchema for CreateConversation {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((UserId::name().into(), UserId::schema()));
+        schemas.push((
+            ChannelVisibility::name().into(),
+            ChannelVisibility::schema(),
+        ));
+    }
+}
+
+/// One closed object per kind: `kind` and that kind's fields, nothing else.
+fn create_conversation_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{
+        AdditionalProperties, Object, ObjectBuilder, OneOfBuilder, Schema, Type,
+    };
+    use utoipa::openapi::RefOr;
+    use utoipa::PartialSchema;
+    fn closed(kind: &str, description: &str, fields: RefOr<Schema>) -> Object {
+        let mut o = match fields {
+            RefOr::T(Schema::Object(o)) => o,
+            _ => Object::new(),
+        };
+        o.properties.insert(
+            "kind".into(),
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([kind]))
+                .into(),
+        );
+        o.required.insert(0, "kind".into());
+        o.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        o.description = Some(description.into());
+        o
+    }
+    let direct = ObjectBuilder::new()
+        .property(
+            "peer_user_id",
+            RefOr::Ref(utoipa::openapi::Ref::from_schema_name("UserId")),
+        )
+        .required("peer_user_id")
+        .into();
+    OneOfBuilder::new()
+        .item(closed(
+            "direct",
+            "The pair's one direct conversation (200 when it already exists).",
+            direct,
+        ))
+        .item(closed(
+            "group",
+            "A group owned by the caller (201).",
+            NewGroupSettings::schema(),
+        ))
+        .item(closed(
+            "channel",
+            "A channel owned by the caller (201).",
+            NewChannelSettings::schema(),
+        ))
+        .description(Some("A conversation to open, by `kind`."))
+        .into()
+}
+
+/// A new group: its first members besides the creator (who becomes the
+/// owner) join as `member`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewGroupSettings {
+    /// At most 1,000 (add more later) and within `group_max_members` (else 409 `group_full`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 1000)]
+    pub member_user_ids: Vec<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::title)]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::topic)]
+    pub topic: Option<String>,
+}
+
+/// A new channel: its first members join as `subscriber`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewChannelSettings {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 1000)]
+    pub member_user_ids: Vec<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::title)]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::topic)]
+    pub topic: Option<String>,
+    /// `public` (anyone may subscribe; posts are plaintext to subscribers) or
+    /// `private` (by invite; posts encrypted with a channel key the owner
+    /// shares over Olm). Default `private`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<ChannelVisibility>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Member {
+    pub user_id: String,
+    /// `owner`, `admin`, `member`; in a channel `owner`, `publisher`, `subscriber`.
+    pub role: String,
+    pub joined_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Conversation {
+    pub id: String,
+    /// `direct`, `group` or `channel`.
+    pub kind: String,
+    pub member_user_ids: Vec<String>,
+    /// With roles; listed by `GET /v1/conversations/{id}` only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Member>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// A media reference chosen by the client (opaque to the server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_ref: Option<String>,
+    /// Channels: `public` or `private`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<String>,
+    pub created_at: i64,
+}
+
+/// One post in a channel's log (or a group message read from its log).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ChannelPost {
+    pub message_id: String,
+    pub conversation_id: String,
+    pub seq: i64,
+    pub sender_user_id: String,
+    pub sender_device_id: String,
+    /// 2 = encrypted with the channel key (private), 3 = plaintext (public).
+    pub msg_type: u8,
+    /// Base64 (of the plaintext, in a public channel).
+    pub ciphertext: String,
+    pub sent_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChannelPosts {
+    pub posts: Vec<ChannelPost>,
+    /// More are waiting: read again with `after` = the last post's seq.
+    pub more: bool,
+}
+
+/// Changes to a group's or channel's settings; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
+pub struct UpdateConversation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::title)]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::topic)]
+    pub topic: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::avatar_ref)]
+    pub avatar_ref: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    pub user_id: UserId,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRole {
+    /// Groups: `admin` or `member`. Channels: `publisher` or `subscriber`
+    /// (a role of the other kind: 422).
+    pub role: AssignableRole,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferOwnership {
+    /// A member who becomes the owner; the old owner becomes an admin (publisher).
+    pub user_id: UserId,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInvite {
+    /// Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 10_000)]
+    pub max_uses: Option<i64>,
+    /// 60 s to 30 days; default 7 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 60, maximum = 2_592_000)]
+    pub ttl_secs: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Invite {
+    /// Shown once: anyone holding it can join with `POST /v1/invites/{token}/join`.
+    #[schema(value_type = String)]
+    pub token: Secret,
+    pub conversation_id: String,
+    pub max_uses: i64,
+    pub expires_at: i64,
+}
+
+/// Something that happened to a conversation, queued to every member device
+/// (and to the member it concerns, when they were removed or left).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct SystemEvent {
+    pub event_id: String,
+    pub conversation_id: String,
+    /// `created`, `member_added`, `member_joined`, `member_left`,
+    /// `member_removed`, `role_changed`, `owner_changed` or `updated`.
+    pub event: String,
+    pub actor_user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConversationList {
+    pub conversations: Vec<Conversation>,
+}
