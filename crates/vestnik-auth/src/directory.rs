@@ -86,7 +86,7 @@ impl AuthService {
     pub async fn claim_keys(
         &self,
         auth: &SessionAuth,
-        user_id: &str,
+        user_id: &vestnik_proto::UserId,
     ) -> Result<ClaimResponse, AuthError> {
         self.rate_limit(&format!("claim:{}", auth.user_id), CLAIM_RATE)
             .await?;
@@ -114,9 +114,12 @@ impl AuthService {
     }
 
     /// The identity and signing keys of every active device of `user_id`.
-    pub async fn public_devices(&self, user_id: &str) -> Result<PublicDeviceList, AuthError> {
+    pub async fn public_devices(
+        &self,
+        user_id: &vestnik_proto::UserId,
+    ) -> Result<PublicDeviceList, AuthError> {
         self.require_active_user(user_id).await?;
-        let devices = self.store.active_devices(&[user_id.to_owned()]).await?;
+        let devices = self.store.active_devices(&[user_id.to_string()]).await?;
         Ok(PublicDeviceList {
             devices: devices
                 .into_iter()

@@ -309,20 +309,17 @@ impl AuthService {
         &self,
         meta: &RequestMeta,
         auth: &SessionAuth,
-        device_id: &str,
+        device_id: &vestnik_proto::DeviceId,
     ) -> Result<(), AuthError> {
-        if !ids::is_valid_id(device_id) {
-            return Err(AuthError::DeviceNotFound);
-        }
         let devices = self.store.list_devices(&auth.user_id).await?;
-        if !devices.iter().any(|d| d.id == device_id) {
+        if !devices.iter().any(|d| *device_id == d.id) {
             return Err(AuthError::DeviceNotFound);
         }
         let hashes = self
             .store
             .revoke_devices(
                 &auth.user_id,
-                Some(&[device_id.to_owned()]),
+                Some(&[device_id.to_string()]),
                 self.clock.now_ms(),
             )
             .await?;

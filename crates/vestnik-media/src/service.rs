@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use vestnik_core::limits::MEDIA_MIN_TTL_SECS as MIN_TTL_SECS;
 use vestnik_core::Clock;
-use vestnik_proto::{MediaDownload, MediaInfo, MediaUploadGrant, MediaUploadRequest, MediaUsage};
+use vestnik_proto::{
+    MediaDownload, MediaId, MediaInfo, MediaUploadGrant, MediaUploadRequest, MediaUsage,
+};
 use vestnik_store::{MediaCreate, MediaRow, Store};
 
 use crate::{BlobStore, ClamdScanner, MediaError, ScanVerdict, UploadSpec};
@@ -204,7 +206,7 @@ impl MediaService {
 
     /// Marks an uploaded object ready once its length and digest match the grant; public media are
     /// also scanned and (images) given a preview. Idempotent once ready.
-    pub async fn complete(&self, user_id: &str, id: &str) -> Result<MediaInfo, MediaError> {
+    pub async fn complete(&self, user_id: &str, id: &MediaId) -> Result<MediaInfo, MediaError> {
         let m = self.owned(user_id, id).await?;
         if m.state == "ready" {
             return Ok(info(&m));
@@ -349,7 +351,7 @@ impl MediaService {
     pub async fn grant_download(
         &self,
         user_id: &str,
-        id: &str,
+        id: &MediaId,
     ) -> Result<MediaDownload, MediaError> {
         let m = self.visible(user_id, id).await?;
         let ttl = secs(self.settings.download_url_secs);
@@ -368,7 +370,7 @@ impl MediaService {
     }
 
     /// The owner deletes their media (e.g. with the message that carried it).
-    pub async fn delete(&self, user_id: &str, id: &str) -> Result<(), MediaError> {
+    pub async fn delete(&self, user_id: &str, id: &MediaId) -> Result<(), MediaError> {
         let m = self.owned(user_id, id).await?;
         self.discard(&m).await
     }

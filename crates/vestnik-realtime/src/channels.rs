@@ -3,7 +3,9 @@
 //! subscribers get a live `channel_post` push.
 use tokio::sync::oneshot;
 use vestnik_core::ids;
-use vestnik_proto::{ChannelPost, ChannelPosts, Conversation, SendMessage, Sent, ServerFrame};
+use vestnik_proto::{
+    ChannelPost, ChannelPosts, Conversation, ConversationId, SendMessage, Sent, ServerFrame,
+};
 use vestnik_store::{JoinOutcome, NewMessage, SessionAuth};
 
 use crate::service::bad;
@@ -88,7 +90,7 @@ impl Realtime {
     pub async fn posts(
         &self,
         auth: &SessionAuth,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         after: i64,
         limit: i64,
     ) -> Result<ChannelPosts, RealtimeError> {
@@ -108,7 +110,7 @@ impl Realtime {
                 .into_iter()
                 .map(|r| ChannelPost {
                     message_id: r.id,
-                    conversation_id: conversation_id.to_owned(),
+                    conversation_id: conversation_id.to_string(),
                     seq: r.seq,
                     sender_user_id: r.sender_user_id,
                     sender_device_id: r.sender_device_id,
@@ -125,11 +127,8 @@ impl Realtime {
     pub async fn subscribe(
         &self,
         auth: &SessionAuth,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
     ) -> Result<Conversation, RealtimeError> {
-        if !ids::is_valid_id(conversation_id) {
-            return Err(RealtimeError::NotMember);
-        }
         let c = self
             .store
             .conversation(conversation_id)

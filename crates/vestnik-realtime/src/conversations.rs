@@ -1,7 +1,7 @@
 //! Direct conversations, the conversation list, blocks, and telling
 //! conversation partners that a user's devices changed.
 use vestnik_core::ids;
-use vestnik_proto::{Conversation, ConversationList, ServerFrame};
+use vestnik_proto::{Conversation, ConversationList, ServerFrame, UserId};
 use vestnik_store::SessionAuth;
 
 use crate::Realtime;
@@ -13,9 +13,9 @@ impl Realtime {
     pub async fn create_direct(
         &self,
         auth: &SessionAuth,
-        peer: &str,
+        peer: &UserId,
     ) -> Result<Conversation, RealtimeError> {
-        if !ids::is_valid_id(peer) || peer == auth.user_id {
+        if *peer == auth.user_id {
             return Err(RealtimeError::NoSuchUser);
         }
         match self.store.user_by_id(peer).await? {
@@ -102,10 +102,10 @@ impl Realtime {
     pub async fn set_block(
         &self,
         auth: &SessionAuth,
-        user_id: &str,
+        user_id: &UserId,
         on: bool,
     ) -> Result<(), RealtimeError> {
-        if !ids::is_valid_id(user_id) || user_id == auth.user_id {
+        if *user_id == auth.user_id {
             return Err(RealtimeError::NoSuchUser);
         }
         self.store

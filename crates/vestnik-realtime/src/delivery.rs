@@ -95,9 +95,6 @@ impl Realtime {
                 "client_msg_id: expected 1-{MAX_CLIENT_MSG_ID_CHARS} printable characters"
             )));
         }
-        if !ids::is_valid_id(&msg.conversation_id) {
-            return Err(RealtimeError::NotMember);
-        }
         if matches!(msg.kind, SendKind::Group | SendKind::Channel) {
             if !msg.envelopes.is_empty() {
                 return Err(bad(

@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 
 use vestnik_core::ids;
 use vestnik_proto::{
-    AssignableRole, ChannelVisibility, Conversation, CreateConversation, Member, NewGroupSettings,
-    PublicDeviceList, ServerFrame, SystemEvent, UpdateConversation,
+    AssignableRole, ChannelVisibility, Conversation, ConversationId, CreateConversation, Member,
+    NewGroupSettings, PublicDeviceList, ServerFrame, SystemEvent, UpdateConversation, UserId,
 };
 use vestnik_store::{JoinOutcome, NewGroup, SessionAuth};
 
@@ -106,18 +106,16 @@ impl Realtime {
         self.store.create_group(&group).await?;
         self.announce(auth, &group.id, kind, "created", None, None, &[])
             .await?;
-        self.conversation_detail(auth, &group.id).await
+        self.conversation_detail(auth, &ConversationId::from_trusted(group.id.clone()))
+            .await
     }
 
     /// A conversation with its members and their roles (members only).
     pub async fn conversation_detail(
         &self,
         auth: &SessionAuth,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
     ) -> Result<Conversation, RealtimeError> {
-        if !ids::is_valid_id(conversation_id) {
-            return Err(RealtimeError::NotMember);
-        }
         let c = self
             .store
             .conversation(conversation_id)
@@ -164,7 +162,7 @@ impl Realtime {
     pub async fn conversation_devices(
         &self,
         auth: &SessionAuth,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
     ) -> Result<PublicDeviceList, RealtimeError> {
         let mut members = self.member_of(auth, conversation_id).await?;
         if let Some(staff) = self.staff_if_subscriber(auth, conversation_id).await? {
@@ -180,7 +178,7 @@ impl Realtime {
     pub async fn update_group(
         &self,
         auth: &SessionAuth,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         req: UpdateConversation,
     ) -> Result<Conversation, RealtimeError> {
         let (kind, role) = self.group_role(auth, conversation_id).await?;
@@ -209,8 +207,8 @@ impl Realtime {
     pub async fn add_member(
         &self,
         auth: &SessionAuth,
-        conversation_id: &str,
-        user_id: &str,
+        conversation_id: &ConversationId,
+        user_id: &UserId,
     ) -> Result<Conversation, RealtimeError> {
         let (kind, role) = self.group_role(auth, conversation_id).await?;
         Self::require_manager(&kind, &role)?;
@@ -235,7 +233,7 @@ impl Realtime {
                     "member_added",
                     Some(user_id),
                     None,
-                    &[user_id.to_owned()],
+                    &[user_id.to_string()],
                 )
                 .await?;
             }
@@ -251,19 +249,16 @@ impl Realtime {
     pub async fn remove_member(
         &self,
         auth: &SessionAuth,
-        conversation_id: &str,
-        user_id: &str,
+        conversation_id: &ConversationId,
+        user_id: &UserId,
     ) -> Result<(), RealtimeError> {
         let (kind, role) = self.group_role(auth, conversation_id).await?;
-        let leaving = user_id == auth.user_id;
+        let leaving = *user_id == auth.user_id;
         if leaving {
             if role == "owner" && self.store.members(conversation_id).await?.len() > 1 {
                 return Err(RealtimeError::OwnerMustTransfer);
             }
         } else {
-            if !ids::is_valid_id(user_id) {
-                return Err(RealtimeError::NoSuchUser);
-            }
             let target = self
                 .store
                 .member_role(conversation_id, user_id)
@@ -290,9 +285,9 @@ impl Realtime {
             conversation_id,
             &kind,
             event,
-            target,
+            target.map(|u| u.as_str()),
             None,
-            &[user_id.to_owned()],
+            &[user_id.to_string()],
         )
         .await
     }
@@ -301,8 +296,8 @@ impl Realtime {
     pub async fn set_role(
         &self,
         auth: &SessionAuth,
-        conversation_id: &str,
-        user_id: &str,
+        conversation_id: &ConversationId,
+        user_id: &UserId,
         new_role: AssignableRole,
     ) -> Result<(), RealtimeError> {
         let new_role = new_role.as_str();
@@ -318,16 +313,15 @@ impl Realtime {
                 "role: expected {a} or {b}, got {new_role:?} (use the owner endpoint to transfer ownership)"
             )));
         }
-        if user_id == auth.user_id {
+        if *user_id == auth.user_id {
             return Err(bad(
                 "the owner's role changes only by transferring ownership",
             ));
         }
-        if !ids::is_valid_id(user_id)
-            || !self
-                .store
-                .set_role(conversation_id, user_id, new_role)
-                .await?
+        if !self
+            .store
+            .set_role(conversation_id, user_id, new_role)
+            .await?
         {
             return Err(RealtimeError::NoSuchUser);
         }
@@ -338,7 +332,7 @@ impl Realtime {
             "role_changed",
             Some(user_id),
             Some(new_role),
-            &[user_id.to_owned()],
+            &[user_id.to_string()],
         )
         .await
     }
@@ -347,8 +341,8 @@ impl Realtime {
     pub async fn transfer_ownership(
         &self,
         auth: &SessionAuth,
-        conversation_id: &str,
-        user_id: &str,
+        conversation_id: &ConversationId,
+        user_id: &UserId,
     ) -> Result<(), RealtimeError> {
         let (kind, role) = self.group_role(auth, conversation_id).await?;
         if role != "owner" {
@@ -356,14 +350,13 @@ impl Realtime {
                 "only the owner may transfer ownership".into(),
             ));
         }
-        if user_id == auth.user_id {
+        if *user_id == auth.user_id {
             return Err(bad("user_id: you already own this group"));
         }
-        if !ids::is_valid_id(user_id)
-            || !self
-                .store
-                .transfer_ownership(conversation_id, &auth.user_id, user_id, demoted_role(&kind))
-                .await?
+        if !self
+            .store
+            .transfer_ownership(conversation_id, &auth.user_id, user_id, demoted_role(&kind))
+            .await?
         {
             return Err(RealtimeError::NoSuchUser);
         }

@@ -2,7 +2,7 @@
 //! redeemed until used up or expired.
 
 use vestnik_core::token;
-use vestnik_proto::{Conversation, CreateInvite, Invite};
+use vestnik_proto::{Conversation, ConversationId, CreateInvite, Invite};
 use vestnik_store::{JoinOutcome, SessionAuth};
 
 use crate::groups::*;
@@ -15,7 +15,7 @@ impl Realtime {
     pub async fn create_invite(
         &self,
         auth: &SessionAuth,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         req: CreateInvite,
     ) -> Result<Invite, RealtimeError> {
         let (kind, role) = self.group_role(auth, conversation_id).await?;
@@ -38,7 +38,7 @@ impl Realtime {
         let secret = token::new_token();
         let row = vestnik_store::InviteRow {
             token_hash: token::hash_token(&secret),
-            conversation_id: conversation_id.to_owned(),
+            conversation_id: conversation_id.to_string(),
             created_by: auth.user_id.clone(),
             max_uses,
             expires_at: now + ttl * 1000,
@@ -87,6 +87,7 @@ impl Realtime {
             }
             (JoinOutcome::AlreadyMember, Some(c)) => c,
         };
-        self.conversation_detail(auth, &conversation_id).await
+        self.conversation_detail(auth, &ConversationId::from_trusted(conversation_id))
+            .await
     }
 }

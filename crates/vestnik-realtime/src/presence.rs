@@ -1,7 +1,7 @@
 //! Ephemeral signals: typing, read markers and presence (who sees whom is
 //! decided here; nothing of it is stored but read markers and settings).
 use std::collections::HashSet;
-use vestnik_proto::{PresenceVisibility, ServerFrame, UserId};
+use vestnik_proto::{ConversationId, PresenceVisibility, ServerFrame, UserId};
 use vestnik_store::SessionAuth;
 
 use crate::service::bad;
@@ -14,14 +14,14 @@ impl Realtime {
     pub async fn typing(
         &self,
         auth: &SessionAuth,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         typing: bool,
     ) -> Result<(), RealtimeError> {
         self.ephemeral_rate(auth).await?;
         let members = self.member_of(auth, conversation_id).await?;
         self.not_a_channel(conversation_id).await?;
         let f = ServerFrame::Typing {
-            conversation_id: conversation_id.to_owned(),
+            conversation_id: conversation_id.to_string(),
             user_id: auth.user_id.clone(),
             typing,
         };
@@ -42,7 +42,7 @@ impl Realtime {
     pub async fn read(
         &self,
         auth: &SessionAuth,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         seq: i64,
     ) -> Result<(), RealtimeError> {
         self.ephemeral_rate(auth).await?;
@@ -64,7 +64,7 @@ impl Realtime {
             return Ok(());
         }
         let f = ServerFrame::Read {
-            conversation_id: conversation_id.to_owned(),
+            conversation_id: conversation_id.to_string(),
             user_id: auth.user_id.clone(),
             seq,
         };
@@ -81,7 +81,7 @@ impl Realtime {
     pub async fn read_markers(
         &self,
         auth: &SessionAuth,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
     ) -> Result<vestnik_proto::ReadMarkers, RealtimeError> {
         self.member_of(auth, conversation_id).await?;
         let markers = self.store.read_markers(conversation_id).await?;
