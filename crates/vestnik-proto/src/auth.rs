@@ -1,17 +1,23 @@
+//! Accounts and sessions: registration, sign-in, tokens, 2FA, devices,
+//! the account and its audit log, proof of work, health.
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::Secret;
 
+/// Start registration: the server mails a six-digit code to `email`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    /// The address to register; the code is sent there.
     #[schema(schema_with = crate::schema::email)]
     pub email: String,
+    /// The solved puzzle, when an earlier answer was 403 `proof_of_work_required`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pow: Option<PowSolution>,
 }
 
+/// The request was taken; nothing more is said (so the answer reveals no account).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Accepted {
     /// Always `accepted`: the answer is the same whether or not the address has an account.
@@ -23,6 +29,7 @@ pub struct Accepted {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SignedKey {
+    /// Client-chosen label of the key, unique on the device.
     #[schema(schema_with = crate::schema::key_id)]
     pub key_id: String,
     /// Curve25519 public key, base64 (unpadded, as vodozemac writes it).
@@ -33,9 +40,12 @@ pub struct SignedKey {
     pub signature: String,
 }
 
+/// A one-time Curve25519 key: handed to one sender claiming the device's
+/// bundle, then deleted from the server.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OneTimeKey {
+    /// Client-chosen label of the key, unique on the device.
     #[schema(schema_with = crate::schema::key_id)]
     pub key_id: String,
     /// Curve25519 public key, base64.
@@ -47,6 +57,7 @@ pub struct OneTimeKey {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDeviceRequest {
+    /// A name the user chooses, shown in the device list.
     #[schema(schema_with = crate::schema::device_name)]
     pub name: String,
     /// e.g. `linux`, `android`, `web`.
@@ -66,9 +77,11 @@ pub struct NewDeviceRequest {
     pub one_time_keys: Vec<OneTimeKey>,
 }
 
+/// Finish registration: the mailed code, a password and the first device.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
+    /// The address the code was sent to.
     #[schema(schema_with = crate::schema::email)]
     pub email: String,
     /// The code from the mail (a wrong one: 422 `invalid_code`).
@@ -77,16 +90,21 @@ pub struct VerifyRequest {
     /// 8-128 characters, not a common password and not the address (else 422 `weak_password`).
     #[schema(value_type = String, min_length = 8, max_length = 128)]
     pub password: Secret,
+    /// The account's first device; the session returned is bound to it.
     pub device: NewDeviceRequest,
+    /// The solved puzzle, when an earlier answer was 403 `proof_of_work_required`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pow: Option<PowSolution>,
 }
 
+/// Sign in and register a new device; the session returned is bound to it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    /// The account's address.
     #[schema(schema_with = crate::schema::email)]
     pub email: String,
+    /// The account's password.
     #[schema(value_type = String, min_length = 1, max_length = 1024)]
     pub password: Secret,
     /// Current TOTP code, when 2FA is on.
@@ -97,7 +115,9 @@ pub struct LoginRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, max_length = 64)]
     pub recovery_code: Option<Secret>,
+    /// The device signing in; it is added to the account.
     pub device: NewDeviceRequest,
+    /// The solved puzzle, when an earlier answer was 403 `proof_of_work_required`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pow: Option<PowSolution>,
 }
@@ -105,26 +125,34 @@ pub struct LoginRequest {
 /// Tokens of a device-bound session.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SessionTokens {
+    /// The signed-in account.
     pub user_id: String,
+    /// The device this session belongs to.
     pub device_id: String,
+    /// Always `Bearer`.
     pub token_type: String,
+    /// Send as `Authorization: Bearer <access_token>`.
     #[schema(value_type = String)]
     pub access_token: Secret,
-    /// Seconds.
+    /// Seconds until `access_token` expires, from now.
     pub access_expires_in: i64,
+    /// Exchange at `POST /v1/auth/refresh` for a new pair of tokens.
     #[schema(value_type = String)]
     pub refresh_token: Secret,
-    /// Seconds.
+    /// Seconds until `refresh_token` expires, from now.
     pub refresh_expires_in: i64,
 }
 
+/// Exchange a refresh token for a new pair of tokens.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    /// The session's current refresh token.
     #[schema(value_type = String, min_length = 1, max_length = 256)]
     pub refresh_token: Secret,
 }
 
+/// A new TOTP secret, not yet on: confirm it with a code to enable 2FA.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TotpSetup {
     /// Base32 secret for manual entry.
@@ -135,6 +163,7 @@ pub struct TotpSetup {
     pub otpauth_uri: Secret,
 }
 
+/// A code that confirms a 2FA change.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeRequest {
@@ -143,6 +172,7 @@ pub struct CodeRequest {
     pub code: Secret,
 }
 
+/// Recovery codes, issued when 2FA is enabled.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RecoveryCodes {
     /// Shown once; each works once in place of a TOTP code.
@@ -150,12 +180,18 @@ pub struct RecoveryCodes {
     pub recovery_codes: Vec<Secret>,
 }
 
+/// One of the caller's own devices.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeviceInfo {
+    /// The device's id.
     pub id: String,
+    /// The name given when the device was added.
     pub name: String,
+    /// The platform given when the device was added.
     pub platform: String,
+    /// Curve25519 identity key, base64.
     pub identity_key: String,
+    /// Ed25519 signing key, base64.
     pub signing_key: String,
     /// Unix milliseconds.
     pub created_at: i64,
@@ -163,36 +199,56 @@ pub struct DeviceInfo {
     pub current: bool,
 }
 
+/// The caller's active devices.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeviceList {
+    /// Every active device, the current one included.
     pub devices: Vec<DeviceInfo>,
 }
 
+/// The caller's account.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Account {
+    /// The account's id.
     pub user_id: String,
+    /// The verified address the account signs in with.
     pub email: String,
+    /// Whether sign-in asks for a TOTP code.
     pub totp_enabled: bool,
+    /// Recovery codes not used yet.
     pub recovery_codes_left: i64,
+    /// Whether the account is a server administrator.
     pub is_admin: bool,
+    /// When the account was created, Unix milliseconds.
     pub created_at: i64,
 }
 
+/// One security-relevant event of the caller's account.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditEntry {
+    /// Increases with time; use it as `before` to page back.
     pub id: i64,
+    /// What happened, snake_case (e.g. `register_requested`, `login_ok`,
+    /// `verify_failed`, `recovery_code_used`).
     pub event: String,
+    /// The device concerned or acting; absent when there was none.
     pub device_id: Option<String>,
+    /// Client IP address of the request; absent when unknown.
     pub ip: Option<String>,
+    /// `User-Agent` of the request; absent when not sent.
     pub user_agent: Option<String>,
+    /// The request's id (the `x-request-id` header), for matching server logs.
     pub request_id: Option<String>,
     /// Event-specific JSON.
     pub detail: Option<String>,
+    /// When it happened, Unix milliseconds.
     pub created_at: i64,
 }
 
+/// A page of the caller's audit log, newest first.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditPage {
+    /// Newest first.
     pub events: Vec<AuditEntry>,
     /// Pass as `before` for the next (older) page; absent on the last page.
     pub next_before: Option<i64>,
@@ -202,24 +258,32 @@ pub struct AuditPage {
 /// SHA-256(`challenge` + ":" + `nonce`) starts with `difficulty` zero bits.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PowChallenge {
+    /// Opaque, server-issued; send it back unchanged in `PowSolution`.
     pub challenge: String,
+    /// Leading zero bits the hash must have.
     pub difficulty: u32,
 }
 
+/// The answer to a `PowChallenge`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PowSolution {
     /// As issued (checked only when a proof of work is demanded; a wrong
     /// one is then 403 `invalid_proof_of_work`).
     pub challenge: String,
+    /// The value found, in decimal or hex.
     pub nonce: String,
 }
 
+/// Liveness (`/healthz`) or readiness (`/readyz`) of this node.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {
+    /// `ok`, or `unavailable` when a dependency does not answer (with 503).
     pub status: String,
+    /// `/readyz` only: `ok` or `unavailable`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// `/readyz` only, when this node uses Redis: `ok` or `unavailable`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<String>,
 }

@@ -104,9 +104,11 @@ pub struct NewGroupSettings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 1000)]
     pub member_user_ids: Vec<UserId>,
+    /// Display name, 1 to 128 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = crate::schema::title)]
     pub title: Option<String>,
+    /// Description, up to 1,024 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = crate::schema::topic)]
     pub topic: Option<String>,
@@ -116,12 +118,15 @@ pub struct NewGroupSettings {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewChannelSettings {
+    /// First subscribers besides the owner: at most 1,000 (more join later).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 1000)]
     pub member_user_ids: Vec<UserId>,
+    /// Display name, 1 to 128 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = crate::schema::title)]
     pub title: Option<String>,
+    /// Description, up to 1,024 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = crate::schema::topic)]
     pub topic: Option<String>,
@@ -132,25 +137,34 @@ pub struct NewChannelSettings {
     pub visibility: Option<ChannelVisibility>,
 }
 
+/// A member of a conversation and their role.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Member {
+    /// The member.
     pub user_id: String,
     /// `owner`, `admin`, `member`; in a channel `owner`, `publisher`, `subscriber`.
     pub role: String,
+    /// When they joined, Unix milliseconds.
     pub joined_at: i64,
 }
 
+/// A direct conversation, group or channel the caller belongs to.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Conversation {
+    /// The conversation's id.
     pub id: String,
     /// `direct`, `group` or `channel`.
     pub kind: String,
+    /// Every member; empty for a channel in the conversation list (its
+    /// subscribers are private to its owner).
     pub member_user_ids: Vec<String>,
     /// With roles; listed by `GET /v1/conversations/{id}` only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<Member>,
+    /// Groups and channels: the display name; absent when none is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// Groups and channels: the description; absent when none is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
     /// A media reference chosen by the client (opaque to the server).
@@ -159,26 +173,35 @@ pub struct Conversation {
     /// Channels: `public` or `private`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visibility: Option<String>,
+    /// When the conversation was created, Unix milliseconds.
     pub created_at: i64,
 }
 
 /// One post in a channel's log (or a group message read from its log).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ChannelPost {
+    /// The post's id.
     pub message_id: String,
+    /// The channel (or group).
     pub conversation_id: String,
+    /// Position in the conversation's log, increasing in the order stored.
     pub seq: i64,
+    /// The author.
     pub sender_user_id: String,
+    /// The author's device that sent it.
     pub sender_device_id: String,
     /// 2 = encrypted with the channel key (private), 3 = plaintext (public).
     pub msg_type: u8,
     /// Base64 (of the plaintext, in a public channel).
     pub ciphertext: String,
+    /// When the server stored it, Unix milliseconds.
     pub sent_at: i64,
 }
 
+/// A page of a channel's log.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChannelPosts {
+    /// In seq order, oldest first.
     pub posts: Vec<ChannelPost>,
     /// More are waiting: read again with `after` = the last post's seq.
     pub more: bool,
@@ -189,23 +212,30 @@ pub struct ChannelPosts {
 #[serde(deny_unknown_fields)]
 #[schema(min_properties = 1)]
 pub struct UpdateConversation {
+    /// Display name, 1 to 128 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = crate::schema::title)]
     pub title: Option<String>,
+    /// Description, up to 1,024 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = crate::schema::topic)]
     pub topic: Option<String>,
+    /// Avatar: a media reference chosen by the client (opaque to the
+    /// server), up to 256 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = crate::schema::avatar_ref)]
     pub avatar_ref: Option<String>,
 }
 
+/// Add a user to a group or channel.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
+    /// The user to add; they join as `member` (groups) or `subscriber` (channels).
     pub user_id: UserId,
 }
 
+/// Change a member's role.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRole {
@@ -214,6 +244,7 @@ pub struct SetRole {
     pub role: AssignableRole,
 }
 
+/// Hand a group or channel to another member.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferOwnership {
@@ -221,26 +252,31 @@ pub struct TransferOwnership {
     pub user_id: UserId,
 }
 
+/// Create an invite link to a group or channel.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInvite {
-    /// Default 100.
+    /// How many users may join with it, 1 to 10,000; default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 10_000)]
     pub max_uses: Option<i64>,
-    /// 60 s to 30 days; default 7 days.
+    /// Seconds until it expires: 60 s to 30 days; default 7 days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 60, maximum = 2_592_000)]
     pub ttl_secs: Option<i64>,
 }
 
+/// A new invite link.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Invite {
     /// Shown once: anyone holding it can join with `POST /v1/invites/{token}/join`.
     #[schema(value_type = String)]
     pub token: Secret,
+    /// The group or channel it joins.
     pub conversation_id: String,
+    /// How many users may join with it.
     pub max_uses: i64,
+    /// When it stops working, Unix milliseconds.
     pub expires_at: i64,
 }
 
@@ -248,20 +284,29 @@ pub struct Invite {
 /// (and to the member it concerns, when they were removed or left).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct SystemEvent {
+    /// The event's id.
     pub event_id: String,
+    /// The conversation it happened to.
     pub conversation_id: String,
     /// `created`, `member_added`, `member_joined`, `member_left`,
     /// `member_removed`, `role_changed`, `owner_changed` or `updated`.
     pub event: String,
+    /// The user who made the change (the member themself for `member_joined` and `member_left`).
     pub actor_user_id: String,
+    /// The member it concerns, with `member_added`, `member_removed`,
+    /// `role_changed` and `owner_changed`; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_user_id: Option<String>,
+    /// The target's new role, with `role_changed` and `owner_changed` (`owner`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// When it happened, Unix milliseconds.
     pub at: i64,
 }
 
+/// The conversations the caller belongs to.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ConversationList {
+    /// Direct chats, groups and channels alike.
     pub conversations: Vec<Conversation>,
 }

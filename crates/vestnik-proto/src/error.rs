@@ -1,12 +1,15 @@
+//! The error body: one shape for every refused request.
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// The one error shape every endpoint answers with.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
+    /// What went wrong.
     pub error: ErrorDetail,
 }
 
+/// What went wrong, for programs (`code`) and people (`message`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable snake_case code for programs.

@@ -60,10 +60,12 @@ macro_rules! id_type {
                 Self(s)
             }
 
+            /// The id as a string.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
 
+            /// The id as an owned string.
             pub fn into_string(self) -> String {
                 self.0
             }

@@ -88,10 +88,15 @@ names!(
     /// A member's role. Groups: owner, admin, member. Channels: owner,
     /// publisher, subscriber. Direct conversations: member.
     MemberRole ("role") {
+        /// Created or was handed the group or channel; one per conversation.
         Owner = "owner",
+        /// Groups: manages members and settings.
         Admin = "admin",
+        /// Groups and direct conversations: reads and sends.
         Member = "member",
+        /// Channels: may post.
         Publisher = "publisher",
+        /// Channels: reads posts.
         Subscriber = "subscriber",
     }
 );
@@ -100,9 +105,13 @@ names!(
     /// The roles an owner may hand out (ownership moves by transfer only).
     /// Groups take `admin` or `member`; channels `publisher` or `subscriber`.
     AssignableRole ("role") {
+        /// Groups: manages members and settings.
         Admin = "admin",
+        /// Groups: reads and sends.
         Member = "member",
+        /// Channels: may post.
         Publisher = "publisher",
+        /// Channels: reads posts.
         Subscriber = "subscriber",
     }
 );
@@ -120,9 +129,13 @@ names!(
 names!(
     /// What kind of file an upload is (a hint: the bytes are ciphertext either way).
     MediaClass ("class") {
+        /// A picture (public channels get a server-made preview).
         Image = "image",
+        /// A video.
         Video = "video",
+        /// Audio, such as a voice note.
         Audio = "audio",
+        /// Anything else.
         File = "file",
     }
 );
@@ -130,9 +143,11 @@ names!(
 names!(
     /// Who sees a user's presence.
     PresenceVisibility ("visibility") {
+        /// Every user who asks.
         Everyone = "everyone",
         /// People one shares a conversation with.
         Contacts = "contacts",
+        /// No one: presence frames about this user carry neither `online` nor `last_seen`.
         Nobody = "nobody",
     }
 );

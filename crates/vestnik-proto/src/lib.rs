@@ -4,6 +4,7 @@
 // The server's lint wall (as vestnik-crypto's): bad input and failed
 // backends are errors, never a panic of the process.
 #![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+#![warn(missing_docs)]
 
 pub mod auth;
 pub mod conversations;

@@ -9,6 +9,7 @@ use crate::{ConversationId, MediaClass};
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MediaUploadRequest {
+    /// A conversation the caller is a member of; its members may download the object.
     pub conversation_id: ConversationId,
     /// Exact bytes of the (encrypted) object that will be uploaded; more than
     /// the server's `media_max_bytes` is refused with 413 `media_too_large`.
@@ -29,38 +30,55 @@ pub struct MediaUploadRequest {
 /// An HTTP request to make exactly as given: method, URL and every header.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SignedRequest {
+    /// `PUT` to upload, `GET` to download.
     pub method: String,
+    /// Absolute URL, signed; it may point at object storage rather than this server.
     pub url: String,
     /// Headers the signature covers: send them unchanged.
     #[serde(default)]
     pub headers: Vec<(String, String)>,
-    /// Unix ms after which the URL is refused.
+    /// Unix milliseconds after which the URL is refused.
     pub expires_at: i64,
 }
 
+/// A pending upload: PUT the bytes with `upload`, then complete it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MediaUploadGrant {
+    /// The new object, `pending` until completed.
     pub media: MediaInfo,
+    /// The request that uploads the bytes.
     pub upload: SignedRequest,
 }
 
+/// An uploaded (encrypted) object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MediaInfo {
+    /// The object's id.
     pub id: String,
+    /// The user who uploaded it.
     pub owner_id: String,
+    /// The conversation whose members may download it.
     pub conversation_id: String,
+    /// Bytes, as declared at upload.
     pub size: i64,
+    /// Lowercase hex SHA-256 of the bytes, as declared at upload.
     pub sha256: String,
+    /// `image`, `video`, `audio` or `file`, as declared at upload.
     pub class: String,
     /// `pending` until completed, then `ready`.
     pub state: String,
+    /// When the upload was granted, Unix milliseconds.
     pub created_at: i64,
+    /// When the object is deleted, Unix milliseconds.
     pub expires_at: i64,
 }
 
+/// Where to fetch an object's bytes.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MediaDownload {
+    /// The object.
     pub media: MediaInfo,
+    /// The request that downloads the (encrypted) bytes.
     pub download: SignedRequest,
     /// A server-made JPEG preview (public-channel images only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,7 +88,10 @@ pub struct MediaDownload {
 /// The caller's storage use.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MediaUsage {
+    /// Bytes the caller holds now, pending and ready uploads both counted.
     pub used_bytes: i64,
+    /// Bytes the caller may hold in all; an upload beyond it is refused with 403 `quota_exceeded`.
     pub quota_bytes: i64,
+    /// Largest object this server accepts, bytes.
     pub max_object_bytes: i64,
 }

@@ -6,10 +6,12 @@
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::RefOr;
 
-/// Characters no address, name or label may hold: control characters
-/// (Unicode Cc) and whitespace (Unicode White_Space), as Rust's
-/// `char::is_control` and `char::is_whitespace` see them.
+/// Control characters (Unicode Cc, as Rust's `char::is_control` sees them),
+/// as the body of a regex character class: no address, name or label may
+/// hold one.
 pub const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
+/// Control characters and whitespace (Unicode White_Space, as Rust's
+/// `char::is_whitespace` sees it), as the body of a regex character class.
 pub const CONTROL_OR_SPACE: &str =
     r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 
@@ -57,10 +59,14 @@ fn label(max: usize) -> RefOr<Schema> {
     )
 }
 
+/// A device name: 1 to 64 characters, no control characters, no leading or
+/// trailing whitespace.
 pub fn device_name() -> RefOr<Schema> {
     label(crate::limits::DEVICE_NAME_MAX_CHARS)
 }
 
+/// A device platform: 1 to 32 characters, no control characters, no leading
+/// or trailing whitespace.
 pub fn device_platform() -> RefOr<Schema> {
     label(crate::limits::DEVICE_PLATFORM_MAX_CHARS)
 }
@@ -97,18 +103,25 @@ fn text(min: usize, max: usize) -> RefOr<Schema> {
     )
 }
 
+/// A group or channel title: 1 to 128 characters without control
+/// characters, or `null`.
 pub fn title() -> RefOr<Schema> {
     nullable(text(1, crate::limits::TITLE_MAX_CHARS))
 }
 
+/// A group or channel topic: up to 1,024 characters without control
+/// characters, or `null`.
 pub fn topic() -> RefOr<Schema> {
     nullable(text(0, crate::limits::TOPIC_MAX_CHARS))
 }
 
+/// An avatar reference: up to 256 characters without control characters,
+/// or `null`.
 pub fn avatar_ref() -> RefOr<Schema> {
     nullable(text(0, crate::limits::AVATAR_REF_MAX_CHARS))
 }
 
+/// A client-chosen message id: 1 to 64 characters without control characters.
 pub fn client_msg_id() -> RefOr<Schema> {
     text(1, crate::limits::CLIENT_MSG_ID_MAX_CHARS)
 }
@@ -126,6 +139,7 @@ pub fn ciphertext() -> RefOr<Schema> {
     )
 }
 
+/// A [`ciphertext`], or `null`.
 pub fn optional_ciphertext() -> RefOr<Schema> {
     nullable(ciphertext())
 }

@@ -13,6 +13,7 @@ use utoipa::openapi::RefOr;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret string.
     pub fn new(s: impl Into<String>) -> Self {
         Self(s.into())
     }
@@ -22,6 +23,7 @@ impl Secret {
         &self.0
     }
 
+    /// The secret itself, owned: call this only where it is checked or sent.
     pub fn into_exposed(self) -> String {
         self.0
     }
