@@ -5,6 +5,7 @@
 // The server's lint wall (as vestnik-crypto's): bad input and failed
 // backends are errors, never a panic of the process.
 #![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+#![warn(missing_docs)]
 
 mod bulk;
 mod migrate;
@@ -21,53 +22,79 @@ pub use postgres::PgStore;
 pub use rows::*;
 pub use sqlite::SqliteStore;
 
+/// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database (through sqlx) refused or failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     /// From the SQLite batch writer, which runs its statements directly.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A migration could not be applied.
     #[error("migration {version} failed: {reason}")]
-    Migration { version: i64, reason: String },
+    Migration {
+        /// The migration's version.
+        version: i64,
+        /// What went wrong.
+        reason: String,
+    },
     /// The e-mail code was consumed or replaced by a concurrent request.
     #[error("the verification code is no longer valid")]
     CodeConsumed,
+    /// The account is active or disabled, not pending.
     #[error("the account is not awaiting verification")]
     NotPending,
+    /// The user already has the most active devices allowed.
     #[error("expected at most {max} active devices")]
-    TooManyDevices { max: i64 },
+    TooManyDevices {
+        /// The limit.
+        max: i64,
+    },
+    /// An upload would leave the device more one-time keys than allowed.
     #[error("expected at most {max} one-time keys on the server for a device")]
-    TooManyKeys { max: i64 },
+    TooManyKeys {
+        /// The limit.
+        max: i64,
+    },
+    /// A unique value (named) is already taken.
     #[error("{0} already exists")]
     Conflict(&'static str),
 }
 
+/// A store operation's result.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Accounts, e-mail codes, 2FA state and recovery codes.
 #[async_trait]
 pub trait UserStore: Send + Sync {
+    /// The account with this address, in any status.
     async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>>;
+    /// The account with this id, in any status.
     async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>>;
     /// Creates a pending account unless one exists for the address (races are
     /// settled by the unique index: exactly one row wins).
     async fn create_pending_user(&self, id: &str, email: &str, now: i64) -> Result<()>;
     /// Stores a fresh code unless one was sent after `resend_cutoff`; false when throttled.
     async fn put_email_code(&self, code: &EmailCodeRow, resend_cutoff: i64) -> Result<bool>;
+    /// The code last sent to the address.
     async fn email_code(&self, email: &str) -> Result<Option<EmailCodeRow>>;
     /// Counts a wrong guess; returns the attempts so far.
     async fn bump_email_code_attempts(&self, email: &str) -> Result<i64>;
+    /// Forgets the address's code.
     async fn delete_email_code(&self, email: &str) -> Result<()>;
     /// Consumes the code, activates the account, creates the first device with
     /// its keys and a session, and records the audit event — all or nothing.
     async fn complete_registration(&self, reg: &CompleteRegistration) -> Result<()>;
+    /// Stores a TOTP secret (encrypted) awaiting confirmation until `expires_at`.
     async fn set_totp_pending(
         &self,
         user_id: &str,
         secret_enc: &str,
         expires_at: i64,
     ) -> Result<()>;
+    /// Turns 2FA on with the confirmed secret, marks `step` used and replaces
+    /// the recovery codes with `recovery_hashes`, in one transaction.
     async fn enable_totp(
         &self,
         user_id: &str,
@@ -76,16 +103,20 @@ pub trait UserStore: Send + Sync {
         recovery_hashes: &[String],
         now: i64,
     ) -> Result<()>;
+    /// Turns 2FA off and deletes the recovery codes.
     async fn disable_totp(&self, user_id: &str, now: i64) -> Result<()>;
     /// Marks a TOTP time step used; false when it (or a later one) already was,
     /// which is what stops a code being replayed.
     async fn use_totp_step(&self, user_id: &str, step: i64) -> Result<bool>;
     /// Marks a recovery code used; false when unknown or already used.
     async fn use_recovery_code(&self, user_id: &str, code_hash: &str, now: i64) -> Result<bool>;
+    /// How many recovery codes the user has not used.
     async fn unused_recovery_codes(&self, user_id: &str) -> Result<i64>;
+    /// Up to `limit` accounts, ordered by address, after `after_email`.
     async fn list_users(&self, after_email: Option<&str>, limit: i64) -> Result<Vec<UserRow>>;
     /// Sets the status of an existing account; false when there is none.
     async fn set_user_status(&self, user_id: &str, status: UserStatus, now: i64) -> Result<bool>;
+    /// Grants or takes away administrator rights.
     async fn set_admin(&self, user_id: &str, admin: bool) -> Result<()>;
     /// Creates an active administrator, or promotes the existing account.
     async fn upsert_admin(
@@ -107,7 +138,10 @@ pub trait DeviceStore: Send + Sync {
         session: &NewSession,
         max_devices: i64,
     ) -> Result<()>;
+    /// The user's active devices, oldest first.
     async fn list_devices(&self, user_id: &str) -> Result<Vec<DeviceRow>>;
+    /// What an access token (by hash) grants, unless it expired by `now`, its
+    /// session was revoked or the account is not active.
     async fn session_by_access(&self, access_hash: &str, now: i64) -> Result<Option<SessionAuth>>;
     /// Deletes up to `limit` used refresh tokens rotated before `used_before`
     /// (by then they have expired: nothing is left to detect); returns how many.
@@ -130,6 +164,7 @@ pub trait DeviceStore: Send + Sync {
         device_ids: Option<&[String]>,
         now: i64,
     ) -> Result<Vec<String>>;
+    /// One-time keys the device still has on the server.
     async fn one_time_key_count(&self, device_id: &str) -> Result<i64>;
 }
 
@@ -150,6 +185,7 @@ pub trait KeyStore: Send + Sync {
     /// One bundle per active device of `user_id`; each one-time key is popped
     /// atomically, so concurrent claims never get the same key.
     async fn claim_keys(&self, user_id: &str) -> Result<Vec<KeyBundleRow>>;
+    /// The active devices of these users, with their public keys.
     async fn active_devices(&self, user_ids: &[String]) -> Result<Vec<PublicDeviceRow>>;
 }
 
@@ -164,8 +200,11 @@ pub trait MessageStore: Send + Sync {
         b: &str,
         now: i64,
     ) -> Result<ConversationRow>;
+    /// The conversation with this id.
     async fn conversation(&self, id: &str) -> Result<Option<ConversationRow>>;
+    /// The members' user ids.
     async fn members(&self, conversation_id: &str) -> Result<Vec<String>>;
+    /// Every conversation the user is a member of.
     async fn conversations_of(&self, user_id: &str) -> Result<Vec<ConversationRow>>;
     /// Users who share at least one direct chat or group with `user_id`
     /// (channels do not make their subscribers each other's contacts: that
@@ -192,8 +231,11 @@ pub trait MessageStore: Send + Sync {
         &self,
         user_ids: &[String],
     ) -> Result<Vec<(String, Option<i64>, String)>>;
+    /// Records when the user was last online (Unix milliseconds).
     async fn set_last_seen(&self, user_id: &str, at: i64) -> Result<()>;
+    /// Sets who sees the user's presence (`everyone`, `contacts`, `nobody`).
     async fn set_presence_visibility(&self, user_id: &str, visibility: &str) -> Result<()>;
+    /// Blocks (`on`) or unblocks `blocked` for `user_id`.
     async fn set_block(&self, user_id: &str, blocked: &str, on: bool, now: i64) -> Result<()>;
     /// A message already stored for this sending device and client id:
     /// (message id, seq, created_at).
@@ -245,10 +287,12 @@ pub trait MessageStore: Send + Sync {
 pub trait GroupStore: Send + Sync {
     /// Creates the conversation, its owner and its first members.
     async fn create_group(&self, group: &NewGroup) -> Result<()>;
+    /// Every member with their role.
     async fn members_with_roles(&self, conversation_id: &str) -> Result<Vec<MemberRow>>;
     /// What a channel member sees: the owner and publishers, and themselves
     /// (without reading every subscriber's row).
     async fn channel_staff(&self, conversation_id: &str, viewer: &str) -> Result<Vec<MemberRow>>;
+    /// The user's role, or None when not a member.
     async fn member_role(&self, conversation_id: &str, user_id: &str) -> Result<Option<String>>;
     /// Adds a member unless the conversation already has `limit` members.
     async fn add_member(
@@ -280,6 +324,7 @@ pub trait GroupStore: Send + Sync {
         topic: Option<&str>,
         avatar_ref: Option<&str>,
     ) -> Result<()>;
+    /// Stores an invite (its token's hash).
     async fn create_invite(&self, invite: &InviteRow) -> Result<()>;
     /// Joins `user_id` to the invite's conversation (as `member`, or
     /// `subscriber` of a channel) when the invite is valid and has uses left;
@@ -313,6 +358,7 @@ pub trait MediaStore: Send + Sync {
     /// Records a pending upload and adds its size to the owner's usage,
     /// unless that would pass `quota` bytes.
     async fn create_media(&self, media: &MediaRow, quota: i64) -> Result<MediaCreate>;
+    /// The media row with this id.
     async fn media(&self, id: &str) -> Result<Option<MediaRow>>;
     /// Pending → ready (with its preview's object, if one was made) while the
     /// upload window is open; false otherwise.
@@ -332,8 +378,10 @@ pub trait MediaStore: Send + Sync {
     async fn media_usage(&self, user_id: &str) -> Result<i64>;
 }
 
+/// The security audit log.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
+    /// Records one event.
     async fn append_audit(&self, event: &AuditEvent) -> Result<()>;
     /// Newest first; `before` pages backwards by id.
     async fn list_audit(
@@ -349,6 +397,7 @@ pub trait AuditStore: Send + Sync {
 pub trait Store:
     UserStore + DeviceStore + AuditStore + KeyStore + MessageStore + GroupStore + MediaStore
 {
+    /// Checks the database answers.
     async fn ping(&self) -> Result<()>;
     /// Applies pending migrations; returns the versions applied now.
     async fn migrate(&self) -> Result<Vec<i64>>;

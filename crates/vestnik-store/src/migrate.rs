@@ -12,6 +12,7 @@ pub struct Migration {
     pub postgres: &'static str,
 }
 
+/// Every migration, by version.
 pub static MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,

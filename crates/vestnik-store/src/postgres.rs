@@ -6,6 +6,7 @@ use crate::{AckBatchItem, NewMessage, OutboxRow, StoredMessage};
 use vestnik_core::limits::PG_ANALYZE_MIN_CHANGES as ANALYZE_MIN_CHANGES;
 use vestnik_core::limits::PG_QUEUE_VACUUM_MIN_DEAD as QUEUE_VACUUM_MIN_DEAD;
 
+/// The store on PostgreSQL.
 pub struct PgStore {
     pool: PgPool,
     turns: crate::bulk::postgres::TurnConnections,
@@ -15,6 +16,7 @@ pub struct PgStore {
 const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7365617217)";
 
 impl PgStore {
+    /// Connects with a pool of `pool_size` connections (at least 1).
     pub async fn connect(url: &str, pool_size: u32) -> crate::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(1))

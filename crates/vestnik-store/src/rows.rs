@@ -1,14 +1,19 @@
 //! Rows and parameter bundles, backend-neutral: ids and keys are text, times
 //! are Unix milliseconds.
 
+/// Where an account stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserStatus {
+    /// Registered, e-mail not verified yet.
     Pending,
+    /// Verified; may sign in.
     Active,
+    /// Turned off by an administrator; may not sign in.
     Disabled,
 }
 
 impl UserStatus {
+    /// The name stored in `users.status`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -18,89 +23,142 @@ impl UserStatus {
     }
 }
 
+/// An account.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
+    /// The user's id.
     pub id: String,
+    /// The address the account signs in with (unique).
     pub email: String,
+    /// Argon2 PHC string; None until registration completes.
     pub password_hash: Option<String>,
+    /// A [`UserStatus`] name.
     pub status: String,
+    /// A server administrator.
     pub is_admin: bool,
+    /// The TOTP secret, sealed with the server's key; None without 2FA.
     pub totp_secret_enc: Option<String>,
+    /// The last TOTP time step used (a code of it or an earlier one is refused).
     pub totp_last_step: Option<i64>,
+    /// A TOTP secret set up but not yet confirmed, sealed.
     pub totp_pending_enc: Option<String>,
+    /// When the pending secret lapses unconfirmed.
     pub totp_pending_expires_at: Option<i64>,
+    /// When the account was created.
     pub created_at: i64,
 }
 
 impl UserRow {
+    /// The account is active.
     pub fn is_active(&self) -> bool {
         self.status == UserStatus::Active.as_str()
     }
+    /// 2FA is on.
     pub fn totp_enabled(&self) -> bool {
         self.totp_secret_enc.is_some()
     }
 }
 
+/// The verification code last mailed to an address.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EmailCodeRow {
+    /// The address.
     pub email: String,
     /// None for a notice sent to an address that already has an account: the
     /// row still throttles resends so both cases look alike from outside.
     pub code_hash: Option<String>,
+    /// When the code stops working.
     pub expires_at: i64,
+    /// Wrong guesses so far.
     pub attempts: i64,
+    /// When it was sent (resends are throttled from this).
     pub sent_at: i64,
 }
 
+/// A device's signed fallback key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FallbackKey {
+    /// Client-chosen key id.
     pub key_id: String,
+    /// Curve25519 public key, base64.
     pub public_key: String,
+    /// Ed25519 signature by the device's signing key, base64.
     pub signature: String,
 }
 
+/// A device to add, with its first keys.
 #[derive(Debug, Clone)]
 pub struct NewDevice {
+    /// The device's id.
     pub id: String,
+    /// Its owner.
     pub user_id: String,
+    /// The name the user gave it.
     pub name: String,
+    /// The platform it reported (`linux`, `android`, `web`…).
     pub platform: String,
+    /// Curve25519 identity key, base64.
     pub identity_key: String,
+    /// Ed25519 signing key, base64.
     pub signing_key: String,
+    /// Its signed fallback key.
     pub fallback_key: FallbackKey,
     /// (key id, public key)
     pub one_time_keys: Vec<(String, String)>,
+    /// When it was added.
     pub created_at: i64,
 }
 
+/// A stored device.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeviceRow {
+    /// The device's id.
     pub id: String,
+    /// Its owner.
     pub user_id: String,
+    /// The name the user gave it.
     pub name: String,
+    /// The platform it reported (`linux`, `android`, `web`…).
     pub platform: String,
+    /// Curve25519 identity key, base64.
     pub identity_key: String,
+    /// Ed25519 signing key, base64.
     pub signing_key: String,
+    /// When it was added.
     pub created_at: i64,
 }
 
+/// A session to open for a device.
 #[derive(Debug, Clone)]
 pub struct NewSession {
+    /// The session's id.
     pub id: String,
+    /// The signed-in user.
     pub user_id: String,
+    /// The device it belongs to.
     pub device_id: String,
+    /// Hash of the access token (the token itself is never stored).
     pub access_hash: String,
+    /// When the access token expires.
     pub access_expires_at: i64,
+    /// Hash of the refresh token.
     pub refresh_hash: String,
+    /// When the refresh token expires.
     pub refresh_expires_at: i64,
+    /// When the session was opened.
     pub created_at: i64,
 }
 
+/// The tokens a refresh-token rotation gives the session next.
 #[derive(Debug, Clone)]
 pub struct NextTokens {
+    /// Hash of the new access token.
     pub access_hash: String,
+    /// When it expires.
     pub access_expires_at: i64,
+    /// Hash of the new refresh token.
     pub refresh_hash: String,
+    /// When it expires.
     pub refresh_expires_at: i64,
     /// This pair, sealed for a retry of the rotation (see `RotateOutcome::Retry`).
     pub sealed: Vec<u8>,
@@ -109,82 +167,131 @@ pub struct NextTokens {
 /// What an access token grants, as cached on the hot path.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SessionAuth {
+    /// The session.
     pub session_id: String,
+    /// The signed-in user.
     pub user_id: String,
+    /// The session's device.
     pub device_id: String,
+    /// When the access token expires.
     pub access_expires_at: i64,
+    /// The user is a server administrator.
     pub is_admin: bool,
 }
 
+/// What presenting a refresh token came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotateOutcome {
+    /// The session now holds the next tokens.
     Rotated {
+        /// The session, as the new access token grants it.
         session: SessionAuth,
+        /// The replaced access token's hash, for caches to forget.
         old_access_hash: String,
     },
     /// The token was rotated moments ago (after `retry_since`) and its
     /// successor is still the session's: the same client retrying, most
     /// likely, whose answer was lost. It gets the sealed successor back.
     Retry {
+        /// The successor pair, as sealed in [`NextTokens::sealed`].
         sealed: Vec<u8>,
+        /// The session's user.
         user_id: String,
+        /// The session's device.
         device_id: String,
     },
     /// An already rotated refresh token came back: someone holds a copy.
     Reused {
+        /// The session's user.
         user_id: String,
+        /// The session's device.
         device_id: String,
     },
+    /// The refresh token has expired.
     Expired,
+    /// No session has this refresh token.
     Unknown,
 }
 
+/// Everything `complete_registration` writes in its one transaction.
 #[derive(Debug, Clone)]
 pub struct CompleteRegistration {
+    /// The pending account's address.
     pub email: String,
+    /// Hash of the code checked; the stored one must still be it.
     pub code_hash: String,
+    /// Argon2 PHC string of the chosen password.
     pub password_hash: String,
+    /// The first device.
     pub device: NewDevice,
+    /// Its first session.
     pub session: NewSession,
+    /// The audit event to record.
     pub audit: AuditEvent,
+    /// The time of the registration.
     pub now: i64,
 }
 
+/// An audit event to record.
 #[derive(Debug, Clone, Default)]
 pub struct AuditEvent {
+    /// The account concerned, when known.
     pub user_id: Option<String>,
+    /// The device concerned or acting, when any.
     pub device_id: Option<String>,
+    /// What happened, snake_case (`login_ok`, `verify_failed`…).
     pub event: String,
+    /// The client's IP address.
     pub ip: Option<String>,
+    /// The request's `User-Agent`.
     pub user_agent: Option<String>,
+    /// The request's id.
     pub request_id: Option<String>,
     /// Short JSON with event-specific facts (never secrets).
     pub detail: Option<String>,
+    /// When it happened.
     pub created_at: i64,
 }
 
+/// A recorded audit event (see [`AuditEvent`] for the fields).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditRow {
+    /// Increasing with time; pages are cut by it.
     pub id: i64,
+    /// The account concerned.
     pub user_id: Option<String>,
+    /// The device concerned or acting.
     pub device_id: Option<String>,
+    /// What happened.
     pub event: String,
+    /// The client's IP address.
     pub ip: Option<String>,
+    /// The request's `User-Agent`.
     pub user_agent: Option<String>,
+    /// The request's id.
     pub request_id: Option<String>,
+    /// Event-specific JSON.
     pub detail: Option<String>,
+    /// When it happened.
     pub created_at: i64,
 }
 
+/// A conversation.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ConversationRow {
+    /// The conversation's id.
     pub id: String,
+    /// `direct`, `group` or `channel`.
     pub kind: String,
+    /// When it was created.
     pub created_at: i64,
     /// The newest message's sequence number (0 when empty).
     pub last_seq: i64,
+    /// Groups and channels: display name.
     pub title: Option<String>,
+    /// Groups and channels: description.
     pub topic: Option<String>,
+    /// A client-chosen media reference (opaque to the server).
     pub avatar_ref: Option<String>,
     /// Channels: `public` or `private`.
     pub visibility: Option<String>,
@@ -194,106 +301,153 @@ pub struct ConversationRow {
 /// `publisher`, `subscriber`).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct MemberRow {
+    /// The member.
     pub user_id: String,
+    /// Their role.
     pub role: String,
+    /// When they joined.
     pub joined_at: i64,
 }
 
 /// A new group or channel: the creator becomes its owner.
 #[derive(Debug, Clone)]
 pub struct NewGroup {
+    /// The conversation's id.
     pub id: String,
     /// `group` or `channel`.
     pub kind: String,
+    /// The owner.
     pub creator: String,
     /// Everyone else, with the role each starts with.
     pub members: Vec<(String, String)>,
+    /// Display name.
     pub title: Option<String>,
+    /// Description.
     pub topic: Option<String>,
     /// Channels: `public` or `private`.
     pub visibility: Option<String>,
+    /// When it was created.
     pub created_at: i64,
 }
 
 /// One device's acknowledgement of outbox items.
 #[derive(Debug, Clone)]
 pub struct AckBatchItem {
+    /// The acknowledging device.
     pub device_id: String,
+    /// Its owner (named in the receipts).
     pub user_id: String,
+    /// The outbox ids acknowledged.
     pub cursors: Vec<i64>,
 }
 
 /// A system event to queue for members' devices.
 #[derive(Debug, Clone)]
 pub struct SystemEventRow {
+    /// The event's id.
     pub event_id: String,
+    /// The conversation it happened to.
     pub conversation_id: String,
+    /// The user who made the change.
     pub actor: String,
     /// The event as JSON.
     pub body: String,
+    /// When it happened.
     pub created_at: i64,
+    /// When undelivered copies are dropped.
     pub expires_at: i64,
 }
 
 /// A stored group or channel message, read from the conversation's log.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LogRow {
+    /// The message's id.
     pub id: String,
+    /// Its position in the conversation.
     pub seq: i64,
+    /// The sender.
     pub sender_user_id: String,
+    /// The sender's device.
     pub sender_device_id: String,
+    /// 2 = Megolm or channel key, 3 = plaintext (public channel).
     pub msg_type: i64,
+    /// The ciphertext (or plaintext), base64.
     pub body: String,
+    /// When it was stored.
     pub created_at: i64,
 }
 
 /// An invite link's stored half: the token itself is only ever shown once.
 #[derive(Debug, Clone)]
 pub struct InviteRow {
+    /// Hash of the token.
     pub token_hash: String,
+    /// The group or channel it joins.
     pub conversation_id: String,
+    /// Who made it.
     pub created_by: String,
+    /// How many users may join with it.
     pub max_uses: i64,
+    /// When it stops working.
     pub expires_at: i64,
+    /// When it was made.
     pub created_at: i64,
 }
 
 /// What adding a member (directly or by invite) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinOutcome {
+    /// The user is now a member.
     Joined,
+    /// The user already was one; nothing changed.
     AlreadyMember,
     /// Unknown, expired or used up: indistinguishable to the caller.
     Invalid,
+    /// The conversation has reached its member limit.
     Full,
 }
 
+/// A device's owner and public identity keys.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PublicDeviceRow {
+    /// The owner.
     pub user_id: String,
+    /// The device.
     pub device_id: String,
+    /// Curve25519 identity key, base64.
     pub identity_key: String,
+    /// Ed25519 signing key, base64.
     pub signing_key: String,
 }
 
+/// What a claim hands out for one device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyBundleRow {
+    /// The device and its identity keys.
     pub device: PublicDeviceRow,
     /// (key id, public key)
     pub one_time_key: Option<(String, String)>,
+    /// Its fallback key, when it has one.
     pub fallback_key: Option<FallbackKey>,
 }
 
 /// One envelope: (recipient device, Olm message type, base64 ciphertext).
 pub type EnvelopeRow = (String, i64, String);
 
+/// A message to store.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
+    /// The id it gets, unless it is a retry.
     pub id: String,
+    /// The conversation.
     pub conversation_id: String,
+    /// The sender.
     pub sender_user_id: String,
+    /// The sending device.
     pub sender_device_id: String,
+    /// The client's id, unique per sending device (a retry repeats it).
     pub client_msg_id: String,
+    /// When it is stored.
     pub created_at: i64,
     /// Olm messages: one ciphertext per device. Group messages: the devices
     /// to deliver to, each with an empty body, and the ciphertext in `group_body`.
@@ -302,10 +456,14 @@ pub struct NewMessage {
     pub group_body: Option<(i64, String)>,
 }
 
+/// What storing one message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
+    /// The message's id (the stored one's, for a retry).
     pub message_id: String,
+    /// Its position in the conversation.
     pub seq: i64,
+    /// When it was stored.
     pub created_at: i64,
     /// True when this was a retry of an already stored message.
     pub duplicate: bool,
@@ -313,25 +471,40 @@ pub struct StoredMessage {
     pub outbox: Vec<(i64, String)>,
 }
 
+/// One item queued for one device: a message, a receipt or a system event.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OutboxRow {
+    /// The delivery cursor.
     pub id: i64,
+    /// The recipient device.
     pub device_id: String,
+    /// `message`, `receipt` or `system`.
     pub kind: String,
+    /// The message (for a receipt: the first one covered; for an event: its id).
     pub message_id: String,
+    /// The conversation.
     pub conversation_id: String,
+    /// Messages: the position in the conversation.
     pub seq: i64,
+    /// The sender; for a receipt, the recipient who took delivery; for an event, its actor.
     pub sender_user_id: String,
+    /// The sending device; for a receipt, the device that took delivery.
     pub sender_device_id: String,
+    /// Messages: the Olm or Megolm message type.
     pub msg_type: i64,
+    /// Base64 ciphertext; for a receipt, the JSON list of message ids
+    /// covered; for an event, its JSON.
     pub body: String,
+    /// When it was queued.
     pub created_at: i64,
 }
 
+/// What the send path checks about a conversation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SendContext {
     /// Empty when the conversation does not exist.
     pub members: Vec<String>,
+    /// The members' active devices.
     pub devices: Vec<PublicDeviceRow>,
     /// Some member has blocked the sender.
     pub blocked: bool,
@@ -342,9 +515,13 @@ pub struct SendContext {
 /// One media object's metadata (the object itself is in the blob store).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct MediaRow {
+    /// The media's id.
     pub id: String,
+    /// The uploader.
     pub owner_id: String,
+    /// The conversation whose members may download it.
     pub conversation_id: String,
+    /// The object's key in the blob store.
     pub object_key: String,
     /// Bytes of the stored (encrypted) object.
     pub size: i64,
@@ -354,9 +531,11 @@ pub struct MediaRow {
     pub class: String,
     /// `pending` until the upload is verified, then `ready`.
     pub state: String,
+    /// When the upload was granted.
     pub created_at: i64,
     /// A pending upload not completed by then is abandoned.
     pub upload_expires_at: i64,
+    /// When the media is deleted.
     pub expires_at: i64,
     /// The server-made preview's object (public-channel images).
     pub thumbnail_key: Option<String>,
@@ -365,9 +544,11 @@ pub struct MediaRow {
 /// Why a media row could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaCreate {
+    /// The row was created.
     Created,
     /// The owner's bytes plus this upload would pass the quota.
     OverQuota {
+        /// Bytes the owner holds now.
         used: i64,
     },
 }

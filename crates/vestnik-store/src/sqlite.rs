@@ -10,6 +10,7 @@ use std::time::Duration;
 use vestnik_core::limits::SQLITE_CHECKPOINT_EVERY as CHECKPOINT_EVERY;
 use vestnik_core::limits::SQLITE_ROW_BUFFER as ROW_BUFFER;
 
+/// The store on SQLite.
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
