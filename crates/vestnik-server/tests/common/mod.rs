@@ -80,6 +80,46 @@ pub async fn spawn_app_with(backend: Backend, tune: impl FnOnce(&mut Config)) ->
     })
 }
 
+/// A registered account and its devices, for tests that act as several.
+pub struct TestUser {
+    pub id: String,
+    /// (device id, access token), the first from registration.
+    pub devices: Vec<(String, String)>,
+}
+
+impl TestUser {
+    /// The first device's access token.
+    pub fn token(&self) -> &str {
+        &self.devices[0].1
+    }
+}
+
+/// Registers `email` and logs `extra_devices` more devices in.
+pub async fn user_with_devices(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    extra_devices: usize,
+) -> TestUser {
+    let s = app.register(email, password).await;
+    let mut devices = vec![(
+        s["device_id"].as_str().expect("id").to_owned(),
+        s["access_token"].as_str().expect("t").to_owned(),
+    )];
+    for _ in 0..extra_devices {
+        let r = app.login(email, password, json!({})).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        devices.push((
+            r.body["device_id"].as_str().expect("id").to_owned(),
+            r.body["access_token"].as_str().expect("t").to_owned(),
+        ));
+    }
+    TestUser {
+        id: s["user_id"].as_str().expect("user").to_owned(),
+        devices,
+    }
+}
+
 /// The `vestnik` binary of this build.
 pub const BIN: &str = env!("CARGO_BIN_EXE_vestnik");
 /// The key every node of a test cluster shares (tokens work on all of them).

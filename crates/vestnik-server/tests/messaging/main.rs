@@ -18,29 +18,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 const PW: &str = "correct horse battery staple";
 
-struct User {
-    id: String,
-    devices: Vec<(String, String)>, // (device id, access token)
-}
+use common::TestUser as User;
 
 async fn user(app: &TestApp, email: &str, extra_devices: usize) -> User {
-    let s = app.register(email, PW).await;
-    let mut devices = vec![(
-        s["device_id"].as_str().expect("id").to_owned(),
-        s["access_token"].as_str().expect("t").to_owned(),
-    )];
-    for _ in 0..extra_devices {
-        let r = app.login(email, PW, json!({})).await;
-        assert_eq!(r.status, 201, "{:?}", r.body);
-        devices.push((
-            r.body["device_id"].as_str().expect("id").to_owned(),
-            r.body["access_token"].as_str().expect("t").to_owned(),
-        ));
-    }
-    User {
-        id: s["user_id"].as_str().expect("user").to_owned(),
-        devices,
-    }
+    common::user_with_devices(app, email, PW, extra_devices).await
 }
 
 async fn direct(app: &TestApp, token: &str, peer: &str) -> String {
