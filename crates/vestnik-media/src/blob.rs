@@ -54,6 +54,9 @@ pub trait BlobStore: Send + Sync {
     async fn read(&self, key: &str) -> Result<ByteStream, BlobError>;
     /// Creates what the store needs (bucket, CORS rules); idempotent.
     async fn prepare(&self, cors_origins: &[String]) -> Result<(), BlobError>;
+    /// Up to `limit` object keys under `m/`, in key order, after `after`
+    /// (the orphan sweeper pages through the store with it).
+    async fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, BlobError>;
 }
 
 pub type ByteStream = futures::stream::BoxStream<'static, Result<bytes::Bytes, BlobError>>;

@@ -19,7 +19,7 @@ mod thumbnail;
 pub use blob::{BlobStore, ObjectInfo, UploadSpec};
 pub use error::{BlobError, MediaError};
 pub use local::{LocalBlobStore, UrlClaims};
-pub use reaper::spawn_reaper;
+pub use reaper::{spawn_reaper, spawn_sweeper};
 pub use s3::{S3BlobStore, S3Settings};
 pub use scan::{ClamdScanner, ScanVerdict};
 pub use service::{MediaService, MediaSettings};

@@ -308,6 +308,29 @@ impl BlobStore for LocalBlobStore {
     async fn prepare(&self, _cors_origins: &[String]) -> Result<(), BlobError> {
         Ok(())
     }
+
+    async fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, BlobError> {
+        // Keys are `m/<name>`: one directory. Read whole and sorted: the
+        // sweeper runs rarely, and a directory listing has no order.
+        let dir = self.objects.join("m");
+        let mut keys = Vec::new();
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(keys),
+            Err(e) => return Err(e.into()),
+        };
+        while let Some(entry) = entries.next_entry().await? {
+            if let Some(name) = entry.file_name().to_str() {
+                let key = format!("m/{name}");
+                if check_key(&key).is_ok() && after.is_none_or(|a| key.as_str() > a) {
+                    keys.push(key);
+                }
+            }
+        }
+        keys.sort_unstable();
+        keys.truncate(limit);
+        Ok(keys)
+    }
 }
 
 /// A file as a stream of 64 KiB chunks.

@@ -258,6 +258,30 @@ impl BlobStore for S3BlobStore {
         expect_ok(res).await
     }
 
+    async fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, BlobError> {
+        let mut action = self.bucket.list_objects_v2(Some(&self.credentials));
+        action.with_prefix("m/");
+        action.with_max_keys(limit.min(1000));
+        if let Some(a) = after {
+            action.with_start_after(a.to_owned());
+        }
+        let url = action.sign(Duration::from_secs(60));
+        let res = self.send(self.http.get(url)).await?;
+        if !res.status().is_success() {
+            return Err(BlobError::Transport(format!(
+                "listing objects: {}",
+                res.status()
+            )));
+        }
+        let body = res
+            .text()
+            .await
+            .map_err(|e| BlobError::Transport(e.to_string()))?;
+        let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&body)
+            .map_err(|e| BlobError::Transport(format!("listing objects: {e}")))?;
+        Ok(parsed.contents.into_iter().map(|c| c.key).collect())
+    }
+
     async fn read(&self, key: &str) -> Result<ByteStream, BlobError> {
         check_key(key)?;
         let url = self

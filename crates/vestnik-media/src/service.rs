@@ -384,6 +384,67 @@ impl MediaService {
         })
     }
 
+    /// Whether the upload `key` names may still receive bytes: its row is
+    /// pending and its upload window open. A URL of an upload completed,
+    /// deleted or expired is refused, so it cannot store an object outside
+    /// any quota (the local store asks before it takes a PUT).
+    pub async fn check_upload_open(&self, key: &str) -> Result<(), MediaError> {
+        let closed =
+            || MediaError::UrlRefused("the upload is completed, deleted or expired".into());
+        let Some(id) = key
+            .strip_prefix("m/")
+            .filter(|id| vestnik_core::ids::is_valid_id(id))
+        else {
+            return Err(closed());
+        };
+        match self.store.media(id).await? {
+            Some(m)
+                if m.object_key == key
+                    && m.state == "pending"
+                    && m.upload_expires_at > self.clock.now_ms() =>
+            {
+                Ok(())
+            }
+            _ => Err(closed()),
+        }
+    }
+
+    /// One pass of the orphan sweeper over up to `limit` objects after
+    /// `after`: deletes objects no media row accounts for (an upload that
+    /// finished after its row was deleted, or an S3 upload URL used after
+    /// the upload was closed, which S3 cannot refuse). Returns the last key
+    /// seen (None at the end of the store) and how many were deleted.
+    pub async fn sweep(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Option<String>, usize), MediaError> {
+        let keys = self.blobs.list(after, limit).await?;
+        let mut deleted = 0;
+        for key in &keys {
+            // `m/<id>` and `m/<id>-thumb`; other names are not ours to judge.
+            let id = key
+                .strip_prefix("m/")
+                .map(|k| k.strip_suffix("-thumb").unwrap_or(k))
+                .filter(|id| vestnik_core::ids::is_valid_id(id));
+            let Some(id) = id else { continue };
+            if self.store.media(id).await?.is_none() {
+                self.blobs.delete(key).await?;
+                deleted += 1;
+            }
+        }
+        if deleted > 0 {
+            metrics::counter!("vestnik_media_orphans_swept_total").increment(deleted as u64);
+            tracing::info!(deleted, "media sweeper removed objects without a row");
+        }
+        let last = if keys.len() < limit {
+            None
+        } else {
+            keys.last().cloned()
+        };
+        Ok((last, deleted))
+    }
+
     /// One reaper pass over at most `limit` rows; returns how many were
     /// removed. Safe to run on every node at once: deleting a missing object
     /// succeeds and only one deleter of a row releases its bytes.

@@ -96,6 +96,9 @@ pub async fn put_blob(
 ) -> Result<StatusCode, ApiError> {
     let store = local(&gw)?;
     let claims = store.verify(&token, "PUT", gw.now_ms())?;
+    // A signature outlives the upload it was made for (completed, deleted,
+    // expired with its row reaped): only a pending upload takes bytes.
+    gw.media.check_upload_open(&claims.k).await?;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

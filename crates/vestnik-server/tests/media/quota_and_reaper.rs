@@ -4,7 +4,75 @@ use super::*;
 media_backends!(
     the_quota_counts_pending_and_ready_media_and_deletes_release_it,
     the_reaper_removes_expired_media_and_abandoned_uploads,
+    an_upload_url_stores_nothing_once_its_upload_is_closed,
 );
+
+/// A signed upload URL outlives its upload when the upload is completed or
+/// deleted first. The local store refuses such a PUT; S3 cannot (its
+/// signature is all it checks), so there the sweeper removes the object no
+/// row accounts for. Either way nothing stays outside the quota.
+async fn an_upload_url_stores_nothing_once_its_upload_is_closed(app: TestApp) {
+    let alice = user(&app, "alice@example.org").await;
+    let conv = conversation(&app, &alice, "group", &[]).await;
+    let data = b"completed once".to_vec();
+    let g = grant(&app, &alice, &conv, data.len(), &sha(&data)).await;
+    let done = g.body["media"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(put(&app, &g.body["upload"], data.clone()).await, 200);
+    let r = app
+        .post_auth(&format!("/v1/media/{done}/complete"), &alice.token, None)
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let again = put(&app, &g.body["upload"], data.clone()).await;
+
+    let gone = b"deleted before its bytes came".to_vec();
+    let g = grant(&app, &alice, &conv, gone.len(), &sha(&gone)).await;
+    let deleted = g.body["media"]["id"].as_str().expect("id").to_owned();
+    let r = app
+        .send(
+            Method::DELETE,
+            &format!("/v1/media/{deleted}"),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let late = put(&app, &g.body["upload"], gone).await;
+    if is_s3(&app) {
+        assert_eq!(
+            (again, late),
+            (200, 200),
+            "S3 takes any PUT its signature allows"
+        );
+        assert!(object_exists(&app, &deleted).await);
+    } else {
+        assert_eq!((again, late), (403, 403), "closed uploads take no bytes");
+        assert!(!object_exists(&app, &deleted).await);
+    }
+    assert_eq!(usage(&app, &alice).await, data.len() as i64);
+
+    // The sweeper removes what no row accounts for, and only that.
+    let mut swept = 0;
+    let mut after = None;
+    loop {
+        let (last, n) = app
+            .gw
+            .media
+            .sweep(after.as_deref(), 1)
+            .await
+            .expect("sweep");
+        swept += n;
+        match last {
+            Some(k) => after = Some(k),
+            None => break,
+        }
+    }
+    assert_eq!(swept, usize::from(is_s3(&app)));
+    assert!(!object_exists(&app, &deleted).await);
+    assert!(
+        object_exists(&app, &done).await,
+        "the completed upload stays"
+    );
+}
 
 async fn the_quota_counts_pending_and_ready_media_and_deletes_release_it(app: TestApp) {
     let (alice, bob) = (
