@@ -21,7 +21,7 @@ mod totp;
 mod twofactor;
 
 use std::sync::Arc;
-use vestnik_bus::{Kv, Rate, RateLimiter};
+use vestnik_bus::{Kv, Rate, RateLimiter, Signals};
 use vestnik_core::Clock;
 use vestnik_mail::Mailer;
 use vestnik_store::{AuditEvent, Store};
@@ -67,6 +67,7 @@ pub struct AuthService {
     kv: Arc<dyn Kv>,
     limiter: Arc<dyn RateLimiter>,
     mailer: Arc<dyn Mailer>,
+    signals: Arc<dyn Signals>,
     clock: Arc<dyn Clock>,
     keys: ServerKeys,
     settings: AuthSettings,
@@ -80,19 +81,24 @@ impl AuthService {
     /// unknown address takes as long as one with a wrong password.
     pub fn new(
         store: Arc<dyn Store>,
-        kv: Arc<dyn Kv>,
-        limiter: Arc<dyn RateLimiter>,
+        cluster: &vestnik_bus::Cluster,
         mailer: Arc<dyn Mailer>,
         clock: Arc<dyn Clock>,
         keys: ServerKeys,
         settings: AuthSettings,
     ) -> Result<Self, AuthError> {
+        let (kv, limiter, signals) = (
+            cluster.kv.clone(),
+            cluster.limiter.clone(),
+            cluster.signals.clone(),
+        );
         let dummy_hash = password::hash_password_blocking("vestnik-dummy-password-for-timing")?;
         Ok(Self {
             store,
             kv,
             limiter,
             mailer,
+            signals,
             clock,
             keys,
             settings,

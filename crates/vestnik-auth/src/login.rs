@@ -80,7 +80,7 @@ impl AuthService {
             }
             Err(e) => return Err(e.into()),
         }
-        self.forget_devices(&user.id, Vec::new()).await?;
+        self.forget_devices(&user.id, Default::default()).await?;
         self.audit(meta, Some(&user.id), Some(&device_id), "login_ok", None)
             .await;
         Ok(tokens)

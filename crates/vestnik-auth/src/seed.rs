@@ -87,7 +87,7 @@ impl AuthService {
                 access_token: tokens.access_token.into_exposed(),
             });
         }
-        self.forget_devices(&user_id, Vec::new()).await?;
+        self.forget_devices(&user_id, Default::default()).await?;
         Ok(out)
     }
 }

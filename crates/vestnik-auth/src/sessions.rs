@@ -139,13 +139,24 @@ impl AuthService {
         Ok(())
     }
 
-    /// Drops a user's cached device list and the given access tokens in one call.
+    /// After a revocation: caches forget its access tokens and the device
+    /// list, and every node hears to close the devices' sockets.
     pub(crate) async fn forget_devices(
         &self,
         user_id: &str,
-        access_hashes: Vec<String>,
+        revoked: vestnik_store::RevokedDevices,
     ) -> Result<(), AuthError> {
-        let mut keys: Vec<String> = access_hashes.iter().map(|h| cache_key(h)).collect();
+        if !revoked.device_ids.is_empty() {
+            let signal = vestnik_bus::Signal::DevicesRevoked {
+                device_ids: revoked.device_ids,
+            };
+            // Not fatal: every node also polls the database for revoked
+            // devices, so their sockets close a moment later.
+            if let Err(e) = self.signals.publish(&signal).await {
+                tracing::warn!(error = %e, "publishing a revocation failed");
+            }
+        }
+        let mut keys: Vec<String> = revoked.access_hashes.iter().map(|h| cache_key(h)).collect();
         keys.push(devices_key(user_id));
         self.kv.del(&keys).await?;
         Ok(())
@@ -225,11 +236,11 @@ impl AuthService {
             RotateOutcome::Reused { user_id, device_id } => {
                 // Someone else holds a copy of this device's refresh token: end
                 // the whole family (the device and every token it has).
-                let hashes = self
+                let revoked = self
                     .store
                     .revoke_devices(&user_id, Some(std::slice::from_ref(&device_id)), now)
                     .await?;
-                self.forget_devices(&user_id, hashes).await?;
+                self.forget_devices(&user_id, revoked).await?;
                 self.audit(
                     meta,
                     Some(&user_id),
@@ -262,7 +273,7 @@ impl AuthService {
 
     /// Ends this device: its session, and its keys leave the directory.
     pub async fn logout(&self, meta: &RequestMeta, auth: &SessionAuth) -> Result<(), AuthError> {
-        let hashes = self
+        let revoked = self
             .store
             .revoke_devices(
                 &auth.user_id,
@@ -270,7 +281,7 @@ impl AuthService {
                 self.clock.now_ms(),
             )
             .await?;
-        self.forget_devices(&auth.user_id, hashes).await?;
+        self.forget_devices(&auth.user_id, revoked).await?;
         self.audit(
             meta,
             Some(&auth.user_id),
@@ -288,11 +299,11 @@ impl AuthService {
         meta: &RequestMeta,
         auth: &SessionAuth,
     ) -> Result<(), AuthError> {
-        let hashes = self
+        let revoked = self
             .store
             .revoke_devices(&auth.user_id, None, self.clock.now_ms())
             .await?;
-        self.forget_devices(&auth.user_id, hashes).await?;
+        self.forget_devices(&auth.user_id, revoked).await?;
         self.audit(
             meta,
             Some(&auth.user_id),
@@ -315,7 +326,7 @@ impl AuthService {
         if !devices.iter().any(|d| *device_id == d.id) {
             return Err(AuthError::DeviceNotFound);
         }
-        let hashes = self
+        let revoked = self
             .store
             .revoke_devices(
                 &auth.user_id,
@@ -323,7 +334,7 @@ impl AuthService {
                 self.clock.now_ms(),
             )
             .await?;
-        self.forget_devices(&auth.user_id, hashes).await?;
+        self.forget_devices(&auth.user_id, revoked).await?;
         let detail = format!(r#"{{"revoked_device":"{device_id}"}}"#);
         self.audit(
             meta,
@@ -431,8 +442,8 @@ impl AuthService {
         self.store
             .set_user_status(&u.id, vestnik_store::UserStatus::Disabled, now)
             .await?;
-        let hashes = self.store.revoke_devices(&u.id, None, now).await?;
-        self.forget_devices(&u.id, hashes).await?;
+        let revoked = self.store.revoke_devices(&u.id, None, now).await?;
+        self.forget_devices(&u.id, revoked).await?;
         self.audit(
             &RequestMeta::default(),
             Some(&u.id),
@@ -494,11 +505,20 @@ impl AuthService {
         }
         self.kv.del(&[format!("wst:{hash}")]).await?;
         // The session may have been revoked since the ticket was issued.
-        let now = self.clock.now_ms();
-        if auth.access_expires_at <= now {
-            return Err(AuthError::Unauthenticated);
-        }
-        Ok(auth)
+        self.live_session(&auth.session_id)
+            .await?
+            .ok_or(AuthError::Unauthenticated)
+    }
+
+    /// The session as the database has it now (its latest access token's
+    /// expiry included), or None once it has ended. Sockets call it when
+    /// their token expires: a client that refreshed over HTTP meanwhile
+    /// keeps its socket without a word.
+    pub async fn live_session(&self, session_id: &str) -> Result<Option<SessionAuth>, AuthError> {
+        Ok(self
+            .store
+            .live_session(session_id, self.clock.now_ms())
+            .await?)
     }
 }
 

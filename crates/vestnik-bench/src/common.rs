@@ -389,8 +389,11 @@ impl CpuSample {
 
 /// `name_sum` and `name_count` of a Prometheus histogram on /metrics.
 pub async fn metric_sum_count(target: &Target, name: &str) -> Option<(f64, f64)> {
+    // The servers the bench scripts start set the same `metrics_token`.
+    let token = std::env::var("VESTNIK_METRICS_TOKEN").unwrap_or_default();
     let text = reqwest::Client::new()
         .get(format!("{}/metrics", target.base))
+        .bearer_auth(token)
         .timeout(Duration::from_secs(5))
         .send()
         .await
@@ -549,6 +552,7 @@ mod tests {
             message: "a \"quoted\" message".into(),
             client_msg_id: Some("x".into()),
             devices: None,
+            retry_after_ms: None,
         };
         let text = serde_json::to_string(&err).expect("serialize");
         let f: Frame = serde_json::from_str(&text).expect("parse");

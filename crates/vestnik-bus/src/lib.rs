@@ -14,6 +14,7 @@ mod memory;
 mod near_cache;
 mod redis_impl;
 mod sharded;
+mod signals;
 
 pub use events::{
     EventBus, LocalEventBus, LocalPresence, Presence, RedisEventBus, RedisPresence, PRESENCE_TTL_MS,
@@ -21,6 +22,23 @@ pub use events::{
 pub use memory::{MemoryKv, MemoryRateLimiter};
 pub use near_cache::{NearCacheKv, NEAR_CACHE_TTL_MS};
 pub use redis_impl::{connect_redis, RedisKv, RedisRateLimiter};
+pub use signals::{LocalSignals, RedisSignals, Signal, Signals};
+
+/// Everything nodes share, built once per node: in-process for a single
+/// node, Redis-backed for several. Services take the parts they use.
+#[derive(Clone)]
+pub struct Cluster {
+    /// The TTL cache (tokens, tickets, device lists, counters).
+    pub kv: std::sync::Arc<dyn Kv>,
+    /// Rate limits every node counts together.
+    pub limiter: std::sync::Arc<dyn RateLimiter>,
+    /// Which node holds which device's sockets.
+    pub presence: std::sync::Arc<dyn Presence>,
+    /// Frames routed to the node holding a socket.
+    pub events: std::sync::Arc<dyn EventBus>,
+    /// Broadcasts every node acts on (sessions that ended).
+    pub signals: std::sync::Arc<dyn Signals>,
+}
 
 /// Why a cache, rate-limit, presence or event operation failed.
 #[derive(Debug, thiserror::Error)]

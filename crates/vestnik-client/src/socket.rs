@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use vestnik_proto::{AckRequest, ClientFrame, ServerFrame};
+use vestnik_proto::{AckRequest, ClientFrame, CloseReason, ServerFrame};
 
 use crate::backoff::Backoff;
 use crate::engine::{Flow, Inner};
@@ -101,14 +101,47 @@ impl Inner {
         Ok(())
     }
 
+    /// The socket's token expired on the server: refresh it and hand the
+    /// new one to the socket (no reconnect, so sockets whose tokens expire
+    /// together do not all reconnect together).
+    async fn reauthenticate(self: Arc<Self>) {
+        let result = async {
+            let expired = self.api.access_token().await?;
+            self.api.refresh(&expired).await?;
+            let fresh = self.api.access_token().await?;
+            let link = self.link.borrow().clone();
+            if let Some(tx) = link {
+                let _ = tx
+                    .send(ClientFrame::Reauth {
+                        access_token: fresh.into(),
+                    })
+                    .await;
+            }
+            Ok::<(), ClientError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                tracing::debug!("socket re-authenticated");
+                self.counters
+                    .reauths
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            // The server closes the socket after its grace; the reconnect
+            // then meets the same failure and reports it.
+            Err(e) => tracing::warn!(error = %e, "re-authenticating the socket failed"),
+        }
+    }
+
     /// Runs one connection until it breaks or the client stops it. Returns
-    /// why it ended and whether the backlog was fully received.
+    /// why it ended, whether the backlog was fully received, and the
+    /// server's close reason when it closed with one of ours.
     async fn run_session(
         self: &Arc<Self>,
         ws: Ws,
         stop: &mut watch::Receiver<bool>,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> (String, bool) {
+    ) -> (String, bool, Option<CloseReason>) {
         let (mut sink, mut stream) = ws.split();
         let (tx, mut rx) = mpsc::channel::<ClientFrame>(OUTGOING_QUEUE);
         self.link.send_replace(Some(tx));
@@ -119,6 +152,7 @@ impl Inner {
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
         let mut last_heard = Instant::now();
+        let mut closed_with = None;
         let reason = loop {
             tokio::select! {
                 biased;
@@ -137,6 +171,10 @@ impl Inner {
                                 continue;
                             }
                         };
+                        if let ServerFrame::ReauthRequired { .. } = frame {
+                            tokio::spawn(self.clone().reauthenticate());
+                            continue;
+                        }
                         match self.on_frame(frame, &mut acks).await {
                             Ok(Flow::Continue) => {}
                             Ok(Flow::Synced) => {
@@ -165,6 +203,7 @@ impl Inner {
                         }
                     }
                     Some(Ok(Message::Close(f))) => {
+                        closed_with = f.as_ref().and_then(|f| CloseReason::from_code(u16::from(f.code)));
                         break format!("closed by the server ({})", f.map(|f| f.to_string()).unwrap_or_default());
                     }
                     Some(Ok(_)) => last_heard = Instant::now(),
@@ -205,7 +244,7 @@ impl Inner {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
-        (reason, synced)
+        (reason, synced, closed_with)
     }
 
     /// The connection task: connect, run, back off, repeat.
@@ -231,9 +270,22 @@ impl Inner {
                         .connections
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.emit(ClientEvent::Connected);
-                    let (reason, synced) = self.run_session(ws, &mut stop, &mut shutdown).await;
+                    let (reason, synced, closed_with) =
+                        self.run_session(ws, &mut stop, &mut shutdown).await;
                     tracing::debug!(%reason, "socket closed");
-                    self.emit(ClientEvent::Disconnected { reason });
+                    match closed_with {
+                        Some(CloseReason::SessionEnded) => {
+                            self.emit(ClientEvent::SessionEnded { reason });
+                            break;
+                        }
+                        // Refreshed on the way in (the upgrade answers 401):
+                        // no need to wait first.
+                        Some(CloseReason::Reauthenticate) => {
+                            self.emit(ClientEvent::Disconnected { reason });
+                            continue;
+                        }
+                        _ => self.emit(ClientEvent::Disconnected { reason }),
+                    }
                     if synced {
                         backoff.reset();
                     }

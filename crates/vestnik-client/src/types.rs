@@ -239,6 +239,8 @@ pub struct Thumbnail {
 pub struct Stats {
     /// WebSocket connections opened.
     pub connections: u64,
+    /// Sockets re-authenticated in place after their access token expired.
+    pub reauths: u64,
     /// Sends refused with `device_list_stale` and re-encrypted.
     pub stale_resends: u64,
     /// Sends repeated with the same `client_msg_id` (lost answer, reconnect).

@@ -61,7 +61,7 @@ pub struct Config {
     pub log_format: Option<LogFormat>,
     /// tracing filter. default: info
     pub log_level: String,
-    /// Access token lifetime. default: 900
+    /// Access token lifetime (5 or more; under 60 only makes sense in tests). default: 900
     pub access_token_ttl_secs: i64,
     /// Refresh token lifetime. default: 2592000 (30 days)
     pub refresh_token_ttl_secs: i64,
@@ -73,6 +73,15 @@ pub struct Config {
     pub rate_auth_ip_per_minute: u32,
     /// Auth attempts per hour per e-mail address. default: 30
     pub rate_auth_email_per_hour: u32,
+    /// WebSockets one device may hold on a node; a new one past this closes
+    /// the device's oldest (close code 4003). default: 4
+    pub ws_sockets_per_device: u32,
+    /// WebSockets one client address (IPv6: its /64) may hold on a node;
+    /// past this the upgrade is refused with 429. default: 256
+    pub ws_sockets_per_ip: u32,
+    /// How long a socket whose access token expired waits for a `reauth`
+    /// frame before it closes with 4002. default: 30
+    pub ws_reauth_grace_secs: u32,
     /// Take the client address from the last `X-Forwarded-For` hop (behind a proxy). default: false
     pub trust_forwarded_for: bool,
     /// Origins allowed by CORS (exact match). default: none
@@ -119,6 +128,13 @@ pub struct Config {
     pub media_public_thumbnails: bool,
     /// clamd's TCP address (host:port): public-channel media is scanned when set. default: none
     pub clamd_addr: Option<String>,
+    /// A second listener (host:port) that serves only `/metrics`, for the
+    /// scraper on a private network. default: none
+    pub metrics_listen: Option<String>,
+    /// When set, `/metrics` on the public listener answers requests carrying
+    /// `Authorization: Bearer <token>`. Without this or `metrics_listen`,
+    /// `/metrics` is not served at all. Redacted in `Debug`. default: none
+    pub metrics_token: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -140,6 +156,8 @@ impl std::fmt::Debug for Config {
             .field("s3_endpoint", &self.s3_endpoint)
             .field("s3_access_key", &redact(&self.s3_access_key))
             .field("s3_secret_key", &redact(&self.s3_secret_key))
+            .field("metrics_listen", &self.metrics_listen)
+            .field("metrics_token", &redact(&self.metrics_token))
             .finish_non_exhaustive()
     }
 }
@@ -175,6 +193,9 @@ impl Default for Config {
             rate_ip_per_minute: 6000,
             rate_auth_ip_per_minute: 60,
             rate_auth_email_per_hour: 30,
+            ws_sockets_per_device: 4,
+            ws_sockets_per_ip: 256,
+            ws_reauth_grace_secs: 30,
             trust_forwarded_for: false,
             cors_origins: Vec::new(),
             db_pool_size: 16,
@@ -195,6 +216,8 @@ impl Default for Config {
             media_download_url_secs: 300,
             media_public_thumbnails: true,
             clamd_addr: None,
+            metrics_listen: None,
+            metrics_token: None,
         }
     }
 }
@@ -306,8 +329,11 @@ impl Config {
                 ));
             }
         }
-        if !(60..=86_400).contains(&self.access_token_ttl_secs) {
-            return Err(bad("access_token_ttl_secs", "expected 60..=86400"));
+        if !(5..=86_400).contains(&self.access_token_ttl_secs) {
+            return Err(bad("access_token_ttl_secs", "expected 5..=86400"));
+        }
+        if !(1..=300).contains(&self.ws_reauth_grace_secs) {
+            return Err(bad("ws_reauth_grace_secs", "expected 1..=300"));
         }
         if !(3600..=365 * 86_400).contains(&self.refresh_token_ttl_secs) {
             return Err(bad("refresh_token_ttl_secs", "expected 3600..=31536000"));
@@ -322,6 +348,8 @@ impl Config {
             ("rate_ip_per_minute", self.rate_ip_per_minute),
             ("rate_auth_ip_per_minute", self.rate_auth_ip_per_minute),
             ("rate_auth_email_per_hour", self.rate_auth_email_per_hour),
+            ("ws_sockets_per_device", self.ws_sockets_per_device),
+            ("ws_sockets_per_ip", self.ws_sockets_per_ip),
         ] {
             if v == 0 {
                 return Err(bad(key, "expected a positive number"));
@@ -420,6 +448,22 @@ impl Config {
         if let Some(a) = self.clamd_addr.as_deref().filter(|a| !a.is_empty()) {
             if a.parse::<std::net::SocketAddr>().is_err() && !a.contains(':') {
                 return Err(bad("clamd_addr", format!("expected host:port, got {a:?}")));
+            }
+        }
+        if let Some(a) = self.metrics_listen.as_deref().filter(|a| !a.is_empty()) {
+            if a.parse::<std::net::SocketAddr>().is_err() {
+                return Err(bad(
+                    "metrics_listen",
+                    format!("expected ip:port, e.g. 10.0.0.5:9100, got {a:?}"),
+                ));
+            }
+        }
+        if let Some(t) = self.metrics_token.as_deref().filter(|t| !t.is_empty()) {
+            if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(bad(
+                    "metrics_token",
+                    "expected at least 16 printable characters (openssl rand -hex 16)",
+                ));
             }
         }
         Ok(())

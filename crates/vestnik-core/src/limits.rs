@@ -117,6 +117,9 @@ pub const WS_COALESCE_FRAMES: usize = 64;
 pub const WS_PING_EVERY: Duration = Duration::from_secs(25);
 /// A connection silent this long (no frame, no pong) is dead.
 pub const WS_IDLE_LIMIT: Duration = Duration::from_secs(75);
+/// Longest a write to a socket may take (a client that stops reading
+/// fills its TCP window, and then every write would wait for ever).
+pub const WS_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 // ---------- The in-process bus and Redis (vestnik-bus) ----------
 

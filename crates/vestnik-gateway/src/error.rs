@@ -151,6 +151,7 @@ impl From<RealtimeError> for ApiError {
                 e.devices = Some(devices);
                 e
             }
+            RealtimeError::ClientMsgIdReused => Self::new(S::CONFLICT, "client_msg_id_reused", msg),
             RealtimeError::Unavailable => Self::new(S::SERVICE_UNAVAILABLE, "unavailable", msg),
             RealtimeError::Store(err) => Self::internal("store", err),
             RealtimeError::Bus(err) => Self::internal("bus", err),

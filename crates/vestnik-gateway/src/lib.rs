@@ -11,7 +11,9 @@ mod extract;
 mod middleware;
 mod openapi;
 mod routes;
+pub mod sockets;
 
+use axum::extract::State;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
@@ -48,6 +50,8 @@ pub struct Gateway {
     pub clock: Arc<dyn vestnik_core::Clock>,
     /// The node's background tasks; `vestnik_server::serve` stops them.
     pub background: vestnik_core::Background,
+    /// WebSockets held per client address on this node.
+    pub sockets_by_ip: sockets::SocketsByIp,
 }
 
 impl Gateway {
@@ -70,6 +74,28 @@ pub struct GatewaySettings {
     pub cors_origins: Vec<String>,
     /// Whether a Redis is configured (then /readyz checks it).
     pub uses_redis: bool,
+    /// WebSockets one client address (IPv6: its /64) may hold on this node.
+    pub sockets_per_ip: usize,
+    /// How long a socket whose access token expired waits for `reauth`.
+    pub ws_reauth_grace: std::time::Duration,
+    /// The bearer token `/metrics` on the public listener asks for; None: not served there.
+    pub metrics_token: Option<String>,
+    /// The public URL is https: responses carry `Strict-Transport-Security`.
+    pub hsts: bool,
+}
+
+/// Only `/metrics`, unauthenticated: for the `metrics_listen` listener,
+/// which a deployment keeps on a private network.
+pub fn metrics_router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|State(gw): State<Arc<Gateway>>| async move {
+                routes::ops::render_metrics(&gw)
+            }),
+        )
+        .fallback(|| async { ApiError::not_found() })
+        .with_state(gw)
 }
 
 /// The whole application as one router.

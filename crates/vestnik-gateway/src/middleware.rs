@@ -160,6 +160,7 @@ async fn edge(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -> R
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }
+    security_headers(res.headers_mut(), gw.settings.hsts);
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
     let labels = [
@@ -182,6 +183,36 @@ async fn edge(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -> R
         }
     });
     res
+}
+
+/// Headers every response carries. The API answers JSON and blobs, never a
+/// page: nothing may run, frame or sniff it. A handler that sets its own
+/// policy (a page of the web client) keeps it.
+fn security_headers(h: &mut axum::http::HeaderMap, hsts: bool) {
+    use axum::http::header;
+    let set = |h: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
+        h.entry(name).or_insert(HeaderValue::from_static(value));
+    };
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    );
+    set(
+        h,
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    if hsts {
+        set(
+            h,
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        );
+    }
 }
 
 async fn limit(gw: &Gateway, ip: IpAddr, route: &str) -> Result<(), ApiError> {

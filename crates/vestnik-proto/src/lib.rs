@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod close;
 pub mod conversations;
 pub mod error;
 pub mod ids;
@@ -19,6 +20,7 @@ pub mod schema;
 pub mod secret;
 
 pub use auth::*;
+pub use close::CloseReason;
 pub use conversations::*;
 pub use error::*;
 pub use ids::*;

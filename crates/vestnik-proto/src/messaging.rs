@@ -238,6 +238,14 @@ pub enum ClientFrame {
         /// The last seq read.
         seq: i64,
     },
+    /// A fresh access token of this socket's device: the answer to
+    /// `reauth_required`, or sent whenever the client refreshed. Answered
+    /// with `reauthed`, or an `error`.
+    Reauth {
+        /// The new access token.
+        #[schema(value_type = String, max_length = 128)]
+        access_token: Secret,
+    },
 }
 
 /// A frame the server sends on the WebSocket (`message`, `receipt` and
@@ -326,6 +334,22 @@ pub enum ServerFrame {
         /// With `device_list_stale`: the devices to encrypt for.
         #[serde(skip_serializing_if = "Option::is_none")]
         devices: Option<Vec<PublicDevice>>,
+        /// With `rate_limited` and `too_many_in_flight`: try again after this
+        /// many milliseconds (the refused message was not stored).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    /// The access token this socket was opened with has expired: send
+    /// `reauth` with a fresh one within `within_ms`, or the socket closes
+    /// with code 4002 (`reauthenticate`).
+    ReauthRequired {
+        /// Milliseconds left to send `reauth`.
+        within_ms: u64,
+    },
+    /// The `reauth` was accepted: the socket lasts until the new token expires.
+    Reauthed {
+        /// Seconds until the new access token expires.
+        expires_in: i64,
     },
 }
 

@@ -220,17 +220,20 @@ impl Realtime {
         if !addressed_right {
             // A retry of a message stored before the device list changed gets
             // its original answer, not a demand to re-encrypt.
-            if let Some((message_id, seq, sent_at)) = self
+            if let Some(stored) = self
                 .store
                 .stored_message(&auth.device_id, &msg.client_msg_id)
                 .await?
             {
+                if stored.conversation_id != msg.conversation_id.as_str() {
+                    return Err(RealtimeError::ClientMsgIdReused);
+                }
                 return Ok(Sent {
                     client_msg_id: msg.client_msg_id,
-                    message_id,
+                    message_id: stored.id,
                     conversation_id: msg.conversation_id.into(),
-                    seq,
-                    sent_at,
+                    seq: stored.seq,
+                    sent_at: stored.created_at,
                 });
             }
             return Err(RealtimeError::DeviceListStale(
@@ -273,6 +276,19 @@ impl Realtime {
         let envelopes = new.envelopes.clone();
         self.writer.submit(new, tx)?;
         let stored = rx.await.map_err(|_| RealtimeError::Unavailable)??;
+        if stored.duplicate {
+            // The key names a stored message; it must be this one's retry,
+            // not a key reused for another conversation (read only for
+            // retries, which are rare).
+            let same = self
+                .store
+                .stored_message(&auth.device_id, &msg.client_msg_id)
+                .await?
+                .is_some_and(|s| s.conversation_id == msg.conversation_id.as_str());
+            if !same {
+                return Err(RealtimeError::ClientMsgIdReused);
+            }
+        }
         if !stored.duplicate {
             metrics::counter!("vestnik_messages_stored_total").increment(1);
             let mut frames = Vec::with_capacity(stored.outbox.len());

@@ -34,6 +34,10 @@ pub enum RealtimeError {
     /// The sender encrypted for an outdated device list; carries the current one to re-encrypt for.
     #[error("the device list changed: encrypt for the devices listed and send again")]
     DeviceListStale(Vec<PublicDevice>),
+    /// This device already sent a message with this `client_msg_id` to
+    /// another conversation; a retry must go to the same one.
+    #[error("this client_msg_id was already used for a message to another conversation")]
+    ClientMsgIdReused,
     /// The node is shutting down or its write queues are full; the client retries.
     #[error("the server is shutting down or overloaded; retry")]
     Unavailable,

@@ -353,12 +353,18 @@ impl Realtime {
         if *user_id == auth.user_id {
             return Err(bad("user_id: you already own this group"));
         }
-        if !self
+        match self
             .store
             .transfer_ownership(conversation_id, &auth.user_id, user_id, demoted_role(&kind))
             .await?
         {
-            return Err(RealtimeError::NoSuchUser);
+            vestnik_store::TransferOutcome::Transferred => {}
+            vestnik_store::TransferOutcome::NotMember => return Err(RealtimeError::NoSuchUser),
+            vestnik_store::TransferOutcome::NotOwner => {
+                return Err(RealtimeError::Forbidden(
+                    "only the owner may transfer ownership".into(),
+                ))
+            }
         }
         self.announce(
             auth,

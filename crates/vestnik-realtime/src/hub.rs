@@ -4,10 +4,10 @@
 //! undelivered items stay in the outbox until acknowledged.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::mpsc;
 pub use vestnik_core::limits::SOCKET_QUEUE as CONNECTION_QUEUE;
-use vestnik_proto::ServerFrame;
+use vestnik_proto::{CloseReason, ServerFrame};
 
 const SHARDS: usize = 32;
 
@@ -17,6 +17,14 @@ struct Conn {
     // Shared, not copied per slot: a queue's first block holds 32 slots, and
     // at 100k idle sockets a frame-sized slot costs ~6 KiB each.
     tx: mpsc::Sender<Arc<ServerFrame>>,
+    /// Set before the hub drops `tx`, so the socket closes with the reason.
+    closed: Arc<OnceLock<CloseReason>>,
+}
+
+impl Conn {
+    fn close(self, reason: CloseReason) {
+        let _ = self.closed.set(reason);
+    }
 }
 
 #[derive(Default)]
@@ -30,6 +38,8 @@ pub struct Hub {
     /// user id → devices online (for events addressed to a user).
     users: Mutex<HashMap<String, Vec<String>>>,
     next_id: AtomicU64,
+    /// Sockets a device may hold here; a new one past this closes its oldest.
+    max_per_device: usize,
 }
 
 /// A registered connection; dropping it does not unregister (call `Hub::leave`).
@@ -40,15 +50,28 @@ pub struct Connection {
     pub rx: mpsc::Receiver<Arc<ServerFrame>>,
     /// No other device of this user was connected here when it joined.
     pub first_of_user: bool,
+    closed: Arc<OnceLock<CloseReason>>,
+}
+
+impl Connection {
+    /// Why the hub closed this connection's queue (once `rx` has ended).
+    pub fn close_reason(&self) -> CloseReason {
+        self.closed
+            .get()
+            .copied()
+            .unwrap_or(CloseReason::SlowReader)
+    }
+
+    /// Whether the hub closed this connection (its queue may still hold frames).
+    pub fn is_closed(&self) -> bool {
+        self.closed.get().is_some()
+    }
 }
 
 impl Default for Hub {
     fn default() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            users: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
-        }
+        // The `ws_sockets_per_device` default.
+        Self::new(4)
     }
 }
 
@@ -61,20 +84,38 @@ fn shard_of(device_id: &str) -> usize {
 }
 
 impl Hub {
+    /// A hub where a device holds at most `max_per_device` sockets (at least one).
+    pub fn new(max_per_device: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            users: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            max_per_device: max_per_device.max(1),
+        }
+    }
+
     /// Registers a socket of `device_id` and returns the queue it reads frames from.
-    /// A device may hold several connections.
+    /// A device may hold several connections; past the limit its oldest is
+    /// closed (`replaced`), so a client reconnecting in a loop cannot pile
+    /// up sockets.
     pub fn join(&self, user_id: &str, device_id: &str) -> Connection {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);
+        let closed = Arc::new(OnceLock::new());
         if let Ok(mut s) = self.shards[shard_of(device_id)].lock() {
-            s.by_device
-                .entry(device_id.to_owned())
-                .or_default()
-                .push(Conn {
-                    id,
-                    user_id: user_id.to_owned(),
-                    tx,
-                });
+            let conns = s.by_device.entry(device_id.to_owned()).or_default();
+            while conns.len() >= self.max_per_device {
+                // Kept in joining order (removal preserves it): the first is the oldest.
+                conns.remove(0).close(CloseReason::Replaced);
+                metrics::counter!("vestnik_ws_replaced_total").increment(1);
+                metrics::gauge!("vestnik_ws_connections").decrement(1.0);
+            }
+            conns.push(Conn {
+                id,
+                user_id: user_id.to_owned(),
+                tx,
+                closed: closed.clone(),
+            });
         }
         let mut first_of_user = false;
         if let Ok(mut u) = self.users.lock() {
@@ -89,6 +130,7 @@ impl Hub {
             id,
             rx,
             first_of_user,
+            closed,
         }
     }
 
@@ -108,7 +150,7 @@ impl Hub {
         if let Ok(mut s) = self.shards[shard_of(device_id)].lock() {
             if let Some(conns) = s.by_device.get_mut(device_id) {
                 if let Some(pos) = conns.iter().position(|c| c.id == conn_id) {
-                    let c = conns.swap_remove(pos);
+                    let c = conns.remove(pos);
                     metrics::gauge!("vestnik_ws_connections").decrement(1.0);
                     if conns.is_empty() {
                         s.by_device.remove(device_id);
@@ -144,6 +186,7 @@ impl Hub {
                     metrics::counter!("vestnik_ws_slow_reader_disconnects_total").increment(1);
                     tracing::info!(device_id, conn = c.id, "slow reader: dropping connection");
                     metrics::gauge!("vestnik_ws_connections").decrement(1.0);
+                    let _ = c.closed.set(CloseReason::SlowReader);
                     false
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -186,17 +229,30 @@ impl Hub {
         }
     }
 
-    /// Disconnects every connection of a device (it was logged out or revoked).
-    pub fn drop_device(&self, device_id: &str) {
+    /// Closes every connection of a device with `reason` (e.g. its session
+    /// ended); true if it had any here.
+    pub fn close_device(&self, device_id: &str, reason: CloseReason) -> bool {
         let removed = self.shards[shard_of(device_id)]
             .lock()
             .ok()
             .and_then(|mut s| s.by_device.remove(device_id));
-        if let Some(conns) = removed {
-            metrics::gauge!("vestnik_ws_connections").decrement(conns.len() as f64);
-            if let Some(c) = conns.first() {
-                self.forget_user_device(&c.user_id, device_id);
-            }
+        let Some(conns) = removed else {
+            return false;
+        };
+        metrics::gauge!("vestnik_ws_connections").decrement(conns.len() as f64);
+        if let Some(c) = conns.first() {
+            self.forget_user_device(&c.user_id, device_id);
+        }
+        for c in conns {
+            c.close(reason);
+        }
+        true
+    }
+
+    /// Closes every connection here with `reason` (the node is stopping).
+    pub fn close_all(&self, reason: CloseReason) {
+        for device in self.local_devices() {
+            self.close_device(&device, reason);
         }
     }
 
@@ -207,6 +263,15 @@ impl Hub {
             .filter_map(|s| s.lock().ok())
             .flat_map(|s| s.by_device.keys().cloned().collect::<Vec<_>>())
             .collect()
+    }
+
+    /// Devices with a socket here.
+    pub fn local_count(&self) -> usize {
+        self.shards
+            .iter()
+            .filter_map(|s| s.lock().ok())
+            .map(|s| s.by_device.len())
+            .sum()
     }
 
     /// Whether `device_id` has at least one socket on this node.
@@ -240,6 +305,7 @@ mod tests {
             "the frame past the bound is refused"
         );
         assert!(!hub.is_online("d"), "the slow connection is gone");
+        assert_eq!(conn.close_reason(), CloseReason::SlowReader);
         // What was queued drains, then the channel ends: the socket task closes.
         let mut n = 0;
         while conn.rx.recv().await.is_some() {
@@ -260,9 +326,10 @@ mod tests {
         }
         assert!(!hub.leave("alice", "laptop", a1.id), "alice is still here");
         assert!(hub.is_online("laptop"));
-        hub.drop_device("laptop");
+        assert!(hub.close_device("laptop", CloseReason::SessionEnded));
         assert!(!hub.is_online("laptop"));
         assert!(a2.rx.recv().await.is_none());
+        assert_eq!(a2.close_reason(), CloseReason::SessionEnded);
         hub.push_user("alice", &frame(2));
         assert_eq!(p.rx.recv().await, Some(Arc::new(frame(2))));
         assert!(hub.leave("alice", "phone", p.id), "her last device left");
@@ -281,5 +348,23 @@ mod tests {
             hub.join("alice", "laptop").first_of_user,
             "back after leaving"
         );
+    }
+
+    #[tokio::test]
+    async fn a_device_past_its_socket_limit_loses_its_oldest_socket() {
+        let hub = Hub::new(2);
+        let mut first = hub.join("alice", "laptop");
+        let second = hub.join("alice", "laptop");
+        let third = hub.join("alice", "laptop");
+        assert!(first.rx.recv().await.is_none(), "the oldest was closed");
+        assert_eq!(first.close_reason(), CloseReason::Replaced);
+        hub.push("laptop", &frame(7));
+        let (mut second, mut third) = (second, third);
+        assert_eq!(second.rx.recv().await, Some(Arc::new(frame(7))));
+        assert_eq!(third.rx.recv().await, Some(Arc::new(frame(7))));
+        let fourth = hub.join("alice", "laptop");
+        assert!(second.rx.recv().await.is_none(), "then the next oldest");
+        assert!(!hub.leave("alice", "laptop", fourth.id));
+        assert!(hub.leave("alice", "laptop", third.id), "none left");
     }
 }

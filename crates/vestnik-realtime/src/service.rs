@@ -11,7 +11,17 @@ use vestnik_store::{OutboxRow, SessionAuth, Store};
 
 use crate::batcher;
 use crate::{Hub, RealtimeError};
-use vestnik_bus::{EventBus, Presence};
+use vestnik_bus::{EventBus, Presence, Signal, Signals};
+use vestnik_proto::CloseReason;
+
+/// How often each node asks the database which devices were revoked: the
+/// bound on how long a socket outlives its session when the bus signal is
+/// lost (Redis down) or was never sent (another process revoked).
+pub const REVOCATION_POLL: Duration = Duration::from_millis(500);
+/// How far back each poll looks: generous, so a commit that lands late or a
+/// revoking node whose clock runs behind is still seen. Closing a device
+/// twice does nothing.
+const REVOCATION_LOOKBACK_MS: i64 = 60_000;
 
 pub(crate) use vestnik_core::limits::ROUTED_BATCH;
 pub use vestnik_core::limits::{
@@ -38,6 +48,8 @@ pub struct RealtimeSettings {
     pub group_max_members: i64,
     /// Largest group whose members are pushed each other's presence.
     pub presence_push_max_group: i64,
+    /// Sockets a device may hold on this node (its oldest closes past this).
+    pub sockets_per_device: usize,
 }
 
 /// The messaging service: conversations, groups, the send path, receipts and live delivery
@@ -87,10 +99,10 @@ impl Realtime {
         clock: Arc<dyn Clock>,
         settings: RealtimeSettings,
         node_id: String,
-        presence: Arc<dyn Presence>,
-        bus: Arc<dyn EventBus>,
+        cluster: &vestnik_bus::Cluster,
         background: &Background,
     ) -> Result<Self, RealtimeError> {
+        let (presence, bus) = (cluster.presence.clone(), cluster.events.clone());
         let (writer, acks) = batcher::spawn(
             store.clone(),
             settings.retention_ms,
@@ -114,7 +126,14 @@ impl Realtime {
                 }
             }
         });
-        let hub = Arc::new(Hub::default());
+        let hub = Arc::new(Hub::new(settings.sockets_per_device));
+        spawn_revocation_watch(&hub, &store, &clock, cluster.signals.as_ref(), background);
+        // Sockets hear the node is going (1001) rather than just losing it.
+        let (closing_hub, stopping) = (hub.clone(), background.shutdown().clone());
+        background.spawn(async move {
+            stopping.cancelled().await;
+            closing_hub.close_all(CloseReason::GoingAway);
+        });
         // Frames other nodes route to devices connected here.
         let mut events = bus
             .subscribe(&node_id)
@@ -259,6 +278,61 @@ impl Realtime {
         }
         Ok(members)
     }
+}
+
+/// Closes the sockets of revoked devices: at once on a bus signal, and
+/// from the database every [`REVOCATION_POLL`] whatever the bus did.
+fn spawn_revocation_watch(
+    hub: &Arc<Hub>,
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+    signals: &dyn Signals,
+    background: &Background,
+) {
+    let mut heard = signals.subscribe();
+    let (signal_hub, stop) = (hub.clone(), background.shutdown().clone());
+    background.spawn(async move {
+        loop {
+            let signal = tokio::select! {
+                _ = stop.cancelled() => break,
+                s = heard.recv() => s,
+            };
+            match signal {
+                Ok(Signal::DevicesRevoked { device_ids }) => {
+                    for d in &device_ids {
+                        if signal_hub.close_device(d, CloseReason::SessionEnded) {
+                            tracing::info!(device_id = %d, "session ended: sockets closed");
+                        }
+                    }
+                }
+                // Missed signals are caught by the poll below.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "revocation signals lagged");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+    let (poll_hub, poll_store, poll_clock) = (hub.clone(), store.clone(), clock.clone());
+    background.every(REVOCATION_POLL, move || {
+        let (hub, store, clock) = (poll_hub.clone(), poll_store.clone(), poll_clock.clone());
+        async move {
+            if hub.local_count() == 0 {
+                return;
+            }
+            let since = clock.now_ms() - REVOCATION_LOOKBACK_MS;
+            match store.devices_revoked_since(since, 10_000).await {
+                Ok(devices) => {
+                    for d in &devices {
+                        if hub.close_device(d, CloseReason::SessionEnded) {
+                            tracing::info!(device_id = %d, "revoked device found by poll: sockets closed");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "polling revoked devices failed"),
+            }
+        }
+    });
 }
 
 /// One pass of the retention reaper: bounded deletes, so it never holds the

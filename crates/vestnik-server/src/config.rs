@@ -27,6 +27,9 @@ pub const KEYS: &[&str] = &[
     "rate_ip_per_minute",
     "rate_auth_ip_per_minute",
     "rate_auth_email_per_hour",
+    "ws_sockets_per_device",
+    "ws_sockets_per_ip",
+    "ws_reauth_grace_secs",
     "trust_forwarded_for",
     "cors_origins",
     "db_pool_size",
@@ -47,6 +50,8 @@ pub const KEYS: &[&str] = &[
     "media_download_url_secs",
     "media_public_thumbnails",
     "clamd_addr",
+    "metrics_listen",
+    "metrics_token",
 ];
 
 /// Values given as command-line flags; `None` leaves the lower layers alone.

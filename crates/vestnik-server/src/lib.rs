@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use vestnik_auth::{AuthService, AuthSettings, ServerKeys};
 use vestnik_bus::{
-    EventBus, Kv, LocalEventBus, LocalPresence, MemoryKv, MemoryRateLimiter, NearCacheKv, Presence,
-    Rate, RateLimiter, RedisEventBus, RedisKv, RedisPresence, RedisRateLimiter,
+    Cluster, Kv, LocalEventBus, LocalPresence, LocalSignals, MemoryKv, MemoryRateLimiter,
+    NearCacheKv, Rate, RedisEventBus, RedisKv, RedisPresence, RedisRateLimiter, RedisSignals,
 };
 use vestnik_core::{Clock, Config, MailKind, SystemClock};
 use vestnik_gateway::{Gateway, GatewaySettings};
@@ -79,42 +79,37 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
     if !applied.is_empty() {
         tracing::info!(?applied, backend = store.backend(), "migrations applied");
     }
-    type Shared = (
-        Arc<dyn Kv>,
-        Arc<dyn RateLimiter>,
-        Arc<dyn Presence>,
-        Arc<dyn EventBus>,
-    );
-    let (kv, limiter, presence, bus): Shared =
-        match config.redis_url.as_deref().filter(|u| !u.is_empty()) {
-            Some(url) => {
-                let conn = vestnik_bus::connect_redis(url)
-                    .await
-                    .context("connecting to redis_url")?;
-                let prefix = &config.redis_prefix;
-                // Access tokens and device lists get a node-local copy,
-                // invalidated across nodes over Redis pub/sub.
-                let shared: Arc<dyn Kv> = Arc::new(RedisKv::new(conn.clone(), prefix));
-                (
-                    Arc::new(NearCacheKv::new(
-                        shared,
-                        conn.clone(),
-                        url,
-                        prefix,
-                        vestnik_auth::NEAR_CACHED_PREFIXES,
-                    )?),
-                    Arc::new(RedisRateLimiter::new(conn.clone(), prefix)),
-                    Arc::new(RedisPresence::new(conn.clone(), prefix)),
-                    Arc::new(RedisEventBus::new(conn, url, prefix)?),
-                )
+    let cluster = match config.redis_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => {
+            let conn = vestnik_bus::connect_redis(url)
+                .await
+                .context("connecting to redis_url")?;
+            let prefix = &config.redis_prefix;
+            // Access tokens and device lists get a node-local copy,
+            // invalidated across nodes over Redis pub/sub.
+            let shared: Arc<dyn Kv> = Arc::new(RedisKv::new(conn.clone(), prefix));
+            Cluster {
+                kv: Arc::new(NearCacheKv::new(
+                    shared,
+                    conn.clone(),
+                    url,
+                    prefix,
+                    vestnik_auth::NEAR_CACHED_PREFIXES,
+                )?),
+                limiter: Arc::new(RedisRateLimiter::new(conn.clone(), prefix)),
+                presence: Arc::new(RedisPresence::new(conn.clone(), prefix)),
+                events: Arc::new(RedisEventBus::new(conn.clone(), url, prefix)?),
+                signals: Arc::new(RedisSignals::new(conn, url, prefix)?),
             }
-            None => (
-                Arc::new(MemoryKv::new(clock.clone())),
-                Arc::new(MemoryRateLimiter::new(clock.clone())),
-                Arc::new(LocalPresence::default()),
-                Arc::new(LocalEventBus::default()),
-            ),
-        };
+        }
+        None => Cluster {
+            kv: Arc::new(MemoryKv::new(clock.clone())),
+            limiter: Arc::new(MemoryRateLimiter::new(clock.clone())),
+            presence: Arc::new(LocalPresence::default()),
+            events: Arc::new(LocalEventBus::default()),
+            signals: Arc::new(LocalSignals::default()),
+        },
+    };
     let node_id = config
         .node_id
         .clone()
@@ -147,17 +142,16 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
             writers: if config.is_postgres() { 2 } else { 1 },
             group_max_members: i64::from(config.group_max_members),
             presence_push_max_group: i64::from(config.presence_push_max_group),
+            sockets_per_device: config.ws_sockets_per_device as usize,
         },
         node_id,
-        presence,
-        bus,
+        &cluster,
         &background,
     )
     .await?;
     let auth = AuthService::new(
         store.clone(),
-        kv.clone(),
-        limiter.clone(),
+        &cluster,
         mailer(config)?,
         clock.clone(),
         ServerKeys::from_master(&master),
@@ -169,8 +163,8 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         auth,
         realtime: Arc::new(realtime),
         store,
-        kv,
-        limiter,
+        kv: cluster.kv.clone(),
+        limiter: cluster.limiter.clone(),
         local_limiter: Arc::new(vestnik_bus::MemoryRateLimiter::new(Arc::new(SystemClock))),
         metrics: vestnik_gateway::metrics_handle(),
         settings: GatewaySettings {
@@ -183,6 +177,13 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
                 per_secs: 60,
             },
             trust_forwarded_for: config.trust_forwarded_for,
+            sockets_per_ip: config.ws_sockets_per_ip as usize,
+            metrics_token: config.metrics_token.clone().filter(|t| !t.is_empty()),
+            hsts: config
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://")),
+            ws_reauth_grace: std::time::Duration::from_secs(u64::from(config.ws_reauth_grace_secs)),
             cors_origins: config.cors_origins.clone(),
             uses_redis: config.redis_url.as_deref().is_some_and(|u| !u.is_empty()),
         },
@@ -190,8 +191,12 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         local_blobs,
         clock,
         background,
+        sockets_by_ip: Default::default(),
     }))
 }
+
+/// How often each node sweeps the blob store for objects without a row.
+const MEDIA_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How often each node's media reaper looks for expired media.
 const MEDIA_REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -253,6 +258,7 @@ async fn media(
             .map(ClamdScanner::new),
     ));
     vestnik_media::spawn_reaper(service.clone(), MEDIA_REAP_EVERY, background);
+    vestnik_media::spawn_sweeper(service.clone(), MEDIA_SWEEP_EVERY, background);
     Ok((service, local))
 }
 
@@ -287,6 +293,18 @@ pub async fn serve(
         );
     }
     served
+}
+
+/// Serves only `/metrics` on `listener` (the `metrics_listen` address) until
+/// `shutdown` resolves.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    gw: Arc<Gateway>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, vestnik_gateway::metrics_router(gw))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// How long `serve` waits for the background tasks once it has stopped.

@@ -186,7 +186,28 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 data_dir = %config.data_dir.display(),
                 "vestnik is serving"
             );
-            vestnik_server::serve(listener, gw, shutdown_signal()).await?;
+            // One signal stops both listeners.
+            let (stop, _) = tokio::sync::watch::channel(false);
+            let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Some(addr) = config.metrics_listen.as_deref().filter(|a| !a.is_empty()) {
+                let metrics = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding metrics_listen = {addr}"))?;
+                tracing::info!(metrics_listen = %addr, "serving /metrics");
+                let (gw, done) = (gw.clone(), stopped(stop.subscribe()));
+                tokio::spawn(async move {
+                    if let Err(e) = vestnik_server::serve_metrics(metrics, gw, done).await {
+                        tracing::warn!(error = %e, "the metrics listener failed");
+                    }
+                });
+            }
+            let signal = async move {
+                shutdown_signal().await;
+                let _ = stop.send(true);
+            };
+            vestnik_server::serve(listener, gw, signal).await?;
             tracing::info!("stopped");
             Ok(())
         }

@@ -290,3 +290,134 @@ async fn a_token_revoked_on_one_node_is_refused_on_the_others_at_once() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Reads until the socket closes; the close code and how long it took.
+async fn closed(ws: &mut Ws) -> (u16, Duration) {
+    let t0 = std::time::Instant::now();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3), ws.next()).await {
+            Err(_) => panic!("the socket is still open 3 s later"),
+            Ok(Some(Ok(Message::Close(Some(f))))) => return (u16::from(f.code), t0.elapsed()),
+            Ok(Some(Ok(Message::Close(None)))) | Ok(None) | Ok(Some(Err(_))) => {
+                panic!("the socket ended without a close code")
+            }
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
+
+/// A device holds a socket on node A while its session ends through node B
+/// (or through the CLI, another process): the socket closes with 4001
+/// within a second, in every case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_way_a_session_ends_closes_its_socket_on_another_node_within_a_second() {
+    if !common::redis_reachable().await {
+        return;
+    }
+    let Some(db) = common::fresh_pg_database().await else {
+        return;
+    };
+    let prefix = format!("vt-{}", uuid::Uuid::new_v4().simple());
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(common::start_node(&db, &prefix, i).await);
+    }
+    let (a, b) = (&nodes[0], &nodes[1]);
+    const PW: &str = "correct horse battery staple";
+    let tok = |v: &Value| v["access_token"].as_str().expect("token").to_owned();
+    let first = a.register("alice@example.org", PW).await;
+    let within = Duration::from_secs(1);
+    let login = || async { b.login("alice@example.org", PW, json!({})).await.body };
+
+    // Logout through B.
+    let s = login().await;
+    let mut on_a = ws(a, &tok(&s)).await;
+    assert_eq!(
+        b.post_auth("/v1/auth/logout", &tok(&s), None).await.status,
+        204
+    );
+    let (code, took) = closed(&mut on_a).await;
+    assert!(
+        code == 4001 && took < within,
+        "logout: {code} after {took:?}"
+    );
+
+    // DELETE /v1/devices/{id} through B, by the first device.
+    let s = login().await;
+    let mut on_a = ws(a, &tok(&s)).await;
+    let path = format!("/v1/devices/{}", s["device_id"].as_str().expect("id"));
+    let r = b
+        .send(reqwest::Method::DELETE, &path, Some(&tok(&first)), None)
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let (code, took) = closed(&mut on_a).await;
+    assert!(
+        code == 4001 && took < within,
+        "device revoked: {code} after {took:?}"
+    );
+
+    // Refresh-token reuse through B: rotated twice, the first comes back.
+    let s = login().await;
+    let r0 = s["refresh_token"].clone();
+    let s1 = b
+        .post("/v1/auth/refresh", json!({"refresh_token": r0}))
+        .await
+        .body;
+    let s2 = b
+        .post(
+            "/v1/auth/refresh",
+            json!({"refresh_token": s1["refresh_token"]}),
+        )
+        .await
+        .body;
+    let mut on_a = ws(a, &tok(&s2)).await;
+    let reuse = b
+        .post("/v1/auth/refresh", json!({"refresh_token": r0}))
+        .await;
+    assert_eq!(reuse.code(), "refresh_token_reused", "{:?}", reuse.body);
+    let (code, took) = closed(&mut on_a).await;
+    assert!(
+        code == 4001 && took < within,
+        "refresh reuse: {code} after {took:?}"
+    );
+
+    // Logout-all through B closes the first device's socket on A too.
+    let s = login().await;
+    let mut first_on_a = ws(a, &tok(&first)).await;
+    let mut on_c = ws(&nodes[2], &tok(&s)).await;
+    assert_eq!(
+        b.post_auth("/v1/auth/logout-all", &tok(&s), None)
+            .await
+            .status,
+        204
+    );
+    for (name, ws) in [("first", &mut first_on_a), ("on c", &mut on_c)] {
+        let (code, took) = closed(ws).await;
+        assert!(
+            code == 4001 && took < within,
+            "logout-all, {name}: {code} after {took:?}"
+        );
+    }
+
+    // The account disabled by `vestnik admin disable`, a process of its own.
+    let s = login().await;
+    let mut on_a = ws(a, &tok(&s)).await;
+    let data_dir =
+        std::env::temp_dir().join(format!("vestnik-cli-{}", uuid::Uuid::new_v4().simple()));
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.args(["admin", "disable", "--email", "alice@example.org"])
+        .env("VESTNIK_DATA_DIR", &data_dir);
+    common::cluster_env(&mut cmd, &db, &prefix);
+    let out = cmd.output().expect("run vestnik admin disable");
+    let _ = std::fs::remove_dir_all(&data_dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, took) = closed(&mut on_a).await;
+    assert!(
+        code == 4001 && took < within,
+        "disabled: {code} after {took:?}"
+    );
+}

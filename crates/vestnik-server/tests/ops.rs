@@ -6,9 +6,11 @@ use serde_json::json;
 
 both_backends!(
     health_and_readiness_report_the_backends,
-    metrics_count_requests_by_route_and_status,
-    the_openapi_document_lists_every_endpoint
+    the_openapi_document_lists_every_endpoint,
+    every_response_carries_the_security_headers
 );
+
+const METRICS_TOKEN: &str = "metrics-token-for-the-tests";
 
 async fn health_and_readiness_report_the_backends(app: TestApp) {
     let r = app.send(reqwest::Method::GET, "/healthz", None, None).await;
@@ -23,13 +25,30 @@ async fn health_and_readiness_report_the_backends(app: TestApp) {
     }
 }
 
-async fn metrics_count_requests_by_route_and_status(app: TestApp) {
+async fn metrics_count_requests_by_route_and_status(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |c| {
+        c.metrics_token = Some(METRICS_TOKEN.into());
+    })
+    .await
+    else {
+        return;
+    };
     app.post("/v1/auth/register", json!({"email": "metrics@example.org"}))
         .await;
     app.post("/v1/auth/login", json!({})).await;
+    let r = app
+        .send(
+            reqwest::Method::GET,
+            "/metrics",
+            Some("a-wrong-token"),
+            None,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (401, "unauthorized"));
     let res = app
         .http
         .get(format!("{}/metrics", app.base))
+        .bearer_auth(METRICS_TOKEN)
         .send()
         .await
         .expect("metrics");
@@ -50,6 +69,88 @@ async fn metrics_count_requests_by_route_and_status(app: TestApp) {
     assert!(
         text.contains(r#"vestnik_auth_events_total{event="register_requested"}"#),
         "{text}"
+    );
+}
+
+/// With no token configured, /metrics on the public port serves nobody; the
+/// `metrics_listen` listener serves it without one.
+async fn metrics_stay_off_the_public_port_unless_configured(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |_| {}).await else {
+        return;
+    };
+    let r = app.send(reqwest::Method::GET, "/metrics", None, None).await;
+    assert_eq!((r.status, r.code()), (401, "unauthorized"));
+    let r = app
+        .send(reqwest::Method::GET, "/metrics", Some(""), None)
+        .await;
+    assert_eq!(r.status, 401, "an empty token is no token");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(vestnik_server::serve_metrics(
+        listener,
+        app.gw.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let res = app
+        .http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.expect("text").contains("vestnik_"));
+    let other = app
+        .http
+        .get(format!("http://{addr}/v1/account"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(other.status(), 404, "only /metrics lives there");
+    let _ = stop.send(());
+    served.await.expect("join").expect("served");
+}
+
+async fn every_response_carries_the_security_headers(app: TestApp) {
+    for (method, path) in [
+        (reqwest::Method::GET, "/healthz"),
+        (reqwest::Method::GET, "/v1/account"),
+        (reqwest::Method::GET, "/no/such/path"),
+        (reqwest::Method::POST, "/v1/auth/login"),
+    ] {
+        let r = app.send(method, path, None, None).await;
+        let h = &r.headers;
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        let csp = h["content-security-policy"].to_str().expect("ascii");
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+        assert!(
+            h.get("strict-transport-security").is_none(),
+            "no HSTS over plain http"
+        );
+    }
+}
+
+async fn hsts_is_sent_when_the_public_url_is_https(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |c| {
+        c.public_url = Some("https://chat.example.org".into());
+    })
+    .await
+    else {
+        return;
+    };
+    let r = app.send(reqwest::Method::GET, "/healthz", None, None).await;
+    assert_eq!(
+        r.headers["strict-transport-security"],
+        "max-age=63072000; includeSubDomains"
     );
 }
 
@@ -162,6 +263,9 @@ macro_rules! per_backend {
     };
 }
 per_backend!(
+    metrics_count_requests_by_route_and_status,
+    metrics_stay_off_the_public_port_unless_configured,
+    hsts_is_sent_when_the_public_url_is_https,
     auth_endpoints_answer_429_with_retry_after_when_an_ip_floods,
     per_address_limit_stops_guessing_one_account_from_many_ips,
     a_disabled_account_loses_every_session_at_once

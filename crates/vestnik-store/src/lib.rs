@@ -156,14 +156,19 @@ pub trait DeviceStore: Send + Sync {
         retry_since: i64,
     ) -> Result<RotateOutcome>;
     /// Revokes devices (all of the user's when `device_ids` is None), their
-    /// sessions and their one-time and fallback keys. Returns the access-token
-    /// hashes that caches must forget.
+    /// sessions and their one-time and fallback keys. Returns what was
+    /// revoked: caches forget its access tokens, nodes close its sockets.
     async fn revoke_devices(
         &self,
         user_id: &str,
         device_ids: Option<&[String]>,
         now: i64,
-    ) -> Result<Vec<String>>;
+    ) -> Result<RevokedDevices>;
+    /// Devices revoked at or after `since` (Unix ms), at most `limit`.
+    async fn devices_revoked_since(&self, since: i64, limit: i64) -> Result<Vec<String>>;
+    /// The session as it stands now, unless it was revoked, its current
+    /// access token expired by `now`, or the account is not active.
+    async fn live_session(&self, session_id: &str, now: i64) -> Result<Option<SessionAuth>>;
     /// One-time keys the device still has on the server.
     async fn one_time_key_count(&self, device_id: &str) -> Result<i64>;
 }
@@ -237,13 +242,12 @@ pub trait MessageStore: Send + Sync {
     async fn set_presence_visibility(&self, user_id: &str, visibility: &str) -> Result<()>;
     /// Blocks (`on`) or unblocks `blocked` for `user_id`.
     async fn set_block(&self, user_id: &str, blocked: &str, on: bool, now: i64) -> Result<()>;
-    /// A message already stored for this sending device and client id:
-    /// (message id, seq, created_at).
+    /// A message already stored for this sending device and client id.
     async fn stored_message(
         &self,
         sender_device_id: &str,
         client_msg_id: &str,
-    ) -> Result<Option<(String, i64, i64)>>;
+    ) -> Result<Option<StoredRetry>>;
     /// Stores messages and their envelopes in one transaction (one result per
     /// message, in order); a retried `client_msg_id` returns the stored one.
     async fn store_messages(
@@ -307,15 +311,16 @@ pub trait GroupStore: Send + Sync {
     async fn remove_member(&self, conversation_id: &str, user_id: &str) -> Result<bool>;
     /// True when the user is a member (whose role is now `role`).
     async fn set_role(&self, conversation_id: &str, user_id: &str, role: &str) -> Result<bool>;
-    /// Makes `to` the owner and `from` an admin, in one transaction; false
-    /// when `to` is not a member.
+    /// Makes `to` the owner and demotes `from` to `demoted_role`, in one
+    /// transaction that first checks `from` still owns the conversation (so
+    /// two concurrent transfers cannot leave two owners).
     async fn transfer_ownership(
         &self,
         conversation_id: &str,
         from: &str,
         to: &str,
         demoted_role: &str,
-    ) -> Result<bool>;
+    ) -> Result<TransferOutcome>;
     /// Sets the given fields; `None` leaves a field as it is.
     async fn update_conversation(
         &self,

@@ -62,6 +62,12 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_refresh_retry.sql"),
         postgres: include_str!("../migrations/postgres/0008_refresh_retry.sql"),
     },
+    Migration {
+        version: 9,
+        name: "revocations",
+        sqlite: include_str!("../migrations/sqlite/0009_revocations.sql"),
+        postgres: include_str!("../migrations/postgres/0009_revocations.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str =

@@ -109,6 +109,39 @@ pub struct NewDevice {
     pub created_at: i64,
 }
 
+/// The message a (sending device, `client_msg_id`) key already names.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredRetry {
+    /// The stored message.
+    pub id: String,
+    /// Its conversation: a key reused for another one is refused.
+    pub conversation_id: String,
+    /// Its seq in that conversation.
+    pub seq: i64,
+    /// When it was stored (Unix ms).
+    pub created_at: i64,
+}
+
+/// What an ownership transfer came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferOutcome {
+    /// `to` owns the conversation now.
+    Transferred,
+    /// `from` no longer owned it when the transaction ran (another transfer won).
+    NotOwner,
+    /// `to` is not a member.
+    NotMember,
+}
+
+/// What one revocation ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevokedDevices {
+    /// Devices revoked by this call (those already revoked are not repeated).
+    pub device_ids: Vec<String>,
+    /// The access-token hashes of their sessions, for caches to forget.
+    pub access_hashes: Vec<String>,
+}
+
 /// A stored device.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeviceRow {

@@ -261,11 +261,14 @@ impl Inner {
                     self.emit(e);
                 }
             }
+            // The socket task answers these (they concern the connection).
+            ServerFrame::ReauthRequired { .. } | ServerFrame::Reauthed { .. } => {}
             ServerFrame::Error {
                 code,
                 message,
                 client_msg_id,
                 devices,
+                ..
             } => match client_msg_id.and_then(|id| lock(&self.waiters).remove(&id)) {
                 Some(w) => {
                     let _ = w.send(SendReply::Error {

@@ -65,6 +65,7 @@ pub(crate) type SendWatcher = oneshot::Sender<std::result::Result<SentMessage, S
 #[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) connections: AtomicU64,
+    pub(crate) reauths: AtomicU64,
     pub(crate) stale_resends: AtomicU64,
     pub(crate) resends: AtomicU64,
     pub(crate) duplicates: AtomicU64,
@@ -79,6 +80,7 @@ impl Counters {
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
             connections: self.connections.load(Ordering::Relaxed),
+            reauths: self.reauths.load(Ordering::Relaxed),
             stale_resends: self.stale_resends.load(Ordering::Relaxed),
             resends: self.resends.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),

@@ -71,7 +71,9 @@ pub async fn revoke_device(
     Path(id): Path<vestnik_proto::DeviceId>,
 ) -> Result<StatusCode, ApiError> {
     gw.auth.revoke_device(&meta, &auth, &id).await?;
-    gw.realtime.hub().drop_device(&id);
+    gw.realtime
+        .hub()
+        .close_device(&id, vestnik_proto::CloseReason::SessionEnded);
     gw.realtime.devices_changed(&auth.user_id).await;
     Ok(StatusCode::NO_CONTENT)
 }

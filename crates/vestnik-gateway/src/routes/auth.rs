@@ -77,7 +77,9 @@ pub async fn logout(
     Authed(auth): Authed,
 ) -> Result<StatusCode, ApiError> {
     gw.auth.logout(&meta, &auth).await?;
-    gw.realtime.hub().drop_device(&auth.device_id);
+    gw.realtime
+        .hub()
+        .close_device(&auth.device_id, vestnik_proto::CloseReason::SessionEnded);
     gw.realtime.devices_changed(&auth.user_id).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -93,7 +95,9 @@ pub async fn logout_all(
     let devices = gw.auth.list_devices(&auth).await?;
     gw.auth.logout_all(&meta, &auth).await?;
     for d in devices.devices {
-        gw.realtime.hub().drop_device(&d.id);
+        gw.realtime
+            .hub()
+            .close_device(&d.id, vestnik_proto::CloseReason::SessionEnded);
     }
     gw.realtime.devices_changed(&auth.user_id).await;
     Ok(StatusCode::NO_CONTENT)

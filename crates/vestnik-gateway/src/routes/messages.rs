@@ -43,6 +43,8 @@ pub async fn list_conversations(
 
 /// Send a message: one envelope per device of every member except this one.
 /// 409 `device_list_stale` carries the current devices; nothing is stored then.
+/// A retry (same `client_msg_id` from the same device) gets the stored answer;
+/// the same `client_msg_id` for another conversation is 409 `client_msg_id_reused`.
 #[utoipa::path(post, path = "/v1/messages", tag = "messages", security(("bearer" = [])), request_body = SendMessage,
     responses((status = 200, body = Sent), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn send(

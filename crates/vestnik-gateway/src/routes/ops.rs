@@ -1,10 +1,10 @@
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
-use vestnik_proto::Health;
+use vestnik_proto::{ErrorBody, Health};
 
-use crate::Gateway;
+use crate::{ApiError, Gateway};
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
@@ -53,9 +53,37 @@ pub async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     )
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
-pub async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+/// Prometheus text exposition. On the public listener only with
+/// `Authorization: Bearer <metrics_token>` (always 401 when no token is
+/// configured: then the metrics live on `metrics_listen`, or nowhere).
+#[utoipa::path(get, path = "/metrics", tag = "ops", security(("bearer" = [])),
+    responses((status = 200, description = "Prometheus text format"), (status = 401, body = ErrorBody)))]
+pub async fn metrics(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // No token configured: no token is right (the same answer, so the
+    // public port does not tell whether metrics are served there).
+    let allowed = gw
+        .settings
+        .metrics_token
+        .as_deref()
+        .is_some_and(|expected| vestnik_core::token::ct_eq(given.as_bytes(), expected.as_bytes()));
+    if !allowed {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "metrics need the bearer token configured as metrics_token",
+        )
+        .into_response();
+    }
+    render_metrics(&gw).into_response()
+}
+
+/// The metrics themselves, also served unauthenticated on `metrics_listen`.
+pub fn render_metrics(gw: &Gateway) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         gw.metrics.render(),

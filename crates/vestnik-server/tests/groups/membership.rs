@@ -5,7 +5,39 @@ both_backends!(
     a_group_message_is_sent_once_and_reaches_every_other_member_device,
     roles_decide_who_may_change_the_group,
     a_removed_member_is_told_and_can_no_longer_send_read_or_receive,
+    two_concurrent_ownership_transfers_leave_exactly_one_owner,
 );
+
+async fn two_concurrent_ownership_transfers_leave_exactly_one_owner(app: TestApp) {
+    let owner = user(&app, "owner@example.org", 0).await;
+    let b = user(&app, "b@example.org", 0).await;
+    let c = user(&app, "c@example.org", 0).await;
+    for round in 0..5 {
+        let conv = create_group(&app, &owner, &[&b, &c]).await;
+        let path = format!("/v1/conversations/{conv}/owner");
+        let (to_b, to_c) = tokio::join!(
+            app.post_auth(&path, owner.token(), Some(json!({"user_id": b.id}))),
+            app.post_auth(&path, owner.token(), Some(json!({"user_id": c.id}))),
+        );
+        let mut statuses = [to_b.status, to_c.status];
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [204, 403],
+            "round {round}: one wins, one is refused"
+        );
+        let detail = app
+            .get_auth(&format!("/v1/conversations/{conv}"), b.token())
+            .await;
+        let owners: Vec<&Value> = detail.body["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .filter(|m| m["role"] == "owner")
+            .collect();
+        assert_eq!(owners.len(), 1, "round {round}: {:?}", detail.body);
+    }
+}
 
 async fn a_group_message_is_sent_once_and_reaches_every_other_member_device(app: TestApp) {
     let alice = user(&app, "alice@example.org", 1).await;

@@ -6,6 +6,7 @@ both_backends!(
     a_message_reaches_every_other_device_and_nothing_else,
     a_stale_device_list_is_refused_whole_with_the_current_list,
     a_retried_send_gets_the_same_answer_and_is_stored_once,
+    a_client_msg_id_reused_for_another_conversation_is_refused,
     non_members_and_blocked_senders_are_refused,
     an_offline_backlog_arrives_in_order_in_pages_and_acks_send_receipts,
 );
@@ -147,6 +148,39 @@ async fn a_retried_send_gets_the_same_answer_and_is_stored_once(app: TestApp) {
             .map(Vec::len),
         Some(2)
     );
+}
+
+async fn a_client_msg_id_reused_for_another_conversation_is_refused(app: TestApp) {
+    let (alice, bob, conv) = two_users(&app).await;
+    let carol = user(&app, "carol@example.org", 0).await;
+    let other = direct(&app, &alice.devices[0].1, &carol.id).await;
+    let to_bob = [
+        bob.devices[0].0.as_str(),
+        bob.devices[1].0.as_str(),
+        alice.devices[1].0.as_str(),
+    ];
+    let to_carol = [carol.devices[0].0.as_str(), alice.devices[1].0.as_str()];
+    let first = send(&app, &alice.devices[0].1, &conv, "k1", &to_bob).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    // Addressed right for the other conversation (the batch writer finds
+    // the key taken) and addressed wrong (the stale-list path finds it).
+    for targets in [&to_carol[..], &to_bob[..]] {
+        let r = send(&app, &alice.devices[0].1, &other, "k1", targets).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (409, "client_msg_id_reused"),
+            "{:?}",
+            r.body
+        );
+    }
+    assert_eq!(
+        pending(&app, &carol.devices[0].1, 0, 100).await["items"],
+        json!([]),
+        "Carol got nothing"
+    );
+    // The same key in its own conversation is still a retry.
+    let again = send(&app, &alice.devices[0].1, &conv, "k1", &to_bob).await;
+    assert_eq!(again.body, first.body);
 }
 
 async fn non_members_and_blocked_senders_are_refused(app: TestApp) {

@@ -6,8 +6,8 @@ use sqlx::Transaction;
 use super::dialect::{query, Dialect};
 use super::Backend;
 use crate::{
-    DeviceRow, DeviceStore, NewDevice, NewSession, NextTokens, Result, RotateOutcome, SessionAuth,
-    StoreError,
+    DeviceRow, DeviceStore, NewDevice, NewSession, NextTokens, Result, RevokedDevices,
+    RotateOutcome, SessionAuth, StoreError,
 };
 
 #[async_trait::async_trait]
@@ -148,7 +148,7 @@ impl<S: Backend> DeviceStore for S {
         user_id: &str,
         device_ids: Option<&[String]>,
         now: i64,
-    ) -> Result<Vec<String>> {
+    ) -> Result<RevokedDevices> {
         let mut tx = self.write().begin().await?;
         let ids: Vec<String> = match device_ids {
             Some(ids) => ids.to_vec(),
@@ -159,6 +159,7 @@ impl<S: Backend> DeviceStore for S {
                     .await?
             }
         };
+        let mut revoked_ids = Vec::new();
         let mut hashes = Vec::new();
         for id in &ids {
             let mut h: Vec<String> = query(
@@ -180,6 +181,7 @@ impl<S: Backend> DeviceStore for S {
             .execute(&mut tx)
             .await?;
             if revoked == 1 {
+                revoked_ids.push(id.clone());
                 query("DELETE FROM one_time_keys WHERE device_id = $1")
                     .bind(id)
                     .execute(&mut tx)
@@ -191,7 +193,32 @@ impl<S: Backend> DeviceStore for S {
             }
         }
         tx.commit().await?;
-        Ok(hashes)
+        Ok(RevokedDevices {
+            device_ids: revoked_ids,
+            access_hashes: hashes,
+        })
+    }
+
+    async fn devices_revoked_since(&self, since: i64, limit: i64) -> Result<Vec<String>> {
+        Ok(
+            query("SELECT id FROM devices WHERE revoked_at >= $1 ORDER BY revoked_at LIMIT $2")
+                .bind(since)
+                .bind(limit)
+                .scalar_all(self.read())
+                .await?,
+        )
+    }
+
+    async fn live_session(&self, session_id: &str, now: i64) -> Result<Option<SessionAuth>> {
+        Ok(query(
+            "SELECT s.id AS session_id, s.user_id, s.device_id, s.access_expires_at, u.is_admin
+             FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id = $1 AND s.revoked_at IS NULL AND s.access_expires_at > $2 AND u.status = 'active'",
+        )
+        .bind(session_id)
+        .bind(now)
+        .fetch_optional(self.read())
+        .await?)
     }
 
     async fn one_time_key_count(&self, device_id: &str) -> Result<i64> {

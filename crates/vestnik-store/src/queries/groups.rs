@@ -6,7 +6,7 @@ use super::dialect::{placeholders, query, Dialect};
 use super::Backend;
 use crate::{
     GroupStore, InviteRow, JoinOutcome, LogRow, MemberRow, NewGroup, OutboxRow, Result,
-    SystemEventRow,
+    SystemEventRow, TransferOutcome,
 };
 
 #[async_trait::async_trait]
@@ -113,8 +113,22 @@ impl<S: Backend> GroupStore for S {
         from: &str,
         to: &str,
         demoted_role: &str,
-    ) -> Result<bool> {
+    ) -> Result<TransferOutcome> {
         let mut tx = self.write().begin().await?;
+        // Demoting first, only while `from` is still the owner: a concurrent
+        // transfer waits on this row (PostgreSQL) or on the writer (SQLite),
+        // then finds no owner to demote and changes nothing.
+        let demoted = query(
+            "UPDATE members SET role = $3 WHERE conversation_id = $1 AND user_id = $2 AND role = 'owner'",
+        )
+        .bind(conversation_id)
+        .bind(from)
+        .bind(demoted_role)
+        .execute(&mut tx)
+        .await?;
+        if demoted != 1 {
+            return Ok(TransferOutcome::NotOwner);
+        }
         let promoted =
             query("UPDATE members SET role = 'owner' WHERE conversation_id = $1 AND user_id = $2")
                 .bind(conversation_id)
@@ -122,16 +136,10 @@ impl<S: Backend> GroupStore for S {
                 .execute(&mut tx)
                 .await?;
         if promoted != 1 {
-            return Ok(false);
+            return Ok(TransferOutcome::NotMember);
         }
-        query("UPDATE members SET role = $3 WHERE conversation_id = $1 AND user_id = $2")
-            .bind(conversation_id)
-            .bind(from)
-            .bind(demoted_role)
-            .execute(&mut tx)
-            .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(TransferOutcome::Transferred)
     }
 
     async fn update_conversation(

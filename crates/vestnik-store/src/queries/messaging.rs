@@ -6,7 +6,7 @@ use super::dialect::{placeholders, query};
 use super::Backend;
 use crate::{
     AckBatchItem, ConversationRow, MessageStore, NewMessage, OutboxRow, PublicDeviceRow, Result,
-    SendContext, StoredMessage,
+    SendContext, StoredMessage, StoredRetry,
 };
 
 #[async_trait::async_trait]
@@ -235,9 +235,9 @@ impl<S: Backend> MessageStore for S {
         &self,
         sender_device_id: &str,
         client_msg_id: &str,
-    ) -> Result<Option<(String, i64, i64)>> {
+    ) -> Result<Option<StoredRetry>> {
         Ok(query(
-            "SELECT id, seq, created_at FROM messages WHERE sender_device_id = $1 AND client_msg_id = $2",
+            "SELECT id, conversation_id, seq, created_at FROM messages WHERE sender_device_id = $1 AND client_msg_id = $2",
         )
         .bind(sender_device_id)
         .bind(client_msg_id)
