@@ -1,8 +1,7 @@
 //! The key directory: devices publish one-time and fallback keys; senders
 //! claim one bundle per device of a recipient.
-use vestnik_bus::Rate;
-use vestnik_core::ids;
 use vestnik_core::limits::MAX_ONE_TIME_KEYS_PER_DEVICE;
+use vestnik_core::{ids, Action};
 use vestnik_proto::{
     ClaimResponse, KeyBundle, KeyCount, KeysUpload, OneTimeKey, PublicDevice, PublicDeviceList,
     SignedKey,
@@ -11,16 +10,6 @@ use vestnik_store::{FallbackKey, SessionAuth, StoreError};
 
 use crate::{device, AuthError, AuthService};
 pub use vestnik_core::limits::ONE_TIME_KEY_LOW_WATERMARK;
-
-/// Claims pop keys other people uploaded; cap how fast one account can drain them.
-const CLAIM_RATE: Rate = Rate {
-    capacity: 300,
-    per_secs: 60,
-};
-const LOOKUP_RATE: Rate = Rate {
-    capacity: 60,
-    per_secs: 60,
-};
 
 impl AuthService {
     /// Stores the caller device's new one-time keys and, if given, its signed fallback key
@@ -88,8 +77,14 @@ impl AuthService {
         auth: &SessionAuth,
         user_id: &vestnik_proto::UserId,
     ) -> Result<ClaimResponse, AuthError> {
-        self.rate_limit(&format!("claim:{}", auth.user_id), CLAIM_RATE)
-            .await?;
+        // Claims pop keys other people uploaded: limited per claimer, and
+        // per (claimer, target) so one account cannot drain another's keys.
+        self.rate_limit(Action::ClaimKeys, &auth.user_id).await?;
+        self.rate_limit(
+            Action::ClaimKeysOfTarget,
+            &format!("{}:{}", auth.user_id, user_id),
+        )
+        .await?;
         self.require_active_user(user_id).await?;
         let bundles = self.store.claim_keys(user_id).await?;
         Ok(ClaimResponse {
@@ -140,8 +135,7 @@ impl AuthService {
         auth: &SessionAuth,
         email: &str,
     ) -> Result<vestnik_proto::LookupResponse, AuthError> {
-        self.rate_limit(&format!("lookup:{}", auth.user_id), LOOKUP_RATE)
-            .await?;
+        self.rate_limit(Action::LookupUser, &auth.user_id).await?;
         let email = vestnik_core::Email::parse(email)?;
         match self.store.user_by_email(email.as_str()).await? {
             Some(u) if u.is_active() => Ok(vestnik_proto::LookupResponse { user_id: u.id }),

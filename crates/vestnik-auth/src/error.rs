@@ -82,6 +82,13 @@ pub enum AuthError {
     /// The verification mail could not be sent.
     #[error("mail could not be sent: {0}")]
     Mail(#[from] vestnik_mail::MailError),
+    /// A shared limiter guarding this action cannot be asked (it fails
+    /// closed), or password hashing is saturated: retry shortly.
+    #[error("busy; retry shortly")]
+    Busy {
+        /// Milliseconds to wait before retrying.
+        retry_after_ms: u64,
+    },
     /// The database failed.
     #[error("store: {0}")]
     Store(#[from] vestnik_store::StoreError),
@@ -91,4 +98,17 @@ pub enum AuthError {
     /// A server-side fault (crypto, hashing); the message goes only to the log.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl From<vestnik_bus::LimitError> for AuthError {
+    fn from(e: vestnik_bus::LimitError) -> Self {
+        match e {
+            vestnik_bus::LimitError::Limited { retry_after_ms } => {
+                AuthError::RateLimited { retry_after_ms }
+            }
+            vestnik_bus::LimitError::Unavailable => AuthError::Busy {
+                retry_after_ms: 1000,
+            },
+        }
+    }
 }

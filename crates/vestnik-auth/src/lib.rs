@@ -21,7 +21,8 @@ mod totp;
 mod twofactor;
 
 use std::sync::Arc;
-use vestnik_bus::{Kv, Rate, RateLimiter, Signals};
+use vestnik_bus::{Kv, Limits, Signals};
+use vestnik_core::Action;
 use vestnik_core::Clock;
 use vestnik_mail::Mailer;
 use vestnik_store::{AuditEvent, Store};
@@ -55,8 +56,6 @@ pub struct AuthSettings {
     pub refresh_ttl_secs: i64,
     /// Leading zero bits a proof of work must have.
     pub pow_difficulty: u32,
-    /// Register, verify and login attempts allowed per e-mail address.
-    pub auth_email_rate: Rate,
     /// Shown in authenticator apps.
     pub issuer: String,
 }
@@ -65,7 +64,7 @@ pub struct AuthSettings {
 pub struct AuthService {
     store: Arc<dyn Store>,
     kv: Arc<dyn Kv>,
-    limiter: Arc<dyn RateLimiter>,
+    limits: Arc<Limits>,
     mailer: Arc<dyn Mailer>,
     signals: Arc<dyn Signals>,
     clock: Arc<dyn Clock>,
@@ -82,21 +81,18 @@ impl AuthService {
     pub fn new(
         store: Arc<dyn Store>,
         cluster: &vestnik_bus::Cluster,
+        limits: Arc<Limits>,
         mailer: Arc<dyn Mailer>,
         clock: Arc<dyn Clock>,
         keys: ServerKeys,
         settings: AuthSettings,
     ) -> Result<Self, AuthError> {
-        let (kv, limiter, signals) = (
-            cluster.kv.clone(),
-            cluster.limiter.clone(),
-            cluster.signals.clone(),
-        );
+        let (kv, signals) = (cluster.kv.clone(), cluster.signals.clone());
         let dummy_hash = password::hash_password_blocking("vestnik-dummy-password-for-timing")?;
         Ok(Self {
             store,
             kv,
-            limiter,
+            limits,
             mailer,
             signals,
             clock,
@@ -150,12 +146,8 @@ impl AuthService {
         }
     }
 
-    async fn rate_limit(&self, key: &str, rate: Rate) -> Result<(), AuthError> {
-        match self.limiter.check(key, rate).await? {
-            vestnik_bus::Decision::Allowed => Ok(()),
-            vestnik_bus::Decision::Limited { retry_after_ms } => {
-                Err(AuthError::RateLimited { retry_after_ms })
-            }
-        }
+    /// Spends a token of `action` for `subject` (see the rate table).
+    pub(crate) async fn rate_limit(&self, action: Action, subject: &str) -> Result<(), AuthError> {
+        Ok(self.limits.check(action, subject).await?)
     }
 }

@@ -1,6 +1,7 @@
 //! Login with e-mail + password (+ a TOTP or recovery code): creates a new
 //! device and its session. Failures never tell whether the e-mail exists.
 use vestnik_core::limits::{MAX_DEVICES_PER_USER, PASSWORD_MAX_CHARS};
+use vestnik_core::Action;
 use vestnik_core::{ids, Email};
 use vestnik_proto::{LoginRequest, SessionTokens};
 use vestnik_store::{StoreError, UserRow};
@@ -16,11 +17,8 @@ impl AuthService {
         req: &LoginRequest,
     ) -> Result<SessionTokens, AuthError> {
         let email = Email::parse(&req.email).map_err(|_| AuthError::BadCredentials)?;
-        self.rate_limit(
-            &format!("auth:email:{email}"),
-            self.settings.auth_email_rate,
-        )
-        .await?;
+        self.rate_limit(Action::AuthPerEmail, email.as_str())
+            .await?;
         self.require_pow_if_suspicious(meta.ip.as_deref(), email.as_str(), req.pow.as_ref())
             .await?;
         let now = self.clock.now_ms();

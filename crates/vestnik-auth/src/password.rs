@@ -69,15 +69,48 @@ pub(crate) fn hash_password_blocking(password: &str) -> Result<String, AuthError
         .map_err(|e| AuthError::Internal(format!("argon2: {e}")))
 }
 
-/// Hashes off the async runtime: argon2 is deliberately slow.
-pub async fn hash_password(password: String) -> Result<String, AuthError> {
-    tokio::task::spawn_blocking(move || hash_password_blocking(&password))
+/// Hashings that may run at once (each takes 19 MiB and a core for tens of
+/// milliseconds): beyond this a request waits at most [`HASHING_WAIT`], then
+/// is told to come back (503 `busy`), so a flood of logins cannot grow the
+/// blocking pool's threads and memory without bound.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores * vestnik_core::limits::HASHINGS_PER_CORE)
+    })
+}
+
+/// How long a request waits for a hashing slot before it is answered `busy`.
+const HASHING_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs `work` on the blocking pool once a hashing slot is free.
+async fn hashing<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+) -> Result<T, AuthError> {
+    let slot = tokio::time::timeout(HASHING_WAIT, hashing_slots().acquire())
         .await
-        .map_err(|e| AuthError::Internal(e.to_string()))?
+        .map_err(|_| {
+            metrics::counter!("vestnik_password_hashing_busy_total").increment(1);
+            AuthError::Busy {
+                retry_after_ms: 1000,
+            }
+        })?
+        .map_err(|e| AuthError::Internal(e.to_string()))?;
+    let result = tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AuthError::Internal(e.to_string()))?;
+    drop(slot);
+    result
+}
+
+/// Hashes off the async runtime (argon2 is deliberately slow), in a slot.
+pub async fn hash_password(password: String) -> Result<String, AuthError> {
+    hashing(move || hash_password_blocking(&password)).await
 }
 
 pub(crate) async fn verify_password(password: String, hash: String) -> Result<bool, AuthError> {
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let parsed = PasswordHash::new(&hash)
             .map_err(|e| AuthError::Internal(format!("stored hash: {e}")))?;
         Ok(argon2()
@@ -85,12 +118,29 @@ pub(crate) async fn verify_password(password: String, hash: String) -> Result<bo
             .is_ok())
     })
     .await
-    .map_err(|e| AuthError::Internal(e.to_string()))?
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn hashing_past_the_bound_waits_then_answers_busy_instead_of_queueing() {
+        let slots = hashing_slots();
+        let all = u32::try_from(slots.available_permits()).expect("few");
+        let held = slots.acquire_many(all).await.expect("open");
+        let started = std::time::Instant::now();
+        let r = hash_password("a long enough passphrase".into()).await;
+        assert!(matches!(r, Err(AuthError::Busy { .. })), "{r:?}");
+        assert!(started.elapsed() >= HASHING_WAIT);
+        drop(held);
+        let hash = hash_password("a long enough passphrase".into())
+            .await
+            .expect("a slot is free again");
+        assert!(verify_password("a long enough passphrase".into(), hash)
+            .await
+            .expect("verified"));
+    }
 
     #[test]
     fn short_long_and_common_passwords_are_refused() {

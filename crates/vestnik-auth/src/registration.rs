@@ -4,6 +4,7 @@
 use vestnik_core::limits::{
     EMAIL_CODE_DIGITS, EMAIL_CODE_MAX_ATTEMPTS, EMAIL_CODE_RESEND_SECS, EMAIL_CODE_TTL_SECS,
 };
+use vestnik_core::Action;
 use vestnik_core::{ids, token, Email};
 use vestnik_mail::Mail;
 use vestnik_proto::{RegisterRequest, SessionTokens, VerifyRequest};
@@ -23,11 +24,12 @@ impl AuthService {
         if !vestnik_mail::is_deliverable(email.as_str()) {
             return Err(AuthError::UndeliverableEmail);
         }
-        self.rate_limit(
-            &format!("auth:email:{email}"),
-            self.settings.auth_email_rate,
-        )
-        .await?;
+        if let Some(ip) = meta.ip.as_deref().and_then(|ip| ip.parse().ok()) {
+            let key = vestnik_core::rate_limits::address_key(ip).to_string();
+            self.rate_limit(Action::Registrations, &key).await?;
+        }
+        self.rate_limit(Action::AuthPerEmail, email.as_str())
+            .await?;
         let now = self.clock.now_ms();
         let existing = self.store.user_by_email(email.as_str()).await?;
         let already_active = existing.as_ref().is_some_and(|u| u.status != "pending");
@@ -101,11 +103,8 @@ impl AuthService {
         req: &VerifyRequest,
     ) -> Result<SessionTokens, AuthError> {
         let email = Email::parse(&req.email)?;
-        self.rate_limit(
-            &format!("auth:email:{email}"),
-            self.settings.auth_email_rate,
-        )
-        .await?;
+        self.rate_limit(Action::AuthPerEmail, email.as_str())
+            .await?;
         self.require_pow_if_suspicious(meta.ip.as_deref(), email.as_str(), req.pow.as_ref())
             .await?;
         password::check_password_policy(req.password.expose(), email.as_str())?;

@@ -105,13 +105,15 @@ impl AuthService {
         }
         let hash = token::hash_token(access_token);
         let now = self.clock.now_ms();
-        if let Some(auth) = self
-            .kv
-            .get(&cache_key(&hash))
-            .await?
-            .as_deref()
-            .and_then(decode)
-        {
+        // A cache that cannot be asked is a miss: the database answers.
+        let cached = match self.kv.get(&cache_key(&hash)).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "token cache unavailable; asking the database");
+                None
+            }
+        };
+        if let Some(auth) = cached.as_deref().and_then(decode) {
             return if auth.access_expires_at > now {
                 Ok(auth)
             } else {
@@ -127,14 +129,16 @@ impl AuthService {
         // cache (the `vestnik admin` CLI next to an embedded server) takes
         // effect within a minute; with Redis, revocation clears it at once.
         let ttl = (auth.access_expires_at - now).clamp(1, CACHE_TTL_MAX_MS) as u64;
-        self.kv.set(&cache_key(&hash), &encode(&auth), ttl).await?;
+        if let Err(e) = self.kv.set(&cache_key(&hash), &encode(&auth), ttl).await {
+            tracing::debug!(error = %e, "token cache unavailable; not caching");
+        }
         Ok(auth)
     }
 
     async fn forget(&self, access_hashes: Vec<String>) -> Result<(), AuthError> {
         if !access_hashes.is_empty() {
             let keys: Vec<String> = access_hashes.iter().map(|h| cache_key(h)).collect();
-            self.kv.del(&keys).await?;
+            forget_or_warn(&*self.kv, &keys).await;
         }
         Ok(())
     }
@@ -158,7 +162,7 @@ impl AuthService {
         }
         let mut keys: Vec<String> = revoked.access_hashes.iter().map(|h| cache_key(h)).collect();
         keys.push(devices_key(user_id));
-        self.kv.del(&keys).await?;
+        forget_or_warn(&*self.kv, &keys).await;
         Ok(())
     }
 
@@ -356,7 +360,11 @@ impl AuthService {
         let cached = self
             .kv
             .get(&key)
-            .await?
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "device list cache unavailable; asking the database");
+                None
+            })
             .and_then(|j| serde_json::from_str::<Vec<DeviceInfo>>(&j).ok());
         let mut devices = match cached {
             Some(d) => d,
@@ -375,7 +383,9 @@ impl AuthService {
                     })
                     .collect();
                 if let Ok(json) = serde_json::to_string(&d) {
-                    self.kv.set(&key, &json, DEVICE_LIST_CACHE_MS).await?;
+                    if let Err(e) = self.kv.set(&key, &json, DEVICE_LIST_CACHE_MS).await {
+                        tracing::debug!(error = %e, "device list cache unavailable");
+                    }
                 }
                 d
             }
@@ -519,6 +529,16 @@ impl AuthService {
             .store
             .live_session(session_id, self.clock.now_ms())
             .await?)
+    }
+}
+
+/// Deletes cache entries after a change the database already holds. When
+/// the cache is away the change stands: a copy cached before it lives at
+/// most `CACHE_TTL_MAX_MS`, and a Redis that comes back after a restart
+/// holds none (it keeps nothing on disk in the deployments we document).
+async fn forget_or_warn(kv: &dyn vestnik_bus::Kv, keys: &[String]) {
+    if let Err(e) = kv.del(keys).await {
+        tracing::warn!(error = %e, keys = keys.len(), "cache unavailable; entries expire on their own");
     }
 }
 

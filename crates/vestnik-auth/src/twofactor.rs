@@ -5,6 +5,8 @@ use vestnik_proto::{RecoveryCodes, TotpSetup};
 use vestnik_store::SessionAuth;
 
 use crate::{totp, AuthError, AuthService, RequestMeta};
+use vestnik_core::limits::PASSWORD_MAX_CHARS;
+use vestnik_core::Action;
 
 /// 10 characters of base32 (50 bits), shown as `xxxxx-xxxxx`.
 fn recovery_code() -> String {
@@ -26,6 +28,8 @@ impl AuthService {
         meta: &RequestMeta,
         auth: &SessionAuth,
     ) -> Result<TotpSetup, AuthError> {
+        self.rate_limit(Action::TwoFactorChange, &auth.user_id)
+            .await?;
         let user = self
             .store
             .user_by_id(&auth.user_id)
@@ -63,6 +67,8 @@ impl AuthService {
         auth: &SessionAuth,
         code: &str,
     ) -> Result<RecoveryCodes, AuthError> {
+        self.rate_limit(Action::TwoFactorChange, &auth.user_id)
+            .await?;
         let user = self
             .store
             .user_by_id(&auth.user_id)
@@ -112,8 +118,19 @@ impl AuthService {
         &self,
         meta: &RequestMeta,
         auth: &SessionAuth,
+        password: &str,
         code: &str,
     ) -> Result<(), AuthError> {
+        self.rate_limit(Action::TwoFactorChange, &auth.user_id)
+            .await?;
+        // After too many failures the account is locked out of this for a
+        // while, whatever the next attempt says.
+        let lock = format!("2fa-disable-lock:{}", auth.user_id);
+        if self.kv.get(&lock).await?.is_some() {
+            return Err(AuthError::RateLimited {
+                retry_after_ms: 60_000,
+            });
+        }
         let user = self
             .store
             .user_by_id(&auth.user_id)
@@ -122,7 +139,12 @@ impl AuthService {
         if !user.totp_enabled() {
             return Err(AuthError::TotpNotEnabled);
         }
-        let ok = self.check_totp(&user, code).await? || self.use_recovery_code(&user, code).await?;
+        let hash = user.password_hash.clone().unwrap_or_default();
+        let password_ok = password.chars().count() <= PASSWORD_MAX_CHARS
+            && !hash.is_empty()
+            && crate::password::verify_password(password.to_owned(), hash).await?;
+        let ok = password_ok
+            && (self.check_totp(&user, code).await? || self.use_recovery_code(&user, code).await?);
         if !ok {
             self.audit(
                 meta,
@@ -132,7 +154,19 @@ impl AuthService {
                 None,
             )
             .await;
-            return Err(AuthError::InvalidTotp);
+            if let Err(vestnik_bus::LimitError::Limited { retry_after_ms }) = self
+                .limits
+                .check(Action::TwoFactorDisableFailures, &user.id)
+                .await
+            {
+                self.kv.set(&lock, "1", retry_after_ms).await?;
+                return Err(AuthError::RateLimited { retry_after_ms });
+            }
+            return Err(if password_ok {
+                AuthError::InvalidTotp
+            } else {
+                AuthError::BadCredentials
+            });
         }
         self.store
             .disable_totp(&user.id, self.clock.now_ms())

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod events;
+mod limits;
 mod memory;
 mod near_cache;
 mod redis_impl;
@@ -19,6 +20,7 @@ mod signals;
 pub use events::{
     EventBus, LocalEventBus, LocalPresence, Presence, RedisEventBus, RedisPresence, PRESENCE_TTL_MS,
 };
+pub use limits::{LimitError, Limits};
 pub use memory::{MemoryKv, MemoryRateLimiter};
 pub use near_cache::{NearCacheKv, NEAR_CACHE_TTL_MS};
 pub use redis_impl::{connect_redis, RedisKv, RedisRateLimiter};
@@ -83,14 +85,7 @@ pub trait Kv: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), BusError>;
 }
 
-/// `capacity` tokens refilled evenly over `per_secs` seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    /// Tokens in a full bucket: the burst allowed at once.
-    pub capacity: u32,
-    /// Seconds over which an empty bucket refills to `capacity`.
-    pub per_secs: u32,
-}
+pub use vestnik_core::rate_limits::Rate;
 
 /// The answer of [`RateLimiter::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -118,7 +118,8 @@ enum TwoFactorCommand {
     Setup,
     /// Turn 2FA on with a current code; prints recovery codes
     Enable { code: String },
-    /// Turn 2FA off with a current or recovery code
+    /// Turn 2FA off with the password (asked, or VESTNIK_PASSWORD) and a
+    /// current or recovery code
     Disable { code: String },
 }
 
@@ -430,7 +431,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
                 TwoFactorCommand::Disable { code } => {
-                    client.disable_totp(&code).await?;
+                    client.disable_totp(&password()?, &code).await?;
                     println!("2FA is off");
                 }
             }

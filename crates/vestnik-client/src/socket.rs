@@ -171,9 +171,18 @@ impl Inner {
                                 continue;
                             }
                         };
-                        if let ServerFrame::ReauthRequired { .. } = frame {
-                            tokio::spawn(self.clone().reauthenticate());
-                            continue;
+                        match frame {
+                            ServerFrame::ReauthRequired { .. } => {
+                                tokio::spawn(self.clone().reauthenticate());
+                                continue;
+                            }
+                            // Others claimed our one-time keys: top up now,
+                            // not at the next periodic check.
+                            ServerFrame::KeysLow { .. } => {
+                                self.schedule_key_check();
+                                continue;
+                            }
+                            _ => {}
                         }
                         match self.on_frame(frame, &mut acks).await {
                             Ok(Flow::Continue) => {}

@@ -73,6 +73,9 @@ pub struct Config {
     pub rate_auth_ip_per_minute: u32,
     /// Auth attempts per hour per e-mail address. default: 30
     pub rate_auth_email_per_hour: u32,
+    /// Overrides of the rate-limit table, `action = "<burst>/<seconds>"`
+    /// (README, "Limits"). default: none
+    pub rate_limits: std::collections::BTreeMap<String, String>,
     /// WebSockets one device may hold on a node; a new one past this closes
     /// the device's oldest (close code 4003). default: 4
     pub ws_sockets_per_device: u32,
@@ -193,6 +196,7 @@ impl Default for Config {
             rate_ip_per_minute: 6000,
             rate_auth_ip_per_minute: 60,
             rate_auth_email_per_hour: 30,
+            rate_limits: Default::default(),
             ws_sockets_per_device: 4,
             ws_sockets_per_ip: 256,
             ws_reauth_grace_secs: 30,
@@ -355,6 +359,7 @@ impl Config {
                 return Err(bad(key, "expected a positive number"));
             }
         }
+        self.rate_table()?;
         for o in &self.cors_origins {
             if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
                 return Err(bad(
@@ -467,6 +472,25 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The rate limits in force: the table's defaults, the three keys that
+    /// predate the table, then the `rate_limits` overrides.
+    pub fn rate_table(&self) -> Result<crate::RateTable, ConfigError> {
+        use crate::{Action, Rate};
+        let mut t = crate::RateTable::default();
+        t.set(Action::Requests, Rate::new(self.rate_ip_per_minute, 60));
+        t.set(
+            Action::AuthAttempts,
+            Rate::new(self.rate_auth_ip_per_minute, 60),
+        );
+        t.set(
+            Action::AuthPerEmail,
+            Rate::new(self.rate_auth_email_per_hour, 3600),
+        );
+        t.apply(&self.rate_limits)
+            .map_err(|reason| bad("rate_limits", reason))?;
+        Ok(t)
     }
 
     /// Whether `database_url` selects PostgreSQL (otherwise SQLite is used).

@@ -11,10 +11,12 @@ pub mod email;
 pub mod ids;
 pub mod limits;
 pub mod pow;
+pub mod rate_limits;
 pub mod tasks;
 pub mod token;
 
 pub use clock::{Clock, SystemClock};
 pub use config::{Config, ConfigError, LogFormat, MailKind};
 pub use email::{Email, EmailError};
+pub use rate_limits::{Action, Rate, RateTable};
 pub use tasks::{Background, Shutdown};

@@ -102,6 +102,10 @@ pub const CLAMD_MAX_REPLY: usize = 1024;
 /// started just before the URL expired can still finish and be completed.
 pub const UPLOAD_GRACE_MS: i64 = 5 * 60 * 1000;
 
+/// Password hashings (argon2id, 19 MiB each) that may run at once per core;
+/// more wait briefly, then get 503 `busy`.
+pub const HASHINGS_PER_CORE: usize = 2;
+
 // ---------- WebSockets (vestnik-gateway) ----------
 
 /// Largest frame a client may send (a message to 40 devices of ~48 KiB each).

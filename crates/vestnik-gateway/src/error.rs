@@ -23,8 +23,9 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable explanation; never contains internal details.
     pub message: String,
-    /// Whole seconds to wait before retrying; also sent as the `Retry-After` header.
-    pub retry_after_secs: Option<u64>,
+    /// How long to wait before retrying: whole seconds (rounded up) in the
+    /// body and the `Retry-After` header, milliseconds in WebSocket frames.
+    pub retry_after_ms: Option<u64>,
     /// The challenge to solve when the code is `proof_of_work_required` or `invalid_proof_of_work`.
     pub pow: Option<PowChallenge>,
     /// The recipient's current devices when the code is `device_list_stale`, so the client re-encrypts.
@@ -38,7 +39,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
-            retry_after_secs: None,
+            retry_after_ms: None,
             pow: None,
             devices: None,
         }
@@ -51,8 +52,25 @@ impl ApiError {
             "rate_limited",
             "too many requests; retry later",
         );
-        e.retry_after_secs = Some(retry_after_ms.div_ceil(1000).max(1));
+        e.retry_after_ms = Some(retry_after_ms.max(1));
         e
+    }
+
+    /// 503 `busy` with `Retry-After`: a guard this request needs (a shared
+    /// rate limiter, the password hashers) cannot take it right now.
+    pub fn busy(retry_after_ms: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the server is busy; retry shortly",
+        );
+        e.retry_after_ms = Some(retry_after_ms.max(1));
+        e
+    }
+
+    /// Whole seconds to wait (at least 1), as `Retry-After` says it.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_ms.map(|ms| ms.div_ceil(1000).max(1))
     }
 
     /// 500 `internal`: logs `err` with `context` and tells the client only that it was logged.
@@ -64,6 +82,36 @@ impl ApiError {
             "internal",
             "internal error; it has been logged",
         )
+    }
+
+    /// A store failure: 503 `database_unavailable` (with `Retry-After`) when
+    /// the database is away or too slow, else a logged 500.
+    pub fn store(err: vestnik_store::StoreError) -> Self {
+        if err.is_unavailable() {
+            tracing::warn!(error = %err, "database unavailable");
+            let mut e = Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database is unavailable; retry shortly",
+            );
+            e.retry_after_ms = Some(1000);
+            e
+        } else {
+            Self::internal("store", err)
+        }
+    }
+
+    /// The shared cache (Redis) failed where it cannot be skipped (single-use
+    /// tickets, counters): 503 `cache_unavailable`, retry shortly.
+    pub fn cache(err: vestnik_bus::BusError) -> Self {
+        tracing::warn!(error = %err, "cache unavailable");
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cache_unavailable",
+            "a shared service is unavailable; retry shortly",
+        );
+        e.retry_after_ms = Some(1000);
+        e
     }
 
     /// 404 `not_found` for a path no route matches.
@@ -106,6 +154,7 @@ impl From<AuthError> for ApiError {
             AuthError::UserNotFound => Self::new(S::NOT_FOUND, "user_not_found", msg),
             AuthError::DeviceNotFound => Self::new(S::NOT_FOUND, "device_not_found", msg),
             AuthError::RateLimited { retry_after_ms } => Self::rate_limited(retry_after_ms),
+            AuthError::Busy { retry_after_ms } => Self::busy(retry_after_ms),
             AuthError::PowRequired(c) => {
                 let mut e = Self::new(S::FORBIDDEN, "proof_of_work_required", msg);
                 e.pow = Some(c);
@@ -124,8 +173,8 @@ impl From<AuthError> for ApiError {
                     "the mail could not be sent; try again later",
                 )
             }
-            AuthError::Store(err) => Self::internal("store", err),
-            AuthError::Bus(err) => Self::internal("bus", err),
+            AuthError::Store(err) => Self::store(err),
+            AuthError::Bus(err) => Self::cache(err),
             AuthError::Internal(err) => Self::internal("auth", err),
         }
     }
@@ -153,7 +202,12 @@ impl From<RealtimeError> for ApiError {
             }
             RealtimeError::ClientMsgIdReused => Self::new(S::CONFLICT, "client_msg_id_reused", msg),
             RealtimeError::Unavailable => Self::new(S::SERVICE_UNAVAILABLE, "unavailable", msg),
-            RealtimeError::Store(err) => Self::internal("store", err),
+            RealtimeError::DatabaseUnavailable => {
+                let mut e = Self::new(S::SERVICE_UNAVAILABLE, "database_unavailable", msg);
+                e.retry_after_ms = Some(1000);
+                e
+            }
+            RealtimeError::Store(err) => Self::store(err),
             RealtimeError::Bus(err) => Self::internal("bus", err),
             RealtimeError::RateLimited { retry_after_ms } => Self::rate_limited(retry_after_ms),
         }
@@ -169,6 +223,8 @@ impl From<vestnik_media::MediaError> for ApiError {
             M::InvalidInput(_) => Self::new(S::UNPROCESSABLE_ENTITY, "invalid_input", msg),
             M::TooLarge { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "media_too_large", msg),
             M::QuotaExceeded { .. } => Self::new(S::FORBIDDEN, "quota_exceeded", msg),
+            M::RateLimited { retry_after_ms } => Self::rate_limited(retry_after_ms),
+            M::Busy => Self::busy(1000),
             M::NotMember => Self::new(S::NOT_FOUND, "conversation_not_found", msg),
             M::Forbidden => Self::new(S::FORBIDDEN, "forbidden", msg),
             M::UrlRefused(_) => Self::new(S::FORBIDDEN, "url_refused", msg),
@@ -187,18 +243,19 @@ impl From<vestnik_media::MediaError> for ApiError {
                     "the media store is unavailable; try again later",
                 )
             }
-            M::Store(err) => Self::internal("store", err),
+            M::Store(err) => Self::store(err),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after_secs = self.retry_after_secs();
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_string(),
                 message: self.message,
-                retry_after_secs: self.retry_after_secs,
+                retry_after_secs,
                 pow: self.pow,
                 devices: self.devices,
             },
@@ -215,7 +272,7 @@ impl IntoResponse for ApiError {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
         }
-        if let Some(secs) = self.retry_after_secs {
+        if let Some(secs) = retry_after_secs {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);
             }

@@ -18,7 +18,7 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 use vestnik_auth::AuthService;
-use vestnik_bus::{Kv, Rate, RateLimiter};
+use vestnik_bus::Kv;
 use vestnik_store::Store;
 
 pub use error::ApiError;
@@ -34,10 +34,8 @@ pub struct Gateway {
     pub store: Arc<dyn Store>,
     /// The shared cache; pinged by `/readyz`.
     pub kv: Arc<dyn Kv>,
-    /// Shared by every node (Redis when configured).
-    pub limiter: Arc<dyn RateLimiter>,
-    /// This node's own limiter, for limits that need no cluster-wide view.
-    pub local_limiter: Arc<dyn RateLimiter>,
+    /// Every rate limit, by the rate table.
+    pub limits: Arc<vestnik_bus::Limits>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// The HTTP-level tunables from the config.
@@ -64,10 +62,6 @@ impl Gateway {
 /// The gateway's part of the config: rate limits, proxy trust, CORS and readiness checks.
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
-    /// Every request, per client IP.
-    pub ip_rate: Rate,
-    /// Auth endpoints (register, verify, login, refresh), per client IP.
-    pub auth_ip_rate: Rate,
     /// Take the client IP from the last `X-Forwarded-For` hop; only safe behind a proxy that sets it.
     pub trust_forwarded_for: bool,
     /// Origins CORS allows, matched exactly; empty allows none.

@@ -16,6 +16,7 @@ use vestnik_core::limits::{
 };
 
 use crate::{ApiError, Gateway};
+use vestnik_core::Action;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -216,32 +217,27 @@ fn security_headers(h: &mut axum::http::HeaderMap, hsts: bool) {
 }
 
 async fn limit(gw: &Gateway, ip: IpAddr, route: &str) -> Result<(), ApiError> {
-    let check = |limiter: &'static str, key: String, rate| async move {
-        // The general per-IP flood guard is enforced per node (no network
-        // round trip on every request); the tighter auth limits are shared
-        // across nodes because they guard passwords and mail.
-        let l = if limiter == "local" {
-            &gw.local_limiter
-        } else {
-            &gw.limiter
-        };
-        match l.check(&key, rate).await {
-            Ok(vestnik_bus::Decision::Allowed) => Ok(()),
-            Ok(vestnik_bus::Decision::Limited { retry_after_ms }) => {
-                Err(ApiError::rate_limited(retry_after_ms))
-            }
-            Err(e) => Err(ApiError::internal("rate limiter", e)),
-        }
-    };
     if route.starts_with("/healthz")
         || route.starts_with("/readyz")
         || route.starts_with("/metrics")
     {
         return Ok(());
     }
-    check("local", format!("ip:{ip}"), gw.settings.ip_rate).await?;
+    let key = vestnik_core::rate_limits::address_key(ip).to_string();
+    let check = |action| {
+        let key = key.clone();
+        async move {
+            gw.limits.check(action, &key).await.map_err(|e| match e {
+                vestnik_bus::LimitError::Limited { retry_after_ms } => {
+                    ApiError::rate_limited(retry_after_ms)
+                }
+                vestnik_bus::LimitError::Unavailable => ApiError::busy(1000),
+            })
+        }
+    };
+    check(Action::Requests).await?;
     if is_auth_class(route) {
-        check("shared", format!("ip-auth:{ip}"), gw.settings.auth_ip_rate).await?;
+        check(Action::AuthAttempts).await?;
     }
     Ok(())
 }

@@ -77,6 +77,15 @@ pub enum MediaError {
     /// Public media must be scanned but clamd could not be reached; retry later.
     #[error("the virus scanner is unavailable; try again later")]
     ScannerUnavailable,
+    /// Too many upload grants; retry after this long.
+    #[error("too many uploads; slow down")]
+    RateLimited {
+        /// Milliseconds until another grant is allowed.
+        retry_after_ms: u64,
+    },
+    /// A guard the request needs cannot take it right now; retry shortly.
+    #[error("busy; retry shortly")]
+    Busy,
     /// The blob store failed.
     #[error(transparent)]
     Blob(#[from] BlobError),

@@ -36,6 +36,7 @@ pub struct MediaService {
     clock: Arc<dyn Clock>,
     settings: MediaSettings,
     scanner: Option<ClamdScanner>,
+    limits: Arc<vestnik_bus::Limits>,
 }
 
 fn info(m: &MediaRow) -> MediaInfo {
@@ -64,6 +65,7 @@ impl MediaService {
         clock: Arc<dyn Clock>,
         settings: MediaSettings,
         scanner: Option<ClamdScanner>,
+        limits: Arc<vestnik_bus::Limits>,
     ) -> Self {
         Self {
             store,
@@ -71,6 +73,7 @@ impl MediaService {
             clock,
             settings,
             scanner,
+            limits,
         }
     }
 
@@ -134,6 +137,17 @@ impl MediaService {
         req: &MediaUploadRequest,
     ) -> Result<MediaUploadGrant, MediaError> {
         let ttl = self.validate(req)?;
+        match self
+            .limits
+            .check(vestnik_core::Action::UploadGrant, user_id)
+            .await
+        {
+            Ok(()) => {}
+            Err(vestnik_bus::LimitError::Limited { retry_after_ms }) => {
+                return Err(MediaError::RateLimited { retry_after_ms })
+            }
+            Err(vestnik_bus::LimitError::Unavailable) => return Err(MediaError::Busy),
+        }
         self.check_uploader(user_id, &req.conversation_id).await?;
         let now = self.clock.now_ms();
         let id = vestnik_core::ids::new_id();

@@ -172,6 +172,19 @@ pub struct CodeRequest {
     pub code: Secret,
 }
 
+/// Turning 2FA off: the account's password again, and a current TOTP code
+/// or a recovery code (a stolen session alone cannot turn it off).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpDisableRequest {
+    /// The account's password.
+    #[schema(value_type = String, min_length = 1, max_length = 1024)]
+    pub password: Secret,
+    /// A TOTP code or a recovery code.
+    #[schema(value_type = String, min_length = 1, max_length = 64)]
+    pub code: Secret,
+}
+
 /// Recovery codes, issued when 2FA is enabled.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RecoveryCodes {

@@ -346,6 +346,12 @@ pub enum ServerFrame {
         /// Milliseconds left to send `reauth`.
         within_ms: u64,
     },
+    /// This device's one-time keys on the server fell below the low
+    /// watermark (others claimed them): upload more (`PUT /v1/keys`).
+    KeysLow {
+        /// One-time keys the server still holds for this device.
+        one_time_keys: i64,
+    },
     /// The `reauth` was accepted: the socket lasts until the new token expires.
     Reauthed {
         /// Seconds until the new access token expires.

@@ -157,10 +157,13 @@ fn spawn_shared(
                         answer(send_replies, stored);
                         answer(ack_replies, receipts);
                     }
+                    // Answered either way, never dropped: the callers' clients
+                    // retry with the same ids (nothing of a failed turn is kept).
                     Err(e) => {
                         tracing::error!(error = %e, sends = send_jobs.len(), acks = ack_jobs.len(), "a batched write failed");
-                        fail(send_replies);
-                        fail(ack_replies);
+                        let away = e.is_unavailable();
+                        fail(send_replies, away);
+                        fail(ack_replies, away);
                     }
                 }
             }
@@ -175,8 +178,13 @@ fn answer<R>(replies: Vec<Reply<R>>, results: Vec<R>) {
     }
 }
 
-fn fail<R>(replies: Vec<Reply<R>>) {
+fn fail<R>(replies: Vec<Reply<R>>, database_away: bool) {
     for reply in replies {
-        let _ = reply.send(Err(RealtimeError::Unavailable));
+        let e = if database_away {
+            RealtimeError::DatabaseUnavailable
+        } else {
+            RealtimeError::Unavailable
+        };
+        let _ = reply.send(Err(e));
     }
 }

@@ -1,6 +1,7 @@
 //! Direct conversations, the conversation list, blocks, and telling
 //! conversation partners that a user's devices changed.
 use vestnik_core::ids;
+use vestnik_core::Action;
 use vestnik_proto::{Conversation, ConversationList, ServerFrame, UserId};
 use vestnik_store::SessionAuth;
 
@@ -15,6 +16,8 @@ impl Realtime {
         auth: &SessionAuth,
         peer: &UserId,
     ) -> Result<Conversation, RealtimeError> {
+        self.limit(Action::CreateConversation, &auth.user_id)
+            .await?;
         if *peer == auth.user_id {
             return Err(RealtimeError::NoSuchUser);
         }

@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use vestnik_core::ids;
+use vestnik_core::Action;
 use vestnik_proto::{
     IncomingMessage, PendingPage, Receipt, SendKind, SendMessage, Sent, ServerFrame, SystemEvent,
 };
@@ -176,6 +177,9 @@ impl Realtime {
     /// devices, stores the message (batched), pushes it to online devices.
     pub async fn send(&self, auth: &SessionAuth, msg: SendMessage) -> Result<Sent, RealtimeError> {
         Self::validate(&msg)?;
+        // Before anything is read or stored: a refused send costs nothing
+        // and is not stored (the client retries after `retry_after_ms`).
+        self.limit(Action::SendMessage, &auth.device_id).await?;
         if msg.kind == SendKind::Channel {
             return self.publish(auth, msg).await;
         }

@@ -38,11 +38,14 @@ pub enum RealtimeError {
     /// another conversation; a retry must go to the same one.
     #[error("this client_msg_id was already used for a message to another conversation")]
     ClientMsgIdReused,
+    /// A batched write failed because the database is away or too slow.
+    #[error("the database is unavailable; retry shortly")]
+    DatabaseUnavailable,
     /// The node is shutting down or its write queues are full; the client retries.
     #[error("the server is shutting down or overloaded; retry")]
     Unavailable,
-    /// Too many typing/read frames from this device (a burst of 20, then 5 a second).
-    #[error("too many typing/read frames; slow down")]
+    /// The action's rate limit is spent (see the rate table).
+    #[error("too many requests; slow down")]
     RateLimited {
         /// Milliseconds until another frame is accepted.
         retry_after_ms: u64,
@@ -53,4 +56,15 @@ pub enum RealtimeError {
     /// The database failed.
     #[error("store: {0}")]
     Store(#[from] vestnik_store::StoreError),
+}
+
+impl From<vestnik_bus::LimitError> for RealtimeError {
+    fn from(e: vestnik_bus::LimitError) -> Self {
+        match e {
+            vestnik_bus::LimitError::Limited { retry_after_ms } => {
+                RealtimeError::RateLimited { retry_after_ms }
+            }
+            vestnik_bus::LimitError::Unavailable => RealtimeError::Unavailable,
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! read. A channel's system events go to its owner and publishers only (and
 //! to the subscriber concerned), so a join costs O(1) rows, not O(subscribers).
 use std::collections::BTreeSet;
+use vestnik_core::Action;
 
 use vestnik_core::ids;
 use vestnik_proto::{
@@ -52,6 +53,8 @@ impl Realtime {
         auth: &SessionAuth,
         req: CreateConversation,
     ) -> Result<Conversation, RealtimeError> {
+        self.limit(Action::CreateConversation, &auth.user_id)
+            .await?;
         let (kind, settings, visibility) = match req {
             CreateConversation::Direct { .. } => {
                 return Err(bad(
@@ -213,6 +216,7 @@ impl Realtime {
         let (kind, role) = self.group_role(auth, conversation_id).await?;
         Self::require_manager(&kind, &role)?;
         self.require_active_user(user_id).await?;
+        self.limit(Action::AddMembers, &auth.user_id).await?;
         let max = self.member_limit(&kind);
         match self
             .store

@@ -2,6 +2,7 @@
 //! redeemed until used up or expired.
 
 use vestnik_core::token;
+use vestnik_core::Action;
 use vestnik_proto::{Conversation, ConversationId, CreateInvite, Invite};
 use vestnik_store::{JoinOutcome, SessionAuth};
 
@@ -18,6 +19,7 @@ impl Realtime {
         conversation_id: &ConversationId,
         req: CreateInvite,
     ) -> Result<Invite, RealtimeError> {
+        self.limit(Action::CreateInvite, &auth.user_id).await?;
         let (kind, role) = self.group_role(auth, conversation_id).await?;
         Self::require_manager(&kind, &role)?;
         let max_uses = req.max_uses.unwrap_or(INVITE_DEFAULT_USES);
@@ -62,6 +64,7 @@ impl Realtime {
         if invite_token.is_empty() || invite_token.len() > 128 {
             return Err(RealtimeError::InviteNotFound);
         }
+        self.limit(Action::RedeemInvite, &auth.user_id).await?;
         let max = self.settings.group_max_members;
         let (outcome, conversation_id) = self
             .store

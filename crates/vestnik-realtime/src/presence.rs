@@ -1,11 +1,12 @@
 //! Ephemeral signals: typing, read markers and presence (who sees whom is
 //! decided here; nothing of it is stored but read markers and settings).
 use std::collections::HashSet;
+use vestnik_core::Action;
 use vestnik_proto::{ConversationId, PresenceVisibility, ServerFrame, UserId};
 use vestnik_store::SessionAuth;
 
 use crate::service::bad;
-use crate::service::{EPHEMERAL_RATE, PRESENCE_SUBSCRIBE_MAX};
+use crate::service::PRESENCE_SUBSCRIBE_MAX;
 use crate::Realtime;
 use crate::RealtimeError;
 
@@ -105,18 +106,7 @@ impl Realtime {
 
     /// Typing and read frames cost fan-out for nothing stored: cap them per device.
     async fn ephemeral_rate(&self, auth: &SessionAuth) -> Result<(), RealtimeError> {
-        use vestnik_bus::RateLimiter;
-        match self
-            .ephemeral_limiter
-            .check(&auth.device_id, EPHEMERAL_RATE)
-            .await
-        {
-            Ok(vestnik_bus::Decision::Allowed) => Ok(()),
-            Ok(vestnik_bus::Decision::Limited { retry_after_ms }) => {
-                Err(RealtimeError::RateLimited { retry_after_ms })
-            }
-            Err(e) => Err(RealtimeError::Bus(e.to_string())),
-        }
+        self.limit(Action::Ephemeral, &auth.device_id).await
     }
 
     /// The presence of users the caller shares a conversation with; anyone

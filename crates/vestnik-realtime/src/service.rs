@@ -31,11 +31,6 @@ pub use vestnik_core::limits::{
 };
 /// Megolm message type in stored rows and `message` frames.
 pub const MSG_TYPE_MEGOLM: i64 = 2;
-/// Typing and read frames per device: a burst of 20, then 5 a second.
-pub const EPHEMERAL_RATE: vestnik_bus::Rate = vestnik_bus::Rate {
-    capacity: 20,
-    per_secs: 4,
-};
 
 /// The messaging part of the config, passed once at start.
 #[derive(Debug, Clone)]
@@ -64,7 +59,7 @@ pub struct Realtime {
     pub(crate) writer: batcher::SendQueues,
     pub(crate) acks: batcher::Queue<vestnik_store::AckBatchItem, Vec<OutboxRow>>,
     pub(crate) settings: RealtimeSettings,
-    pub(crate) ephemeral_limiter: vestnik_bus::MemoryRateLimiter,
+    pub(crate) limits: Arc<vestnik_bus::Limits>,
     pub(crate) contexts: crate::context_cache::ContextCache,
 }
 
@@ -100,6 +95,7 @@ impl Realtime {
         settings: RealtimeSettings,
         node_id: String,
         cluster: &vestnik_bus::Cluster,
+        limits: Arc<vestnik_bus::Limits>,
         background: &Background,
     ) -> Result<Self, RealtimeError> {
         let (presence, bus) = (cluster.presence.clone(), cluster.events.clone());
@@ -175,7 +171,6 @@ impl Realtime {
                 }
             },
         );
-        let ephemeral_limiter = vestnik_bus::MemoryRateLimiter::new(clock.clone());
         Ok(Self {
             store,
             hub,
@@ -186,7 +181,7 @@ impl Realtime {
             writer,
             acks,
             settings,
-            ephemeral_limiter,
+            limits,
             contexts: Default::default(),
         })
     }
@@ -259,9 +254,28 @@ impl Realtime {
         futures::future::join_all(sends).await;
     }
 
+    /// Tells a device (wherever its socket is) that its one-time keys run
+    /// low; a device offline hears nothing and tops up when it next checks.
+    pub async fn notify_keys_low(&self, device_id: &str, one_time_keys: i64) {
+        self.deliver(vec![(
+            device_id.to_owned(),
+            ServerFrame::KeysLow { one_time_keys },
+        )])
+        .await;
+    }
+
     /// This node's connection registry (the WebSocket handler joins and leaves it).
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// Spends a token of `action` for `subject` (see the rate table).
+    pub(crate) async fn limit(
+        &self,
+        action: vestnik_core::Action,
+        subject: &str,
+    ) -> Result<(), RealtimeError> {
+        Ok(self.limits.check(action, subject).await?)
     }
 
     pub(crate) async fn member_of(

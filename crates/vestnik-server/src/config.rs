@@ -27,6 +27,7 @@ pub const KEYS: &[&str] = &[
     "rate_ip_per_minute",
     "rate_auth_ip_per_minute",
     "rate_auth_email_per_hour",
+    "rate_limits",
     "ws_sockets_per_device",
     "ws_sockets_per_ip",
     "ws_reauth_grace_secs",

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use vestnik_auth::{AuthService, AuthSettings, ServerKeys};
 use vestnik_bus::{
     Cluster, Kv, LocalEventBus, LocalPresence, LocalSignals, MemoryKv, MemoryRateLimiter,
-    NearCacheKv, Rate, RedisEventBus, RedisKv, RedisPresence, RedisRateLimiter, RedisSignals,
+    NearCacheKv, RedisEventBus, RedisKv, RedisPresence, RedisRateLimiter, RedisSignals,
 };
 use vestnik_core::{Clock, Config, MailKind, SystemClock};
 use vestnik_gateway::{Gateway, GatewaySettings};
@@ -110,21 +110,31 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
             signals: Arc::new(LocalSignals::default()),
         },
     };
+    // One rate table for every service: node-local buckets on this node,
+    // shared ones in `cluster.limiter`.
+    let limits = Arc::new(vestnik_bus::Limits::new(
+        config.rate_table()?,
+        cluster.limiter.clone(),
+        Arc::new(MemoryRateLimiter::new(clock.clone())),
+    ));
     let node_id = config
         .node_id
         .clone()
         .unwrap_or_else(vestnik_core::ids::new_id);
     let master = server_key::load_or_create(config)?;
-    let (media, local_blobs) =
-        media(config, store.clone(), clock.clone(), &master, &background).await?;
+    let (media, local_blobs) = media(
+        config,
+        store.clone(),
+        clock.clone(),
+        &master,
+        limits.clone(),
+        &background,
+    )
+    .await?;
     let settings = AuthSettings {
         access_ttl_secs: config.access_token_ttl_secs,
         refresh_ttl_secs: config.refresh_token_ttl_secs,
         pow_difficulty: config.pow_difficulty,
-        auth_email_rate: Rate {
-            capacity: config.rate_auth_email_per_hour,
-            per_secs: 3600,
-        },
         issuer: "Vestnik".into(),
     };
     let realtime = vestnik_realtime::Realtime::start(
@@ -146,12 +156,14 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         },
         node_id,
         &cluster,
+        limits.clone(),
         &background,
     )
     .await?;
     let auth = AuthService::new(
         store.clone(),
         &cluster,
+        limits.clone(),
         mailer(config)?,
         clock.clone(),
         ServerKeys::from_master(&master),
@@ -164,18 +176,9 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         realtime: Arc::new(realtime),
         store,
         kv: cluster.kv.clone(),
-        limiter: cluster.limiter.clone(),
-        local_limiter: Arc::new(vestnik_bus::MemoryRateLimiter::new(Arc::new(SystemClock))),
+        limits,
         metrics: vestnik_gateway::metrics_handle(),
         settings: GatewaySettings {
-            ip_rate: Rate {
-                capacity: config.rate_ip_per_minute,
-                per_secs: 60,
-            },
-            auth_ip_rate: Rate {
-                capacity: config.rate_auth_ip_per_minute,
-                per_secs: 60,
-            },
             trust_forwarded_for: config.trust_forwarded_for,
             sockets_per_ip: config.ws_sockets_per_ip as usize,
             metrics_token: config.metrics_token.clone().filter(|t| !t.is_empty()),
@@ -210,6 +213,7 @@ async fn media(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     master: &[u8; 32],
+    limits: Arc<vestnik_bus::Limits>,
     background: &vestnik_core::Background,
 ) -> anyhow::Result<MediaParts> {
     let (blobs, local): (Arc<dyn BlobStore>, _) =
@@ -256,6 +260,7 @@ async fn media(
             .as_deref()
             .filter(|a| !a.is_empty())
             .map(ClamdScanner::new),
+        limits,
     ));
     vestnik_media::spawn_reaper(service.clone(), MEDIA_REAP_EVERY, background);
     vestnik_media::spawn_sweeper(service.clone(), MEDIA_SWEEP_EVERY, background);

@@ -62,6 +62,36 @@ pub enum StoreError {
     Conflict(&'static str),
 }
 
+impl StoreError {
+    /// The database could not be reached or did not answer in time (as
+    /// opposed to refusing the request): callers answer 503 and retry, and
+    /// nothing is half-done (the transaction rolled back).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(e) => match e {
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed => true,
+                // Class 08: connection exceptions; 57014: statement timeout;
+                // 57P01-03: the server is shutting down or starting;
+                // 53300: too many connections.
+                sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                    c.starts_with("08")
+                        || matches!(&*c, "57014" | "57P01" | "57P02" | "57P03" | "53300")
+                }),
+                _ => false,
+            },
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// A store operation's result.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

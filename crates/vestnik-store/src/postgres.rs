@@ -12,21 +12,32 @@ pub struct PgStore {
     turns: crate::bulk::postgres::TurnConnections,
 }
 
+/// The longest any statement may run (the writer turns' too).
+const STATEMENT_TIMEOUT: &str = "15s";
+/// The longest a request waits for a connection (the database being away
+/// looks like this: connections cannot be opened).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Arbitrary constant naming the migration advisory lock.
 const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7365617217)";
 
 impl PgStore {
     /// Connects with a pool of `pool_size` connections (at least 1).
     pub async fn connect(url: &str, pool_size: u32) -> crate::Result<Self> {
+        // Every statement is bounded, so a stuck or overloaded server makes
+        // requests fail (503) in bounded time instead of holding them.
+        let options = url
+            .parse::<sqlx::postgres::PgConnectOptions>()?
+            .options([("statement_timeout", STATEMENT_TIMEOUT)]);
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(1))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             // sqlx pings a connection before lending it (and again when it
             // comes back): a round trip per query. A connection that broke
             // while idle fails its next query instead, and the ping on its
             // return drops it.
             .test_before_acquire(false)
-            .connect(url)
+            .connect_with(options)
             .await?;
         let turns = crate::bulk::postgres::TurnConnections::new(&pool);
         Ok(Self { pool, turns })

@@ -44,6 +44,14 @@ pub fn base_config(data_dir: &std::path::Path) -> Config {
         rate_ip_per_minute: 100_000,
         rate_auth_ip_per_minute: 100_000,
         rate_auth_email_per_hour: 100_000,
+        // The three with keys of their own are set above; typing keeps its
+        // default (a test floods it).
+        rate_limits: vestnik_core::rate_limits::Action::ALL
+            .iter()
+            .map(|a| a.spec())
+            .filter(|s| s.legacy_key.is_none() && s.name != "ephemeral")
+            .map(|s| (s.name.to_owned(), "1000000/1".to_owned()))
+            .collect(),
         db_pool_size: 8,
         ..Config::default()
     }

@@ -253,14 +253,18 @@ impl Client {
             .await
     }
 
-    /// Turns TOTP off (with a current code or a recovery code).
-    pub async fn disable_totp(&self, code: &str) -> Result<()> {
+    /// Turns TOTP off: the account's password and a current code or a
+    /// recovery code.
+    pub async fn disable_totp(&self, password: &str, code: &str) -> Result<()> {
         self.inner
             .api
             .call_unit(
                 Method::POST,
                 "/v1/auth/2fa/disable",
-                Some(&CodeRequest { code: code.into() }),
+                Some(&vestnik_proto::TotpDisableRequest {
+                    password: password.into(),
+                    code: code.into(),
+                }),
             )
             .await
     }

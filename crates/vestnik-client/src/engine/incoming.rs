@@ -262,7 +262,9 @@ impl Inner {
                 }
             }
             // The socket task answers these (they concern the connection).
-            ServerFrame::ReauthRequired { .. } | ServerFrame::Reauthed { .. } => {}
+            ServerFrame::ReauthRequired { .. }
+            | ServerFrame::Reauthed { .. }
+            | ServerFrame::KeysLow { .. } => {}
             ServerFrame::Error {
                 code,
                 message,

@@ -5,13 +5,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::AbortHandle;
 use vestnik_client::{
     Client, ClientConfig, ClientEvent, EventStream, ReceivedMessage, SecondFactor, StoreKey,
 };
@@ -265,103 +261,8 @@ where
     }
 }
 
-// ---------- a TCP proxy the tests can cut ----------
-
-/// Forwards connections to the server. `set_down(true)` cuts every
-/// connection and refuses new ones; `set_deaf(true)` keeps forwarding what
-/// clients send but drops what the server answers.
-#[derive(Clone)]
-pub struct Proxy {
-    pub url: String,
-    down: Arc<AtomicBool>,
-    deaf: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<AbortHandle>>>,
-}
-
-impl Proxy {
-    pub async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy addr");
-        let proxy = Proxy {
-            url: format!("http://{addr}"),
-            down: Arc::new(AtomicBool::new(false)),
-            deaf: Arc::new(AtomicBool::new(false)),
-            conns: Arc::new(Mutex::new(Vec::new())),
-        };
-        let p = proxy.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                if p.down.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let deaf = p.deaf.clone();
-                let task = tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let _ = client.set_nodelay(true);
-                    let _ = server.set_nodelay(true);
-                    let (mut cr, mut cw) = client.into_split();
-                    let (mut sr, mut sw) = server.into_split();
-                    let up = async {
-                        let mut buf = vec![0u8; 16 * 1024];
-                        loop {
-                            let n = cr.read(&mut buf).await?;
-                            if n == 0 {
-                                return Ok::<_, std::io::Error>(());
-                            }
-                            sw.write_all(&buf[..n]).await?;
-                        }
-                    };
-                    let down = async {
-                        let mut buf = vec![0u8; 16 * 1024];
-                        loop {
-                            let n = sr.read(&mut buf).await?;
-                            if n == 0 {
-                                return Ok::<_, std::io::Error>(());
-                            }
-                            if !deaf.load(Ordering::SeqCst) {
-                                cw.write_all(&buf[..n]).await?;
-                            }
-                        }
-                    };
-                    tokio::select! {
-                        _ = up => {}
-                        _ = down => {}
-                    }
-                });
-                p.conns
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(task.abort_handle());
-            }
-        });
-        proxy
-    }
-
-    pub fn kill_all(&self) {
-        for c in self
-            .conns
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .drain(..)
-        {
-            c.abort();
-        }
-    }
-
-    pub fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-        if down {
-            self.kill_all();
-        }
-    }
-
-    pub fn set_deaf(&self, deaf: bool) {
-        self.deaf.store(deaf, Ordering::SeqCst);
-    }
-}
+#[allow(unused_imports)]
+pub use vestnik_testkit::proxy::Proxy;
 
 /// Connects `c` and waits for its first `synced`; the stream sees everything after.
 pub async fn synced(c: &vestnik_client::Client) -> anyhow::Result<EventStream> {

@@ -38,7 +38,26 @@ pub async fn claim(
     Authed(auth): Authed,
     Json(req): Json<ClaimRequest>,
 ) -> Result<axum::Json<ClaimResponse>, ApiError> {
-    Ok(axum::Json(gw.auth.claim_keys(&auth, &req.user_id).await?))
+    let claimed = gw.auth.claim_keys(&auth, &req.user_id).await?;
+    // The target's devices hear when their pool runs low, off the answer's path.
+    let devices: Vec<String> = claimed
+        .bundles
+        .iter()
+        .map(|b| b.device_id.clone())
+        .collect();
+    let gw2 = gw.clone();
+    tokio::spawn(async move {
+        for d in devices {
+            match gw2.store.one_time_key_count(&d).await {
+                Ok(n) if n < vestnik_core::limits::ONE_TIME_KEY_LOW_WATERMARK => {
+                    gw2.realtime.notify_keys_low(&d, n).await
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "counting one-time keys after a claim"),
+            }
+        }
+    });
+    Ok(axum::Json(claimed))
 }
 
 /// A user's active devices and their identity keys.

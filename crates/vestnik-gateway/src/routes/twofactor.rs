@@ -1,7 +1,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use std::sync::Arc;
-use vestnik_proto::{CodeRequest, ErrorBody, RecoveryCodes, TotpSetup};
+use vestnik_proto::{CodeRequest, ErrorBody, RecoveryCodes, TotpDisableRequest, TotpSetup};
 
 use crate::extract::{Authed, Json, Meta};
 use crate::{ApiError, Gateway};
@@ -31,17 +31,18 @@ pub async fn enable(
     ))
 }
 
-/// Turn 2FA off, confirmed by a TOTP code or a recovery code.
-#[utoipa::path(post, path = "/v1/auth/2fa/disable", tag = "2fa", security(("bearer" = [])), request_body = CodeRequest,
+/// Turn 2FA off, confirmed by the password and a TOTP code or a recovery
+/// code. Wrong ones are counted per account: past the limit, 429 for a while.
+#[utoipa::path(post, path = "/v1/auth/2fa/disable", tag = "2fa", security(("bearer" = [])), request_body = TotpDisableRequest,
     responses((status = 204), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn disable(
     State(gw): State<Arc<Gateway>>,
     Meta(meta): Meta,
     Authed(auth): Authed,
-    Json(req): Json<CodeRequest>,
+    Json(req): Json<TotpDisableRequest>,
 ) -> Result<StatusCode, ApiError> {
     gw.auth
-        .totp_disable(&meta, &auth, req.code.expose())
+        .totp_disable(&meta, &auth, req.password.expose(), req.code.expose())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

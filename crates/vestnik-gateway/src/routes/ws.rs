@@ -91,7 +91,7 @@ pub async fn ws(
                         "too_many_sockets",
                         "this address holds as many WebSockets as the server allows",
                     );
-                    e.retry_after_secs = Some(5);
+                    e.retry_after_ms = Some(5000);
                     return e.into_response();
                 }
             }
@@ -190,7 +190,7 @@ fn error_frame(e: ApiError, client_msg_id: Option<String>) -> ServerFrame {
         message: e.message,
         client_msg_id,
         devices: e.devices,
-        retry_after_ms: e.retry_after_secs.map(|s| s * 1000),
+        retry_after_ms: e.retry_after_ms,
     }
 }
 
@@ -481,7 +481,7 @@ async fn handle(
                     "too_many_in_flight",
                     "wait for `sent` answers before sending more",
                 );
-                e.retry_after_secs = Some(1);
+                e.retry_after_ms = Some(1000);
                 return vec![error_frame(e, Some(msg.client_msg_id))];
             };
             let (gw, auth, out) = (gw.clone(), auth.clone(), out.clone());

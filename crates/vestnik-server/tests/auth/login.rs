@@ -77,6 +77,79 @@ async fn repeated_failures_demand_a_proof_of_work(app: TestApp) {
     );
 }
 
+/// Someone holding a session but not the password (or the code) gets five
+/// tries per hour per account; then even the right answer waits.
+mod with_the_default_failure_limit {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::wrong_attempts_to_turn_2fa_off_lock_the_account_out_of_it(
+            crate::common::Backend::Sqlite,
+        )
+        .await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_redis() {
+        super::wrong_attempts_to_turn_2fa_off_lock_the_account_out_of_it(
+            crate::common::Backend::PostgresRedis,
+        )
+        .await
+    }
+}
+
+async fn wrong_attempts_to_turn_2fa_off_lock_the_account_out_of_it(backend: common::Backend) {
+    let Some(app) = common::spawn_app_with(backend, |c| {
+        c.rate_limits.remove("two_factor_disable_failures");
+    })
+    .await
+    else {
+        return;
+    };
+    let s = app.register("leo@example.org", PW).await;
+    let t = s["access_token"].as_str().expect("token").to_owned();
+    let setup = app.post_auth("/v1/auth/2fa/setup", &t, None).await;
+    let secret = setup.body["secret"].as_str().expect("secret").to_owned();
+    let en = app
+        .post_auth(
+            "/v1/auth/2fa/enable",
+            &t,
+            Some(json!({"code": totp_now(&app, &secret)})),
+        )
+        .await;
+    assert_eq!(en.status, 200, "{:?}", en.body);
+    let recovery = en.body["recovery_codes"][0].clone();
+    for i in 0..5 {
+        let r = app
+            .post_auth(
+                "/v1/auth/2fa/disable",
+                &t,
+                Some(json!({"password": format!("guess {i}"), "code": recovery})),
+            )
+            .await;
+        assert_eq!(r.code(), "invalid_credentials", "attempt {i}");
+    }
+    let r = app
+        .post_auth(
+            "/v1/auth/2fa/disable",
+            &t,
+            Some(json!({"password": "guess 5", "code": recovery})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (429, "rate_limited"));
+    assert!(r.headers.get("retry-after").is_some());
+    let r = app
+        .post_auth(
+            "/v1/auth/2fa/disable",
+            &t,
+            Some(json!({"password": PW, "code": recovery})),
+        )
+        .await;
+    assert_eq!(r.status, 429, "locked out, right answer or not");
+    assert_eq!(
+        app.get_auth("/v1/account", &t).await.body["totp_enabled"],
+        true
+    );
+}
+
 async fn a_totp_code_cannot_be_replayed_and_recovery_codes_work_once(app: TestApp) {
     let email = "ken@example.org";
     let s = app.register(email, PW).await;
@@ -139,19 +212,44 @@ async fn a_totp_code_cannot_be_replayed_and_recovery_codes_work_once(app: TestAp
         8
     );
 
-    // Disable needs a valid code.
-    assert_eq!(
-        app.post_auth("/v1/auth/2fa/disable", &t, Some(json!({"code": "123456"})))
-            .await
-            .code(),
-        "invalid_totp"
-    );
+    // Disable needs the password again and a valid code; a session alone
+    // (a stolen token) cannot turn 2FA off.
     app.clock.advance_ms(30_000);
     let r = app
         .post_auth(
             "/v1/auth/2fa/disable",
             &t,
             Some(json!({"code": totp_now(&app, &secret)})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_body"),
+        "the password is required"
+    );
+    let r = app
+        .post_auth(
+            "/v1/auth/2fa/disable",
+            &t,
+            Some(json!({"password": "not the password", "code": totp_now(&app, &secret)})),
+        )
+        .await;
+    assert_eq!(r.code(), "invalid_credentials");
+    assert_eq!(
+        app.post_auth(
+            "/v1/auth/2fa/disable",
+            &t,
+            Some(json!({"password": PW, "code": "123456"}))
+        )
+        .await
+        .code(),
+        "invalid_totp"
+    );
+    let r = app
+        .post_auth(
+            "/v1/auth/2fa/disable",
+            &t,
+            Some(json!({"password": PW, "code": totp_now(&app, &secret)})),
         )
         .await;
     assert_eq!(r.status, 204, "{:?}", r.body);

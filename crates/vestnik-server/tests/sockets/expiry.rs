@@ -92,16 +92,28 @@ async fn a_socket_that_does_not_reauth_closes_with_4002(backend: Backend) {
 }
 
 async fn a_client_that_refreshed_over_http_keeps_its_socket_without_being_asked(backend: Backend) {
-    let Some(app) = short_lived(backend).await else {
+    // Tokens of 10 s: the refresh below must land before the socket's first
+    // token runs out, with room for a loaded machine.
+    let Some(app) = app_with(backend, |c| {
+        c.access_token_ttl_secs = 10;
+        c.ws_reauth_grace_secs = 2;
+    })
+    .await
+    else {
         return;
     };
     let s = app.register("alice@example.org", PW).await;
     let mut ws = socket(&app.base, &token(&s)).await;
-    app.clock.advance_ms(6_000);
+    let connected = std::time::Instant::now();
+    app.clock.advance_ms(11_000);
     let _fresh = refreshed(&app, &s).await;
-    // The socket's first token runs out (5 s) and then some: the session's
+    assert!(
+        connected.elapsed() < Duration::from_secs(9),
+        "the refresh came too late for this test to mean anything"
+    );
+    // The socket's first token runs out (10 s) and then some: the session's
     // newer token carries it, and nothing is asked.
-    tokio::time::sleep(Duration::from_millis(6_000)).await;
+    tokio::time::sleep(Duration::from_secs(11).saturating_sub(connected.elapsed())).await;
     ping(&mut ws).await.expect("open");
     assert_eq!(
         next_frame(&mut ws, Duration::from_secs(2)).await["type"],

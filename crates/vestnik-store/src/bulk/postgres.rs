@@ -51,7 +51,7 @@ pub(crate) struct TurnConnections {
 }
 
 /// How long opening a turn connection may take.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl TurnConnections {
     pub(crate) fn new(pool: &PgPool) -> Self {
