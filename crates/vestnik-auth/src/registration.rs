@@ -30,6 +30,10 @@ impl AuthService {
         }
         self.rate_limit(Action::AuthPerEmail, email.as_str())
             .await?;
+        // As at login: an address or account with recent failures (wrong
+        // codes or passwords) must solve a puzzle before more mail goes out.
+        self.require_pow_if_suspicious(meta.ip.as_deref(), email.as_str(), req.pow.as_ref())
+            .await?;
         let now = self.clock.now_ms();
         let existing = self.store.user_by_email(email.as_str()).await?;
         let already_active = existing.as_ref().is_some_and(|u| u.status != "pending");

@@ -91,6 +91,10 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Connections in the database pool. default: 16
     pub db_pool_size: u32,
+    /// SQLite only: `full` (a message answered `sent` survives an OS crash
+    /// or power loss: an fsync per commit) or `normal` (a process crash
+    /// only). default: full
+    pub sqlite_synchronous: String,
     /// Undelivered messages expire after this many days. default: 30
     pub message_retention_days: u32,
     /// Members a group may have (channels have no limit). default: 1000
@@ -203,6 +207,7 @@ impl Default for Config {
             trust_forwarded_for: false,
             cors_origins: Vec::new(),
             db_pool_size: 16,
+            sqlite_synchronous: "full".into(),
             message_retention_days: 30,
             group_max_members: 1000,
             presence_push_max_group: 100,
@@ -360,6 +365,12 @@ impl Config {
             }
         }
         self.rate_table()?;
+        if !matches!(self.sqlite_synchronous.as_str(), "full" | "normal") {
+            return Err(bad(
+                "sqlite_synchronous",
+                format!("expected full or normal, got {:?}", self.sqlite_synchronous),
+            ));
+        }
         for o in &self.cors_origins {
             if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
                 return Err(bad(

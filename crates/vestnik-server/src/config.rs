@@ -34,6 +34,7 @@ pub const KEYS: &[&str] = &[
     "trust_forwarded_for",
     "cors_origins",
     "db_pool_size",
+    "sqlite_synchronous",
     "message_retention_days",
     "group_max_members",
     "presence_push_max_group",

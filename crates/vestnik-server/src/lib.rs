@@ -39,7 +39,12 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
     let url = database_url(config);
-    let store = vestnik_store::open(&url, config.db_pool_size)
+    let durability = if config.sqlite_synchronous == "normal" {
+        vestnik_store::Durability::ProcessCrash
+    } else {
+        vestnik_store::Durability::PowerLoss
+    };
+    let store = vestnik_store::open_with(&url, config.db_pool_size, durability)
         .await
         .with_context(|| {
             format!(

@@ -458,9 +458,31 @@ pub trait Store:
 
 /// Opens the store named by a URL: `postgres://…`, or `sqlite:<path>`.
 pub async fn open(url: &str, pool_size: u32) -> Result<Arc<dyn Store>> {
+    open_with(url, pool_size, Durability::default()).await
+}
+
+/// What an answered commit survives on SQLite (PostgreSQL commits are
+/// durable by its own settings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// An OS crash or power loss (`synchronous = FULL`): the default.
+    #[default]
+    PowerLoss,
+    /// A process crash only (`synchronous = NORMAL`): fewer fsyncs.
+    ProcessCrash,
+}
+
+/// [`open`] with the SQLite durability chosen.
+pub async fn open_with(
+    url: &str,
+    pool_size: u32,
+    durability: Durability,
+) -> Result<Arc<dyn Store>> {
     if url.starts_with("postgres") {
         Ok(Arc::new(PgStore::connect(url, pool_size).await?))
     } else {
-        Ok(Arc::new(SqliteStore::open(url, pool_size).await?))
+        Ok(Arc::new(
+            SqliteStore::open(url, pool_size, durability).await?,
+        ))
     }
 }

@@ -30,14 +30,23 @@ const WRITER_AUTOCHECKPOINT_PAGES: &str = "16384";
 
 impl SqliteStore {
     /// `url` is `sqlite:<path>` or `sqlite://<path>`; the file is created if missing.
-    pub async fn open(url: &str, readers: u32) -> crate::Result<Self> {
+    pub async fn open(
+        url: &str,
+        readers: u32,
+        durability: crate::Durability,
+    ) -> crate::Result<Self> {
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL in WAL mode is durable against process crashes and keeps
-            // commits off fsync-per-transaction; power loss can drop the last
-            // transactions but never corrupts.
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(match durability {
+                // Every commit reaches the disk (fsync of the WAL): `sent`
+                // survives an OS crash or a power loss.
+                crate::Durability::PowerLoss => SqliteSynchronous::Full,
+                // The WAL is synced only at checkpoints: durable against a
+                // process crash; a power loss can drop the last commits but
+                // never corrupts.
+                crate::Durability::ProcessCrash => SqliteSynchronous::Normal,
+            })
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             // Statement journals (each multi-row insert in a transaction

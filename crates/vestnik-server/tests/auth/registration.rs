@@ -30,6 +30,21 @@ async fn five_wrong_codes_burn_the_code(app: TestApp) {
     }
     let r = app.post("/v1/auth/register/verify", verify(&code)).await;
     assert_ne!(r.status, 201, "a burned code must not work: {:?}", r.body);
+    // Those failures make this address suspicious: asking for more codes
+    // now takes a proof of work, as a login would.
+    let r = app
+        .post("/v1/auth/register", json!({"email": "frank@example.org"}))
+        .await;
+    assert_eq!((r.status, r.code()), (403, "proof_of_work_required"));
+    let challenge: vestnik_proto::PowChallenge =
+        serde_json::from_value(r.body["error"]["pow"].clone()).expect("challenge");
+    let r = app
+        .post(
+            "/v1/auth/register",
+            json!({"email": "frank@example.org", "pow": vestnik_auth::solve_pow(&challenge)}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
 }
 
 async fn an_expired_code_is_refused(app: TestApp) {
