@@ -174,10 +174,13 @@ pub struct RedisEventBus {
 }
 
 impl RedisEventBus {
-    /// `url` opens the dedicated connection a blocking stream read needs.
-    pub fn new(conn: ConnectionManager, url: &str, prefix: &str) -> Result<Self, BusError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| BusError::Redis(format!("invalid redis url: {e}")))?;
+    /// `target` opens the dedicated connection a blocking stream read needs.
+    pub fn new(
+        conn: ConnectionManager,
+        target: &crate::RedisTarget,
+        prefix: &str,
+    ) -> Result<Self, BusError> {
+        let client = target.client()?;
         Ok(Self {
             conn,
             client,

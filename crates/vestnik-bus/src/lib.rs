@@ -23,7 +23,7 @@ pub use events::{
 pub use limits::{LimitError, Limits};
 pub use memory::{MemoryKv, MemoryRateLimiter};
 pub use near_cache::{NearCacheKv, NEAR_CACHE_TTL_MS};
-pub use redis_impl::{connect_redis, RedisKv, RedisRateLimiter};
+pub use redis_impl::{connect_redis, RedisKv, RedisRateLimiter, RedisTarget};
 pub use signals::{LocalSignals, RedisSignals, Signal, Signals};
 
 /// Everything nodes share, built once per node: in-process for a single

@@ -49,12 +49,11 @@ impl NearCacheKv {
     pub fn new(
         shared: Arc<dyn Kv>,
         conn: ConnectionManager,
-        url: &str,
+        target: &crate::RedisTarget,
         prefix: &str,
         prefixes: &[&str],
     ) -> Result<Self, BusError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| BusError::Redis(format!("invalid redis url: {e}")))?;
+        let client = target.client()?;
         let channel = format!("{prefix}invalidate");
         let local: Arc<Local> = Arc::default();
         let subscribed = Arc::new(AtomicBool::new(false));

@@ -6,11 +6,60 @@ use crate::{effective_ttl, BucketModel, BusError, Decision, Kv, Rate, RateLimite
 use vestnik_core::limits::REDIS_CONNECT_TIMEOUT as CONNECT_TIMEOUT;
 use vestnik_core::limits::REDIS_RESPONSE_TIMEOUT as RESPONSE_TIMEOUT;
 
+/// Where Redis is: its URL (`redis://`, or `rediss://` for TLS) and, for a
+/// server whose certificate a private CA signed, that CA (PEM). Without one,
+/// TLS trusts the system's roots.
+#[derive(Clone, Default)]
+pub struct RedisTarget {
+    url: String,
+    root_cert: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RedisTarget {
+    // The URL may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTarget")
+            .field("tls", &self.url.starts_with("rediss://"))
+            .field("root_cert", &self.root_cert.is_some())
+            .finish()
+    }
+}
+
+impl RedisTarget {
+    /// Redis at `url`.
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            root_cert: None,
+        }
+    }
+
+    /// Trusts the CA in `pem` for the server's TLS certificate.
+    pub fn with_root_cert(mut self, pem: Vec<u8>) -> Self {
+        self.root_cert = Some(pem);
+        self
+    }
+
+    /// A client for it (no connection is made yet).
+    pub fn client(&self) -> Result<redis::Client, BusError> {
+        let built = match &self.root_cert {
+            Some(pem) => redis::Client::build_with_tls(
+                self.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+            None => redis::Client::open(self.url.as_str()),
+        };
+        built.map_err(|e| BusError::Redis(format!("invalid redis url: {e}")))
+    }
+}
+
 /// Connects with a 5 s overall timeout. The error names the address but never
 /// the URL, which may carry a password.
-pub async fn connect_redis(url: &str) -> Result<ConnectionManager, BusError> {
-    let client =
-        redis::Client::open(url).map_err(|e| BusError::Redis(format!("invalid redis url: {e}")))?;
+pub async fn connect_redis(target: &RedisTarget) -> Result<ConnectionManager, BusError> {
+    let client = target.client()?;
     let addr = client.get_connection_info().addr.to_string();
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(CONNECT_TIMEOUT)

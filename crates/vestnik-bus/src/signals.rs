@@ -78,11 +78,14 @@ pub struct RedisSignals {
 }
 
 impl RedisSignals {
-    /// Starts the listener (needs a Tokio runtime); `url` opens the
+    /// Starts the listener (needs a Tokio runtime); `target` opens the
     /// dedicated connection a subscription needs.
-    pub fn new(conn: ConnectionManager, url: &str, prefix: &str) -> Result<Self, BusError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| BusError::Redis(format!("invalid redis url: {e}")))?;
+    pub fn new(
+        conn: ConnectionManager,
+        target: &crate::RedisTarget,
+        prefix: &str,
+    ) -> Result<Self, BusError> {
+        let client = target.client()?;
         let channel = format!("{prefix}signals");
         let tx = broadcast::channel(BACKLOG).0;
         let stop = tokio_util::sync::CancellationToken::new();

@@ -89,7 +89,7 @@ fn memory_limiter() -> (Arc<dyn RateLimiter>, Time) {
 async fn redis_conn() -> Option<redis::aio::ConnectionManager> {
     let url = std::env::var("VESTNIK_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    match connect_redis(&url).await {
+    match connect_redis(&vestnik_bus::RedisTarget::new(&url)).await {
         Ok(conn) => Some(conn),
         Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
             panic!(
@@ -451,7 +451,7 @@ async fn redis_prefixes_isolate() -> anyhow::Result<()> {
 async fn redis_connect_error_is_clear() {
     // Port 1 is reserved and closed: the connection is refused quickly.
     let started = Instant::now();
-    let err = match connect_redis("redis://127.0.0.1:1").await {
+    let err = match connect_redis(&vestnik_bus::RedisTarget::new("redis://127.0.0.1:1")).await {
         Ok(_) => panic!("connected to a closed port"),
         Err(e) => e.to_string(),
     };
@@ -461,7 +461,7 @@ async fn redis_connect_error_is_clear() {
         "took {:?}",
         started.elapsed()
     );
-    let err = match connect_redis("not a url").await {
+    let err = match connect_redis(&vestnik_bus::RedisTarget::new("not a url")).await {
         Ok(_) => panic!("accepted a bad url"),
         Err(e) => e.to_string(),
     };

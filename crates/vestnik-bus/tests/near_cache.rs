@@ -11,7 +11,7 @@ fn url() -> String {
 
 /// (node a, node b, the shared Redis seen directly) or None to skip.
 async fn two_nodes() -> Option<(NearCacheKv, NearCacheKv, Arc<dyn Kv>)> {
-    let conn = match connect_redis(&url()).await {
+    let conn = match connect_redis(&vestnik_bus::RedisTarget::new(&url())).await {
         Ok(c) => c,
         Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
             panic!("CI=true but Redis is unreachable: {e}")
@@ -24,7 +24,14 @@ async fn two_nodes() -> Option<(NearCacheKv, NearCacheKv, Arc<dyn Kv>)> {
     let prefix = format!("vestnik-test:{}:", uuid::Uuid::new_v4());
     let raw: Arc<dyn Kv> = Arc::new(RedisKv::new(conn.clone(), &prefix));
     let node = || {
-        NearCacheKv::new(raw.clone(), conn.clone(), &url(), &prefix, &["at:"]).expect("near cache")
+        NearCacheKv::new(
+            raw.clone(),
+            conn.clone(),
+            &vestnik_bus::RedisTarget::new(&url()),
+            &prefix,
+            &["at:"],
+        )
+        .expect("near cache")
     };
     let (a, b) = (node(), node());
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -38,6 +38,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `postgres://…` for PostgreSQL, `sqlite://…` or empty for `<data_dir>/vestnik.db`.
     pub database_url: Option<String>,
+    /// A PEM file with the CA that signed the Redis server's TLS certificate
+    /// (`rediss://` to a server with a private CA). default: the system's roots
+    pub redis_ca_file: Option<PathBuf>,
     /// `redis://…`; empty keeps caches, rate limits and events in-process.
     pub redis_url: Option<String>,
     /// Prefix of every Redis key, so several deployments (or tests) share a Redis. default: vestnik
@@ -184,6 +187,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             database_url: None,
             redis_url: None,
+            redis_ca_file: None,
             redis_prefix: "vestnik".into(),
             public_url: None,
             mail: MailKind::File,

@@ -12,6 +12,7 @@ pub const KEYS: &[&str] = &[
     "database_url",
     "redis_url",
     "redis_prefix",
+    "redis_ca_file",
     "public_url",
     "mail",
     "mail_from",

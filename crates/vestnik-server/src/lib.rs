@@ -86,7 +86,13 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
     }
     let cluster = match config.redis_url.as_deref().filter(|u| !u.is_empty()) {
         Some(url) => {
-            let conn = vestnik_bus::connect_redis(url)
+            let mut target = vestnik_bus::RedisTarget::new(url);
+            if let Some(ca) = config.redis_ca_file.as_deref() {
+                let pem = std::fs::read(ca)
+                    .with_context(|| format!("reading redis_ca_file {}", ca.display()))?;
+                target = target.with_root_cert(pem);
+            }
+            let conn = vestnik_bus::connect_redis(&target)
                 .await
                 .context("connecting to redis_url")?;
             let prefix = &config.redis_prefix;
@@ -97,14 +103,14 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
                 kv: Arc::new(NearCacheKv::new(
                     shared,
                     conn.clone(),
-                    url,
+                    &target,
                     prefix,
                     vestnik_auth::NEAR_CACHED_PREFIXES,
                 )?),
                 limiter: Arc::new(RedisRateLimiter::new(conn.clone(), prefix)),
                 presence: Arc::new(RedisPresence::new(conn.clone(), prefix)),
-                events: Arc::new(RedisEventBus::new(conn.clone(), url, prefix)?),
-                signals: Arc::new(RedisSignals::new(conn, url, prefix)?),
+                events: Arc::new(RedisEventBus::new(conn.clone(), &target, prefix)?),
+                signals: Arc::new(RedisSignals::new(conn, &target, prefix)?),
             }
         }
         None => Cluster {

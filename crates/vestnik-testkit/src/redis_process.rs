@@ -10,13 +10,31 @@ pub struct RedisProcess {
     pub port: u16,
     child: Option<Child>,
     dir: std::path::PathBuf,
+    /// Serving TLS only, with a certificate from a CA of its own.
+    tls: bool,
 }
 
 impl RedisProcess {
     /// Starts one on a free port. None (or, in CI, a panic) when there is
     /// no `redis-server` binary.
-    #[allow(clippy::expect_used, clippy::panic)]
     pub fn start() -> Option<Self> {
+        Self::start_with(false)
+    }
+
+    /// Like [`start`](Self::start), serving TLS only, with a certificate for
+    /// 127.0.0.1 from a CA of its own (made with `openssl`); trust
+    /// [`ca_file`](Self::ca_file).
+    pub fn start_tls() -> Option<Self> {
+        Self::start_with(true)
+    }
+
+    /// The PEM file of the CA that signed the TLS server's certificate.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    #[allow(clippy::expect_used, clippy::panic)]
+    fn start_with(tls: bool) -> Option<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -27,8 +45,11 @@ impl RedisProcess {
             port,
             child: None,
             dir,
+            tls,
         };
-        if let Err(e) = r.restart() {
+        let certified = if tls { r.make_certificate() } else { Ok(()) };
+        let started = certified.and_then(|()| r.restart());
+        if let Err(e) = started {
             if crate::in_ci() {
                 panic!("cannot start redis-server in CI: {e}");
             }
@@ -38,9 +59,84 @@ impl RedisProcess {
         Some(r)
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>` (`rediss://` with TLS).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// A CA of its own and a server certificate for 127.0.0.1 it signed
+    /// (webpki refuses a self-signed CA certificate as the server's own).
+    fn make_certificate(&self) -> std::io::Result<()> {
+        let d = &self.dir;
+        std::fs::write(
+            d.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )?;
+        let steps: [Vec<std::ffi::OsString>; 3] = [
+            [
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=vestnik test CA",
+                "-keyout",
+            ]
+            .iter()
+            .map(Into::into)
+            .chain([
+                d.join("ca.key").into(),
+                "-out".into(),
+                self.ca_file().into(),
+            ])
+            .collect(),
+            [
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+            ]
+            .iter()
+            .map(Into::into)
+            .chain([
+                d.join("key.pem").into(),
+                "-out".into(),
+                d.join("server.csr").into(),
+            ])
+            .collect(),
+            ["x509", "-req", "-days", "1", "-set_serial", "1", "-in"]
+                .iter()
+                .map(Into::into)
+                .chain([
+                    d.join("server.csr").into(),
+                    "-CA".into(),
+                    self.ca_file().into(),
+                    "-CAkey".into(),
+                    d.join("ca.key").into(),
+                    "-extfile".into(),
+                    d.join("server.ext").into(),
+                    "-out".into(),
+                    d.join("cert.pem").into(),
+                ])
+                .collect(),
+        ];
+        for args in steps {
+            let out = Command::new("openssl").args(&args).output()?;
+            if !out.status.success() {
+                return Err(std::io::Error::other(format!(
+                    "openssl: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Kills it (SIGKILL: nothing is flushed, as in a crash).
@@ -55,10 +151,29 @@ impl RedisProcess {
     /// and waits until it answers.
     pub fn restart(&mut self) -> std::io::Result<()> {
         self.kill();
-        let child = Command::new("redis-server")
-            .args([
+        let mut cmd = Command::new("redis-server");
+        let port = self.port.to_string();
+        if self.tls {
+            cmd.args([
                 "--port",
-                &self.port.to_string(),
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-auth-clients",
+                "no",
+            ])
+            .arg("--tls-cert-file")
+            .arg(self.dir.join("cert.pem"))
+            .arg("--tls-key-file")
+            .arg(self.dir.join("key.pem"))
+            // Required even when clients present no certificate.
+            .arg("--tls-ca-cert-file")
+            .arg(self.ca_file());
+        } else {
+            cmd.args(["--port", &port]);
+        }
+        let child = cmd
+            .args([
                 "--bind",
                 "127.0.0.1",
                 "--save",

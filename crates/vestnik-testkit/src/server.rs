@@ -60,7 +60,7 @@ pub fn base_config(data_dir: &std::path::Path) -> Config {
 /// Whether the test Redis answers. None outside CI prints SKIPPED; in CI a
 /// missing Redis is a panic.
 pub async fn redis_reachable() -> bool {
-    match vestnik_bus::connect_redis(&redis_url()).await {
+    match vestnik_bus::connect_redis(&vestnik_bus::RedisTarget::new(&redis_url())).await {
         Ok(_) => true,
         Err(e) if !in_ci() => {
             eprintln!(
