@@ -16,6 +16,7 @@ mod pow;
 mod registration;
 mod seed;
 mod sessions;
+mod tickets;
 pub use sessions::NEAR_CACHED_PREFIXES;
 mod totp;
 mod twofactor;

@@ -12,7 +12,6 @@ use crate::{AuthError, AuthService, RequestMeta};
 use vestnik_core::limits::CACHE_TTL_MAX_MS;
 use vestnik_core::limits::DEVICE_LIST_CACHE_MS;
 use vestnik_core::limits::REFRESH_RETRY_MS;
-pub use vestnik_core::limits::WS_TICKET_TTL_SECS;
 
 const ACCESS_PREFIX: &str = "vsa_";
 const REFRESH_PREFIX: &str = "vsr_";
@@ -43,7 +42,7 @@ fn cache_key(access_hash: &str) -> String {
 }
 
 /// `session|user|device|expires|admin`: ids are hex, so `|` cannot appear.
-fn encode(a: &SessionAuth) -> String {
+pub(crate) fn encode(a: &SessionAuth) -> String {
     format!(
         "{}|{}|{}|{}|{}",
         a.session_id,
@@ -54,7 +53,7 @@ fn encode(a: &SessionAuth) -> String {
     )
 }
 
-fn decode(s: &str) -> Option<SessionAuth> {
+pub(crate) fn decode(s: &str) -> Option<SessionAuth> {
     let mut it = s.split('|');
     Some(SessionAuth {
         session_id: it.next()?.to_owned(),
@@ -463,72 +462,6 @@ impl AuthService {
         )
         .await;
         Ok(true)
-    }
-}
-
-impl AuthService {
-    /// A single-use ticket, valid `WS_TICKET_TTL_SECS`, for opening a WebSocket
-    /// (browsers cannot send an `Authorization` header there).
-    pub async fn issue_ws_ticket(
-        &self,
-        auth: &SessionAuth,
-    ) -> Result<vestnik_proto::WsTicket, AuthError> {
-        let ticket = format!("vwt_{}", token::new_token());
-        let ttl = (WS_TICKET_TTL_SECS * 1000) as u64;
-        self.kv
-            .set(
-                &format!("wst:{}", token::hash_token(&ticket)),
-                &encode(auth),
-                ttl,
-            )
-            .await?;
-        Ok(vestnik_proto::WsTicket {
-            ticket: ticket.into(),
-            expires_in: WS_TICKET_TTL_SECS,
-        })
-    }
-
-    /// Redeems a WebSocket ticket once; fails if it is unknown, expired, used, or its session was revoked since.
-    pub async fn redeem_ws_ticket(&self, ticket: &str) -> Result<SessionAuth, AuthError> {
-        if !ticket.starts_with("vwt_") || ticket.len() > 128 {
-            return Err(AuthError::Unauthenticated);
-        }
-        let hash = token::hash_token(ticket);
-        let auth = self
-            .kv
-            .get(&format!("wst:{hash}"))
-            .await?
-            .as_deref()
-            .and_then(decode)
-            .ok_or(AuthError::Unauthenticated)?;
-        // Single use, even when two connections race with the same ticket.
-        if !self
-            .kv
-            .set_nx(
-                &format!("wst-used:{hash}"),
-                "1",
-                (WS_TICKET_TTL_SECS * 1000) as u64,
-            )
-            .await?
-        {
-            return Err(AuthError::Unauthenticated);
-        }
-        self.kv.del(&[format!("wst:{hash}")]).await?;
-        // The session may have been revoked since the ticket was issued.
-        self.live_session(&auth.session_id)
-            .await?
-            .ok_or(AuthError::Unauthenticated)
-    }
-
-    /// The session as the database has it now (its latest access token's
-    /// expiry included), or None once it has ended. Sockets call it when
-    /// their token expires: a client that refreshed over HTTP meanwhile
-    /// keeps its socket without a word.
-    pub async fn live_session(&self, session_id: &str) -> Result<Option<SessionAuth>, AuthError> {
-        Ok(self
-            .store
-            .live_session(session_id, self.clock.now_ms())
-            .await?)
     }
 }
 

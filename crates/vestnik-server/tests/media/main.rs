@@ -47,10 +47,7 @@ fn use_s3(c: &mut Config, s3: &vestnik_testkit::S3Server) {
     c.s3_endpoint = Some(s3.endpoint.clone());
     c.s3_access_key = Some(s3.access_key.clone());
     c.s3_secret_key = Some(s3.secret_key.clone());
-    // A bucket per test server: the orphan sweeper deletes what its own
-    // database has no row for, which in a shared bucket is every other
-    // test's objects.
-    c.s3_bucket = format!("{}-{}", s3.bucket, uuid::Uuid::new_v4().simple());
+    c.s3_bucket = s3.bucket.clone();
     c.cors_origins = vec!["http://127.0.0.1:9".into()];
 }
 

@@ -4,8 +4,39 @@ use super::*;
 media_backends!(
     the_quota_counts_pending_and_ready_media_and_deletes_release_it,
     the_reaper_removes_expired_media_and_abandoned_uploads,
-    an_upload_url_stores_nothing_once_its_upload_is_closed,
 );
+
+// The sweeper deletes every object its own database has no row for: in the
+// bucket the other tests share, that would be their objects. It gets a
+// bucket of its own (one, reused by every run: SeaweedFS gives each bucket
+// volumes of its own, and a bucket per run used them all up).
+mod sweep_local_sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_upload_url_stores_nothing_once_its_upload_is_closed() {
+        let app = crate::common::spawn_app_with(crate::common::Backend::Sqlite, super::tune).await;
+        if let Some(app) = app {
+            super::an_upload_url_stores_nothing_once_its_upload_is_closed(app).await
+        }
+    }
+}
+
+mod sweep_s3_postgres_redis {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_upload_url_stores_nothing_once_its_upload_is_closed() {
+        let Some(s3) = vestnik_testkit::s3_server() else {
+            return;
+        };
+        let app = crate::common::spawn_app_with(crate::common::Backend::PostgresRedis, |c| {
+            super::tune(c);
+            super::use_s3(c, &s3);
+            c.s3_bucket = format!("{}-sweep", s3.bucket);
+        })
+        .await;
+        if let Some(app) = app {
+            super::an_upload_url_stores_nothing_once_its_upload_is_closed(app).await
+        }
+    }
+}
 
 /// A signed upload URL outlives its upload when the upload is completed or
 /// deleted first. The local store refuses such a PUT; S3 cannot (its
@@ -66,7 +97,12 @@ async fn an_upload_url_stores_nothing_once_its_upload_is_closed(app: TestApp) {
             None => break,
         }
     }
-    assert_eq!(swept, usize::from(is_s3(&app)));
+    // Earlier runs may have left objects in the sweeper's bucket; they go too.
+    if is_s3(&app) {
+        assert!(swept >= 1, "the late upload's object was swept");
+    } else {
+        assert_eq!(swept, 0, "the local store took no late bytes");
+    }
     assert!(!object_exists(&app, &deleted).await);
     assert!(
         object_exists(&app, &done).await,
