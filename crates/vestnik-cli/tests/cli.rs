@@ -16,6 +16,13 @@ struct Server {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
+impl Drop for Server {
+    /// The data directory holds the SQLite file and its WAL: some 100 MB a run.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
 async fn server(postgres_redis: bool) -> Option<Server> {
     let data = std::env::temp_dir().join(format!("vestnik-cli-{}", uuid::Uuid::new_v4().simple()));
     let mut config = vestnik_core::Config {
