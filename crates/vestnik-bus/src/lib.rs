@@ -150,6 +150,22 @@ impl BucketModel {
     }
 }
 
+/// Runs `task` until it ends or the returned guard is dropped (a listener
+/// that lives as long as the value holding the guard).
+pub(crate) fn spawn_until_dropped(
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio_util::sync::DropGuard {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let cancelled = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = cancelled.cancelled() => {}
+            _ = task => {}
+        }
+    });
+    stop.drop_guard()
+}
+
 /// Redis rejects a zero expiry and the memory store would treat it as already
 /// expired; one millisecond keeps both consistent.
 pub(crate) fn effective_ttl(ttl_ms: u64) -> u64 {

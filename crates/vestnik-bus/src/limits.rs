@@ -74,13 +74,4 @@ impl Limits {
             },
         }
     }
-
-    /// Spends `n` tokens at once (adding `n` members): refused as a whole
-    /// when the bucket runs dry on the way.
-    pub async fn check_n(&self, action: Action, subject: &str, n: usize) -> Result<(), LimitError> {
-        for _ in 0..n {
-            self.check(action, subject).await?;
-        }
-        Ok(())
-    }
 }

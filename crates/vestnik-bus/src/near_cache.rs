@@ -57,15 +57,7 @@ impl NearCacheKv {
         let channel = format!("{prefix}invalidate");
         let local: Arc<Local> = Arc::default();
         let subscribed = Arc::new(AtomicBool::new(false));
-        let stop = tokio_util::sync::CancellationToken::new();
         let listener = listen(client, channel.clone(), local.clone(), subscribed.clone());
-        let cancelled = stop.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = cancelled.cancelled() => {}
-                _ = listener => {}
-            }
-        });
         Ok(Self {
             shared,
             conn,
@@ -73,7 +65,7 @@ impl NearCacheKv {
             prefixes: prefixes.iter().map(|p| (*p).to_owned()).collect(),
             local,
             subscribed,
-            _listening: stop.drop_guard(),
+            _listening: crate::spawn_until_dropped(listener),
         })
     }
 

@@ -88,20 +88,12 @@ impl RedisSignals {
         let client = target.client()?;
         let channel = format!("{prefix}signals");
         let tx = broadcast::channel(BACKLOG).0;
-        let stop = tokio_util::sync::CancellationToken::new();
         let listener = listen(client, channel.clone(), tx.clone());
-        let cancelled = stop.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = cancelled.cancelled() => {}
-                _ = listener => {}
-            }
-        });
         Ok(Self {
             conn,
             channel,
             tx,
-            _listening: stop.drop_guard(),
+            _listening: crate::spawn_until_dropped(listener),
         })
     }
 }

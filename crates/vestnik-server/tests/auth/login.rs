@@ -79,6 +79,24 @@ async fn repeated_failures_demand_a_proof_of_work(app: TestApp) {
 
 /// Someone holding a session but not the password (or the code) gets five
 /// tries per hour per account; then even the right answer waits.
+/// A new account with 2FA on: its access token, TOTP secret and recovery codes.
+async fn registered_with_2fa(app: &TestApp, email: &str) -> (String, String, Vec<String>) {
+    let s = app.register(email, PW).await;
+    let t = s["access_token"].as_str().expect("token").to_owned();
+    let setup = app.post_auth("/v1/auth/2fa/setup", &t, None).await;
+    let secret = setup.body["secret"].as_str().expect("secret").to_owned();
+    let en = app
+        .post_auth(
+            "/v1/auth/2fa/enable",
+            &t,
+            Some(json!({"code": totp_now(app, &secret)})),
+        )
+        .await;
+    assert_eq!(en.status, 200, "{:?}", en.body);
+    let codes = serde_json::from_value(en.body["recovery_codes"].clone()).expect("codes");
+    (t, secret, codes)
+}
+
 mod with_the_default_failure_limit {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
@@ -104,19 +122,8 @@ async fn wrong_attempts_to_turn_2fa_off_lock_the_account_out_of_it(backend: comm
     else {
         return;
     };
-    let s = app.register("leo@example.org", PW).await;
-    let t = s["access_token"].as_str().expect("token").to_owned();
-    let setup = app.post_auth("/v1/auth/2fa/setup", &t, None).await;
-    let secret = setup.body["secret"].as_str().expect("secret").to_owned();
-    let en = app
-        .post_auth(
-            "/v1/auth/2fa/enable",
-            &t,
-            Some(json!({"code": totp_now(&app, &secret)})),
-        )
-        .await;
-    assert_eq!(en.status, 200, "{:?}", en.body);
-    let recovery = en.body["recovery_codes"][0].clone();
+    let (t, _, codes) = registered_with_2fa(&app, "leo@example.org").await;
+    let recovery = codes[0].clone();
     for i in 0..5 {
         let r = app
             .post_auth(
@@ -152,19 +159,7 @@ async fn wrong_attempts_to_turn_2fa_off_lock_the_account_out_of_it(backend: comm
 
 async fn a_totp_code_cannot_be_replayed_and_recovery_codes_work_once(app: TestApp) {
     let email = "ken@example.org";
-    let s = app.register(email, PW).await;
-    let t = s["access_token"].as_str().expect("token").to_owned();
-    let setup = app.post_auth("/v1/auth/2fa/setup", &t, None).await;
-    let secret = setup.body["secret"].as_str().expect("secret").to_owned();
-    let en = app
-        .post_auth(
-            "/v1/auth/2fa/enable",
-            &t,
-            Some(json!({"code": totp_now(&app, &secret)})),
-        )
-        .await;
-    let recovery: Vec<String> =
-        serde_json::from_value(en.body["recovery_codes"].clone()).expect("codes");
+    let (t, secret, recovery) = registered_with_2fa(&app, email).await;
     assert_eq!(
         app.post_auth("/v1/auth/2fa/setup", &t, None).await.code(),
         "totp_already_enabled"
