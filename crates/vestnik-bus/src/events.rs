@@ -3,8 +3,8 @@
 //! serve a single node; the Redis versions let several nodes share devices.
 //! The database stays the source of truth: an event lost here is recovered
 //! from the outbox when the device fetches or reconnects.
+use crate::RedisConn;
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use tokio::sync::mpsc;
@@ -107,13 +107,13 @@ impl EventBus for LocalEventBus {
 
 /// [`Presence`] in Redis: one set of node ids per device under `{prefix}:pres:`, shared by all nodes.
 pub struct RedisPresence {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
 }
 
 impl RedisPresence {
     /// Keys are written under `prefix` (the `redis_prefix` config key).
-    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(conn: RedisConn, prefix: &str) -> Self {
         Self {
             conn,
             prefix: prefix.to_owned(),
@@ -168,7 +168,7 @@ impl Presence for RedisPresence {
 /// [`EventBus`] on Redis streams (`{prefix}:ev:{node}`), capped at [`STREAM_MAXLEN`] entries,
 /// read through a consumer group so a restarted node resumes after its last acknowledged entry.
 pub struct RedisEventBus {
-    conn: ConnectionManager,
+    conn: RedisConn,
     client: redis::Client,
     prefix: String,
 }
@@ -176,7 +176,7 @@ pub struct RedisEventBus {
 impl RedisEventBus {
     /// `target` opens the dedicated connection a blocking stream read needs.
     pub fn new(
-        conn: ConnectionManager,
+        conn: RedisConn,
         target: &crate::RedisTarget,
         prefix: &str,
     ) -> Result<Self, BusError> {

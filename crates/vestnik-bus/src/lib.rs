@@ -13,6 +13,7 @@ mod events;
 mod limits;
 mod memory;
 mod near_cache;
+mod redis_conn;
 mod redis_impl;
 mod sharded;
 mod signals;
@@ -23,6 +24,7 @@ pub use events::{
 pub use limits::{LimitError, Limits};
 pub use memory::{MemoryKv, MemoryRateLimiter};
 pub use near_cache::{NearCacheKv, NEAR_CACHE_TTL_MS};
+pub use redis_conn::{RedisConn, REDIS_BREAKER_OPEN};
 pub use redis_impl::{connect_redis, RedisKv, RedisRateLimiter, RedisTarget};
 pub use signals::{LocalSignals, RedisSignals, Signal, Signals};
 

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::RedisConn;
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 
 use crate::{BusError, Kv};
 use vestnik_core::limits::NEAR_CACHE_MAX_ENTRIES as MAX_ENTRIES;
@@ -28,7 +28,7 @@ type Local = Mutex<HashMap<String, (String, Instant)>>;
 /// invalidated on every node through Redis pub/sub (see the module docs).
 pub struct NearCacheKv {
     shared: Arc<dyn Kv>,
-    conn: ConnectionManager,
+    conn: RedisConn,
     channel: String,
     prefixes: Vec<String>,
     local: Arc<Local>,
@@ -48,7 +48,7 @@ impl NearCacheKv {
     /// runtime). `prefixes` name the keys worth a local copy.
     pub fn new(
         shared: Arc<dyn Kv>,
-        conn: ConnectionManager,
+        conn: RedisConn,
         target: &crate::RedisTarget,
         prefix: &str,
         prefixes: &[&str],

@@ -2,6 +2,8 @@
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use crate::RedisConn;
+
 use crate::{effective_ttl, BucketModel, BusError, Decision, Kv, Rate, RateLimiter};
 use vestnik_core::limits::REDIS_CONNECT_TIMEOUT as CONNECT_TIMEOUT;
 use vestnik_core::limits::REDIS_RESPONSE_TIMEOUT as RESPONSE_TIMEOUT;
@@ -58,7 +60,7 @@ impl RedisTarget {
 
 /// Connects with a 5 s overall timeout. The error names the address but never
 /// the URL, which may carry a password.
-pub async fn connect_redis(target: &RedisTarget) -> Result<ConnectionManager, BusError> {
+pub async fn connect_redis(target: &RedisTarget) -> Result<RedisConn, BusError> {
     let client = target.client()?;
     let addr = client.get_connection_info().addr.to_string();
     let config = ConnectionManagerConfig::new()
@@ -77,7 +79,7 @@ pub async fn connect_redis(target: &RedisTarget) -> Result<ConnectionManager, Bu
     {
         Ok(Ok(conn)) => {
             tracing::info!(%addr, "connected to redis");
-            Ok(conn)
+            Ok(RedisConn::new(conn))
         }
         Ok(Err(e)) => Err(BusError::Redis(format!("cannot connect to {addr}: {e}"))),
         Err(_) => Err(BusError::Redis(format!(
@@ -100,14 +102,14 @@ return v
 
 /// [`Kv`] in Redis, shared by every node; keys live under `{prefix}:`.
 pub struct RedisKv {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     incr: redis::Script,
 }
 
 impl RedisKv {
     /// Keys are written under `prefix` (the `redis_prefix` config key).
-    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(conn: RedisConn, prefix: &str) -> Self {
         Self {
             conn,
             prefix: format!("{prefix}:"),
@@ -227,7 +229,7 @@ return {1, 0}
 
 /// [`RateLimiter`] in Redis: one token bucket per key, updated atomically by a Lua script.
 pub struct RedisRateLimiter {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     script: redis::Script,
 }
@@ -235,7 +237,7 @@ pub struct RedisRateLimiter {
 impl RedisRateLimiter {
     /// Buckets live under `{prefix}:rl:` so that a `RedisKv` sharing the prefix
     /// cannot collide with them (a string where a hash is expected fails).
-    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(conn: RedisConn, prefix: &str) -> Self {
         Self {
             conn,
             prefix: format!("{prefix}:rl:"),

@@ -7,9 +7,9 @@
 //! another process) still takes effect, only later.
 use std::time::Duration;
 
+use crate::RedisConn;
 use async_trait::async_trait;
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -70,7 +70,7 @@ impl Signals for LocalSignals {
 /// hear a signal it publishes at once (and again when Redis echoes it back,
 /// which acting on twice must tolerate).
 pub struct RedisSignals {
-    conn: ConnectionManager,
+    conn: RedisConn,
     channel: String,
     tx: broadcast::Sender<Signal>,
     /// Stops the listener when the last handle is dropped.
@@ -81,7 +81,7 @@ impl RedisSignals {
     /// Starts the listener (needs a Tokio runtime); `target` opens the
     /// dedicated connection a subscription needs.
     pub fn new(
-        conn: ConnectionManager,
+        conn: RedisConn,
         target: &crate::RedisTarget,
         prefix: &str,
     ) -> Result<Self, BusError> {

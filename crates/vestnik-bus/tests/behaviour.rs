@@ -86,7 +86,7 @@ fn memory_limiter() -> (Arc<dyn RateLimiter>, Time) {
 }
 
 /// `None` means "skip": Redis is down and this is not CI.
-async fn redis_conn() -> Option<redis::aio::ConnectionManager> {
+async fn redis_conn() -> Option<vestnik_bus::RedisConn> {
     let url = std::env::var("VESTNIK_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     match connect_redis(&vestnik_bus::RedisTarget::new(&url)).await {

@@ -70,6 +70,11 @@ pub const WRITER_MAX_BATCH: usize = 256;
 pub const WRITER_QUEUE: usize = 16 * 1024;
 /// Frames that may wait for one connection before it counts as a slow reader.
 pub const SOCKET_QUEUE: usize = 1024;
+/// Bytes (ciphertext plus a per-frame allowance) that may wait for one
+/// connection before it counts as a slow reader: bounds a stalled socket's
+/// memory (1,024 frames of 64 KiB would be 64 MiB) while a reader that keeps
+/// up never comes near it.
+pub const SOCKET_QUEUE_BYTES: usize = 4 << 20;
 /// How long a node-local copy of a direct chat's members and devices is used.
 pub const SEND_CONTEXT_TTL: Duration = Duration::from_secs(1);
 /// Age after which the next sender refreshes the copy while the others keep
@@ -117,10 +122,6 @@ pub const WS_MAX_IN_FLIGHT: usize = 256;
 pub const WS_ACKS_IN_FLIGHT: usize = 16;
 /// Frames already queued for a socket that go out in one write.
 pub const WS_COALESCE_FRAMES: usize = 64;
-/// Pings keep proxies from closing idle sockets and detect dead peers.
-pub const WS_PING_EVERY: Duration = Duration::from_secs(25);
-/// A connection silent this long (no frame, no pong) is dead.
-pub const WS_IDLE_LIMIT: Duration = Duration::from_secs(75);
 /// Longest a write to a socket may take (a client that stops reading
 /// fills its TCP window, and then every write would wait for ever).
 pub const WS_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -149,6 +150,9 @@ pub const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A stalled Redis must not hang request handlers indefinitely; failing lets
 /// the caller answer 503 instead.
 pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long Redis commands fail at once after Redis proved unreachable,
+/// before they are tried again (`vestnik_bus::RedisConn`).
+pub const REDIS_BREAKER_OPEN: Duration = Duration::from_secs(1);
 
 // ---------- The databases (vestnik-store) ----------
 

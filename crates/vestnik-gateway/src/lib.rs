@@ -72,6 +72,8 @@ pub struct GatewaySettings {
     pub sockets_per_ip: usize,
     /// How long a socket whose access token expired waits for `reauth`.
     pub ws_reauth_grace: std::time::Duration,
+    /// A socket silent this long is closed (pings go every third of it).
+    pub ws_idle: std::time::Duration,
     /// The bearer token `/metrics` on the public listener asks for; None: not served there.
     pub metrics_token: Option<String>,
     /// The public URL is https: responses carry `Strict-Transport-Security`.

@@ -1,12 +1,14 @@
 //! Which devices are connected to this node, and a bounded queue to each.
-//! A connection whose queue is full is a slow reader: the hub drops it (its
-//! socket closes) rather than letting memory grow; nothing is lost, because
-//! undelivered items stay in the outbox until acknowledged.
+//! A connection whose queue is full (in frames or in bytes) is a slow
+//! reader: the hub drops it (its socket closes) rather than letting memory
+//! grow; nothing is lost, because undelivered items stay in the outbox until
+//! acknowledged.
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::mpsc;
 pub use vestnik_core::limits::SOCKET_QUEUE as CONNECTION_QUEUE;
+pub use vestnik_core::limits::SOCKET_QUEUE_BYTES as CONNECTION_QUEUE_BYTES;
 use vestnik_proto::{CloseReason, ServerFrame};
 
 const SHARDS: usize = 32;
@@ -17,8 +19,20 @@ struct Conn {
     // Shared, not copied per slot: a queue's first block holds 32 slots, and
     // at 100k idle sockets a frame-sized slot costs ~6 KiB each.
     tx: mpsc::Sender<Arc<ServerFrame>>,
+    /// What its queue holds, by [`weight`].
+    queued: Arc<AtomicUsize>,
     /// Set before the hub drops `tx`, so the socket closes with the reason.
     closed: Arc<OnceLock<CloseReason>>,
+}
+
+/// What a queued frame costs, roughly: its ciphertext and an allowance for
+/// the rest.
+fn weight(frame: &ServerFrame) -> usize {
+    const ALLOWANCE: usize = 256;
+    match frame {
+        ServerFrame::Message { message, .. } => ALLOWANCE + message.ciphertext.len(),
+        _ => ALLOWANCE,
+    }
 }
 
 impl Conn {
@@ -47,13 +61,29 @@ pub struct Connection {
     /// Identifies this connection among several of the same device (passed back to `Hub::leave`).
     pub id: u64,
     /// The frames to write to the socket; closed when the hub drops a slow reader.
-    pub rx: mpsc::Receiver<Arc<ServerFrame>>,
+    rx: mpsc::Receiver<Arc<ServerFrame>>,
+    queued: Arc<AtomicUsize>,
     /// No other device of this user was connected here when it joined.
     pub first_of_user: bool,
     closed: Arc<OnceLock<CloseReason>>,
 }
 
 impl Connection {
+    /// The next frame for the socket; None once the hub closed the queue
+    /// and it is drained.
+    pub async fn recv(&mut self) -> Option<Arc<ServerFrame>> {
+        let f = self.rx.recv().await?;
+        self.queued.fetch_sub(weight(&f), Ordering::Relaxed);
+        Some(f)
+    }
+
+    /// The next frame if one is queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<Arc<ServerFrame>> {
+        let f = self.rx.try_recv().ok()?;
+        self.queued.fetch_sub(weight(&f), Ordering::Relaxed);
+        Some(f)
+    }
+
     /// Why the hub closed this connection's queue (once `rx` has ended).
     pub fn close_reason(&self) -> CloseReason {
         self.closed
@@ -102,6 +132,7 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);
         let closed = Arc::new(OnceLock::new());
+        let queued = Arc::new(AtomicUsize::new(0));
         if let Ok(mut s) = self.shards[shard_of(device_id)].lock() {
             let conns = s.by_device.entry(device_id.to_owned()).or_default();
             while conns.len() >= self.max_per_device {
@@ -114,6 +145,7 @@ impl Hub {
                 id,
                 user_id: user_id.to_owned(),
                 tx,
+                queued: queued.clone(),
                 closed: closed.clone(),
             });
         }
@@ -129,6 +161,7 @@ impl Hub {
         Connection {
             id,
             rx,
+            queued,
             first_of_user,
             closed,
         }
@@ -177,21 +210,34 @@ impl Hub {
             };
             let user = conns.first().map(|c| c.user_id.clone());
             let shared = Arc::new(frame.clone());
-            conns.retain(|c| match c.tx.try_send(shared.clone()) {
-                Ok(()) => {
-                    delivered = true;
-                    true
+            let w = weight(frame);
+            conns.retain(|c| {
+                // Counted before it is queued: the reader subtracts as it takes.
+                let over = c.queued.fetch_add(w, Ordering::Relaxed) + w > CONNECTION_QUEUE_BYTES;
+                let sent = if over {
+                    Err(mpsc::error::TrySendError::Full(shared.clone()))
+                } else {
+                    c.tx.try_send(shared.clone())
+                };
+                if sent.is_err() {
+                    c.queued.fetch_sub(w, Ordering::Relaxed);
                 }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    metrics::counter!("vestnik_ws_slow_reader_disconnects_total").increment(1);
-                    tracing::info!(device_id, conn = c.id, "slow reader: dropping connection");
-                    metrics::gauge!("vestnik_ws_connections").decrement(1.0);
-                    let _ = c.closed.set(CloseReason::SlowReader);
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    metrics::gauge!("vestnik_ws_connections").decrement(1.0);
-                    false
+                match sent {
+                    Ok(()) => {
+                        delivered = true;
+                        true
+                    }
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        metrics::counter!("vestnik_ws_slow_reader_disconnects_total").increment(1);
+                        tracing::info!(device_id, conn = c.id, "slow reader: dropping connection");
+                        metrics::gauge!("vestnik_ws_connections").decrement(1.0);
+                        let _ = c.closed.set(CloseReason::SlowReader);
+                        false
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        metrics::gauge!("vestnik_ws_connections").decrement(1.0);
+                        false
+                    }
                 }
             });
             if conns.is_empty() {
@@ -308,10 +354,46 @@ mod tests {
         assert_eq!(conn.close_reason(), CloseReason::SlowReader);
         // What was queued drains, then the channel ends: the socket task closes.
         let mut n = 0;
-        while conn.rx.recv().await.is_some() {
+        while conn.recv().await.is_some() {
             n += 1;
         }
         assert_eq!(n, CONNECTION_QUEUE);
+    }
+
+    fn big(n: i64) -> ServerFrame {
+        ServerFrame::Message {
+            cursor: n,
+            message: vestnik_proto::IncomingMessage {
+                message_id: n.to_string(),
+                conversation_id: "c".into(),
+                seq: n,
+                sender_user_id: "s".into(),
+                sender_device_id: "sd".into(),
+                msg_type: 1,
+                ciphertext: "Q".repeat(64 * 1024),
+                sent_at: 0,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_too_many_bytes_behind_is_dropped_and_one_that_keeps_up_never_is() {
+        let hub = Hub::default();
+        let conn = hub.join("u", "d");
+        let fits = (CONNECTION_QUEUE_BYTES / weight(&big(0))) as i64;
+        assert!(fits < CONNECTION_QUEUE as i64, "bytes bind before frames");
+        for i in 0..fits {
+            assert!(hub.push("d", &big(i)), "frame {i} fits the budget");
+        }
+        assert!(!hub.push("d", &big(-1)), "past the byte budget");
+        assert_eq!(conn.close_reason(), CloseReason::SlowReader);
+        // Taking frames gives the budget back.
+        let mut reader = hub.join("u", "d");
+        for i in 0..fits * 4 {
+            assert!(hub.push("d", &big(i)));
+            assert_eq!(reader.recv().await.as_deref(), Some(&big(i)));
+        }
+        assert!(hub.is_online("d"));
     }
 
     #[tokio::test]
@@ -321,17 +403,17 @@ mod tests {
         let mut a2 = hub.join("alice", "laptop");
         let mut p = hub.join("alice", "phone");
         hub.push_user("alice", &frame(1));
-        for rx in [&mut a1.rx, &mut a2.rx, &mut p.rx] {
-            assert_eq!(rx.recv().await, Some(Arc::new(frame(1))));
+        for c in [&mut a1, &mut a2, &mut p] {
+            assert_eq!(c.recv().await, Some(Arc::new(frame(1))));
         }
         assert!(!hub.leave("alice", "laptop", a1.id), "alice is still here");
         assert!(hub.is_online("laptop"));
         assert!(hub.close_device("laptop", CloseReason::SessionEnded));
         assert!(!hub.is_online("laptop"));
-        assert!(a2.rx.recv().await.is_none());
+        assert!(a2.recv().await.is_none());
         assert_eq!(a2.close_reason(), CloseReason::SessionEnded);
         hub.push_user("alice", &frame(2));
-        assert_eq!(p.rx.recv().await, Some(Arc::new(frame(2))));
+        assert_eq!(p.recv().await, Some(Arc::new(frame(2))));
         assert!(hub.leave("alice", "phone", p.id), "her last device left");
     }
 
@@ -356,14 +438,14 @@ mod tests {
         let mut first = hub.join("alice", "laptop");
         let second = hub.join("alice", "laptop");
         let third = hub.join("alice", "laptop");
-        assert!(first.rx.recv().await.is_none(), "the oldest was closed");
+        assert!(first.recv().await.is_none(), "the oldest was closed");
         assert_eq!(first.close_reason(), CloseReason::Replaced);
         hub.push("laptop", &frame(7));
         let (mut second, mut third) = (second, third);
-        assert_eq!(second.rx.recv().await, Some(Arc::new(frame(7))));
-        assert_eq!(third.rx.recv().await, Some(Arc::new(frame(7))));
+        assert_eq!(second.recv().await, Some(Arc::new(frame(7))));
+        assert_eq!(third.recv().await, Some(Arc::new(frame(7))));
         let fourth = hub.join("alice", "laptop");
-        assert!(second.rx.recv().await.is_none(), "then the next oldest");
+        assert!(second.recv().await.is_none(), "then the next oldest");
         assert!(!hub.leave("alice", "laptop", fourth.id));
         assert!(hub.leave("alice", "laptop", third.id), "none left");
     }

@@ -32,6 +32,7 @@ pub const KEYS: &[&str] = &[
     "ws_sockets_per_device",
     "ws_sockets_per_ip",
     "ws_reauth_grace_secs",
+    "ws_idle_secs",
     "trust_forwarded_for",
     "cors_origins",
     "db_pool_size",

@@ -198,6 +198,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
                 .as_deref()
                 .is_some_and(|u| u.starts_with("https://")),
             ws_reauth_grace: std::time::Duration::from_secs(u64::from(config.ws_reauth_grace_secs)),
+            ws_idle: std::time::Duration::from_secs(u64::from(config.ws_idle_secs)),
             cors_origins: config.cors_origins.clone(),
             uses_redis: config.redis_url.as_deref().is_some_and(|u| !u.is_empty()),
         },

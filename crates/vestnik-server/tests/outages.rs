@@ -1,14 +1,19 @@
-//! Outages answer cleanly and heal: a Redis the test starts is killed and
-//! restarted under a node, and the node's PostgreSQL is cut off (through a
-//! proxy the test controls) and comes back. No answer is a 500, every send
-//! answered `sent` is stored exactly once (clients retry the others with the
-//! same `client_msg_id`), and the node recovers without a restart.
+//! Outages answer cleanly and heal. A Redis and a PostgreSQL the test
+//! starts itself are killed and restarted under a node while several
+//! clients keep sending; the node's database is also cut off behind a proxy
+//! (a partition rather than a crash). No answer is a 500, every send
+//! answered `sent` is stored exactly once and in order (clients retry the
+//! others with the same `client_msg_id`), and the node recovers without a
+//! restart.
 mod common;
 
-use common::TestApp;
+use common::{Http, TestApp};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vestnik_testkit::pg_process::PgProcess;
 use vestnik_testkit::proxy::Proxy;
 use vestnik_testkit::redis_process::RedisProcess;
 
@@ -27,6 +32,18 @@ impl Seen {
         assert_ne!(status, 500, "{what} answered 500");
         self.0.entry(what.to_owned()).or_default().push(status);
         status
+    }
+
+    fn merge(&mut self, other: Seen) {
+        for (k, v) in other.0 {
+            self.0.entry(k).or_default().extend(v);
+        }
+    }
+
+    fn count(&self, what: &str, status: u16) -> usize {
+        self.0
+            .get(what)
+            .map_or(0, |v| v.iter().filter(|s| **s == status).count())
     }
 }
 
@@ -49,10 +66,10 @@ fn message(conv: &str, id: &str, to: &Value) -> Value {
         "envelopes": [{"device_id": to["device_id"], "msg_type": 0, "ciphertext": format!("QQQ{id}")}]})
 }
 
-/// Sends `id` until it is answered `sent` (as a client retries), noting
+/// Sends `body` until it is answered `sent` (as a client retries), noting
 /// every answer; gives up after `within`.
 async fn send_until_sent(
-    app: &TestApp,
+    api: &Http,
     seen: &mut Seen,
     from: &Value,
     body: &Value,
@@ -60,7 +77,7 @@ async fn send_until_sent(
 ) -> Value {
     let started = Instant::now();
     loop {
-        let r = app
+        let r = api
             .post_auth("/v1/messages", &tok(from), Some(body.clone()))
             .await;
         if seen.note("send", r.status) == 200 {
@@ -73,7 +90,56 @@ async fn send_until_sent(
             "still refused after {within:?}: {:?}",
             r.body
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Clients sending all the while: each its own numbered messages, one after
+/// the other, each until it is answered `sent`.
+struct Load {
+    stop: Arc<AtomicBool>,
+    senders: Vec<tokio::task::JoinHandle<(Vec<String>, Seen)>>,
+}
+
+impl Load {
+    fn start(api: &Http, from: &Value, to: &Value, conv: &str, senders: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let senders = (0..senders)
+            .map(|n| {
+                let (api, from, to, conv, stop) = (
+                    api.clone(),
+                    from.clone(),
+                    to.clone(),
+                    conv.to_owned(),
+                    stop.clone(),
+                );
+                tokio::spawn(async move {
+                    let (mut sent, mut seen) = (Vec::new(), Seen::default());
+                    while !stop.load(Ordering::Relaxed) {
+                        // Letters and digits only: the id is also the (base64) ciphertext.
+                        let id = format!("s{n}x{:04}", sent.len());
+                        let body = message(&conv, &id, &to);
+                        send_until_sent(&api, &mut seen, &from, &body, Duration::from_secs(60))
+                            .await;
+                        sent.push(id);
+                    }
+                    (sent, seen)
+                })
+            })
+            .collect();
+        Self { stop, senders }
+    }
+
+    /// Stops the senders once each has had its current message answered.
+    async fn finish(self) -> (Vec<String>, Seen) {
+        self.stop.store(true, Ordering::Relaxed);
+        let (mut all, mut seen) = (Vec::new(), Seen::default());
+        for s in self.senders {
+            let (sent, s) = s.await.expect("a sender panicked");
+            all.extend(sent);
+            seen.merge(s);
+        }
+        (all, seen)
     }
 }
 
@@ -88,7 +154,8 @@ async fn readyz(app: &TestApp) -> u16 {
         .as_u16()
 }
 
-/// Every message Bob's device has waiting, by `client`-side tag.
+/// Every message Bob's device has waiting, by client message id, in the
+/// order they were stored.
 async fn bobs_messages(app: &TestApp, bob: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let mut after = 0;
@@ -105,7 +172,8 @@ async fn bobs_messages(app: &TestApp, bob: &Value) -> Vec<String> {
             return out;
         }
         for i in &items {
-            out.push(i["ciphertext"].as_str().expect("body").to_owned());
+            let body = i["ciphertext"].as_str().expect("body");
+            out.push(body.trim_start_matches("QQQ").to_owned());
         }
         after = items.last().expect("last")["cursor"]
             .as_i64()
@@ -113,8 +181,39 @@ async fn bobs_messages(app: &TestApp, bob: &Value) -> Vec<String> {
     }
 }
 
+/// Each message answered `sent` is stored once, and each sender's in the
+/// order it sent them; nothing else is stored.
+fn assert_each_once_in_order(stored: &[String], sent: &[String]) {
+    let mut a = stored.to_vec();
+    let mut b = sent.to_vec();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "stored versus answered `sent`");
+    let mut by_sender: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
+    for id in stored {
+        let sender = id.split('x').next().expect("prefix");
+        by_sender.entry(sender).or_default().push(id);
+    }
+    for (sender, ids) in by_sender {
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "{sender}'s messages out of order: {ids:?}"
+        );
+    }
+}
+
+/// Lets the load run until every sender has `n` more messages answered.
+async fn until_progress(app: &TestApp, bob: &Value, more: usize) {
+    let before = bobs_messages(app, bob).await.len();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while bobs_messages(app, bob).await.len() < before + more {
+        assert!(Instant::now() < deadline, "the load made no progress");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_going_away_keeps_requests_and_messages_working_and_the_node_heals() {
+async fn redis_dying_under_load_keeps_requests_and_messages_working_and_the_node_heals() {
     let Some(mut redis) = RedisProcess::start() else {
         return;
     };
@@ -131,28 +230,28 @@ async fn redis_going_away_keeps_requests_and_messages_working_and_the_node_heals
     };
     let mut seen = Seen::default();
     let (alice, bob, conv) = pair(&app).await;
-    send_until_sent(
-        &app,
-        &mut seen,
-        &alice,
-        &message(&conv, "before", &bob),
-        Duration::ZERO,
-    )
-    .await;
-
     // Carol logs in below (a login adds a device; hers are in no conversation).
     app.register("carol@example.org", PW).await;
+
+    let load = Load::start(&app.api, &alice, &bob, &conv, 4);
+    until_progress(&app, &bob, 20).await;
     redis.kill();
     // Authenticated requests answer from the database.
     let r = app.get_auth("/v1/account", &tok(&alice)).await;
     assert_eq!(seen.note("account", r.status), 200, "{:?}", r.body);
     let r = app.get_auth("/v1/devices", &tok(&bob)).await;
     assert_eq!(seen.note("devices", r.status), 200, "{:?}", r.body);
-    // Messaging goes on (its limits fail open; delivery falls back to the outbox).
-    for i in 0..5 {
-        let body = message(&conv, &format!("during{i}"), &bob);
-        send_until_sent(&app, &mut seen, &alice, &body, Duration::from_secs(20)).await;
+    // And without waiting on Redis each time: once it proved unreachable,
+    // commands fail at once for a moment (they took seconds each before).
+    let started = Instant::now();
+    for _ in 0..10 {
+        let r = app.get_auth("/v1/devices", &tok(&bob)).await;
+        assert_eq!(seen.note("devices", r.status), 200, "{:?}", r.body);
     }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "10 requests took {took:?}");
+    // Messaging goes on (its limits fail open; delivery falls back to the outbox).
+    until_progress(&app, &bob, 20).await;
     // Login guards a password: its limit fails closed.
     let r = app.login("carol@example.org", PW, json!({})).await;
     assert_eq!(seen.note("login", r.status), 503, "{:?}", r.body);
@@ -177,28 +276,68 @@ async fn redis_going_away_keeps_requests_and_messages_working_and_the_node_heals
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(seen.note("readyz", readyz(&app).await), 200);
-    send_until_sent(
-        &app,
-        &mut seen,
-        &alice,
-        &message(&conv, "after", &bob),
-        Duration::from_secs(20),
-    )
-    .await;
-    let mut got = bobs_messages(&app, &bob).await;
-    got.sort();
-    let mut want: Vec<String> = ["before", "after"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .chain((0..5).map(|i| format!("during{i}")))
-        .map(|id| format!("QQQ{id}"))
-        .collect();
-    want.sort();
-    assert_eq!(got, want, "each message once");
+    until_progress(&app, &bob, 20).await;
+    let (sent, load_seen) = load.finish().await;
+    seen.merge(load_seen);
+    assert_each_once_in_order(&bobs_messages(&app, &bob).await, &sent);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_database_going_away_answers_503_in_bounded_time_and_the_node_heals() {
+async fn postgresql_crashing_under_load_answers_503_quickly_loses_nothing_and_the_node_heals() {
+    let Some(mut pg) = PgProcess::start() else {
+        return;
+    };
+    let url = pg.url();
+    let Some(app) = common::spawn_app_with(common::Backend::PostgresRedis, move |c| {
+        c.database_url = Some(url);
+    })
+    .await
+    else {
+        return;
+    };
+    let mut seen = Seen::default();
+    let (alice, bob, conv) = pair(&app).await;
+    let load = Load::start(&app.api, &alice, &bob, &conv, 4);
+    until_progress(&app, &bob, 20).await;
+
+    pg.kill();
+    // Bounded: every request is refused within the connect timeout, never
+    // hanging, never a 500; the senders keep retrying meanwhile.
+    for _ in 0..3 {
+        let started = Instant::now();
+        let r = app.get_auth("/v1/conversations", &tok(&alice)).await;
+        let took = started.elapsed();
+        assert_eq!(seen.note("conversations", r.status), 503, "{:?}", r.body);
+        assert_eq!(r.code(), "database_unavailable", "{:?}", r.body);
+        assert!(took < Duration::from_secs(6), "took {took:?}");
+    }
+    assert_eq!(seen.note("readyz", readyz(&app).await), 503);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    pg.restart().expect("PostgreSQL back");
+    // The node heals by itself; the senders' retries go through.
+    let started = Instant::now();
+    while readyz(&app).await != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "readyz stays 503"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = app.get_auth("/v1/conversations", &tok(&alice)).await;
+    assert_eq!(seen.note("conversations", r.status), 200, "{:?}", r.body);
+    let (sent, load_seen) = load.finish().await;
+    seen.merge(load_seen);
+    assert!(
+        seen.count("send", 503) > 0,
+        "the crash never reached a sender: {:?}",
+        seen.0.get("send").map(Vec::len)
+    );
+    assert_each_once_in_order(&bobs_messages(&app, &bob).await, &sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_from_the_database_answers_503_in_bounded_time_and_the_node_heals() {
     // The test PostgreSQL's host:port, reached through a proxy the test cuts.
     let admin = vestnik_testkit::pg_url();
     let host_port = admin
@@ -228,7 +367,7 @@ async fn the_database_going_away_answers_503_in_bounded_time_and_the_node_heals(
     let mut seen = Seen::default();
     let (alice, bob, conv) = pair(&app).await;
     send_until_sent(
-        &app,
+        &app.api,
         &mut seen,
         &alice,
         &message(&conv, "m0", &bob),
@@ -258,7 +397,7 @@ async fn the_database_going_away_answers_503_in_bounded_time_and_the_node_heals(
     // The client retries m1 (same id) and goes on; the node heals itself.
     for id in ["m1", "m2", "m3"] {
         send_until_sent(
-            &app,
+            &app.api,
             &mut seen,
             &alice,
             &message(&conv, id, &bob),
@@ -268,9 +407,5 @@ async fn the_database_going_away_answers_503_in_bounded_time_and_the_node_heals(
     }
     assert_eq!(seen.note("readyz", readyz(&app).await), 200);
     let got = bobs_messages(&app, &bob).await;
-    assert_eq!(
-        got,
-        ["QQQm0", "QQQm1", "QQQm2", "QQQm3"],
-        "each once, in order"
-    );
+    assert_eq!(got, ["m0", "m1", "m2", "m3"], "each once, in order");
 }

@@ -1,7 +1,7 @@
-//! A node reaches PostgreSQL (`sslmode=require`; the test server's
-//! certificate is self-signed) and Redis (`rediss://`, a server the test
-//! starts with a certificate of its own, trusted through `redis_ca_file`)
-//! over TLS, and everything that crosses Redis works: the token cache, rate
+//! A node reaches PostgreSQL (`sslmode=verify-full`, a server the test
+//! starts with a certificate from a CA of its own, trusted through
+//! `sslrootcert`) and Redis (`rediss://`, likewise, trusted through
+//! `redis_ca_file`) over TLS, and everything that crosses Redis works: the token cache, rate
 //! limits, presence and revocation signals.
 mod common;
 
@@ -9,6 +9,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
+use vestnik_testkit::pg_process::PgProcess;
 use vestnik_testkit::redis_process::RedisProcess;
 
 const PW: &str = "correct horse battery staple";
@@ -22,15 +23,20 @@ async fn a_node_talks_to_postgresql_and_redis_over_tls() {
     let Some(redis) = RedisProcess::start_tls() else {
         return;
     };
+    let Some(pg) = PgProcess::start_tls() else {
+        return;
+    };
     let (url, ca) = (redis.url(), redis.ca_file());
     assert!(url.starts_with("rediss://"));
+    let database = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        pg.url(),
+        pg.ca_file().expect("a TLS server").display()
+    );
     let Some(app) = common::spawn_app_with(common::Backend::PostgresRedis, move |c| {
         c.redis_url = Some(url);
         c.redis_ca_file = Some(ca);
-        c.database_url = c
-            .database_url
-            .as_ref()
-            .map(|u| format!("{u}?sslmode=require"));
+        c.database_url = Some(database);
     })
     .await
     else {

@@ -3,6 +3,8 @@
 //! ([`server::TestServer`]). Outside CI a missing service skips (with a loud
 //! SKIPPED line); with `CI=true` it is a failure.
 
+pub mod certs;
+pub mod pg_process;
 pub mod proxy;
 pub mod redis_process;
 pub mod server;

@@ -47,7 +47,11 @@ impl RedisProcess {
             dir,
             tls,
         };
-        let certified = if tls { r.make_certificate() } else { Ok(()) };
+        let certified = if tls {
+            crate::certs::make(&r.dir).map(drop)
+        } else {
+            Ok(())
+        };
         let started = certified.and_then(|()| r.restart());
         if let Err(e) = started {
             if crate::in_ci() {
@@ -63,80 +67,6 @@ impl RedisProcess {
     pub fn url(&self) -> String {
         let scheme = if self.tls { "rediss" } else { "redis" };
         format!("{scheme}://127.0.0.1:{}", self.port)
-    }
-
-    /// A CA of its own and a server certificate for 127.0.0.1 it signed
-    /// (webpki refuses a self-signed CA certificate as the server's own).
-    fn make_certificate(&self) -> std::io::Result<()> {
-        let d = &self.dir;
-        std::fs::write(
-            d.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-        )?;
-        let steps: [Vec<std::ffi::OsString>; 3] = [
-            [
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=vestnik test CA",
-                "-keyout",
-            ]
-            .iter()
-            .map(Into::into)
-            .chain([
-                d.join("ca.key").into(),
-                "-out".into(),
-                self.ca_file().into(),
-            ])
-            .collect(),
-            [
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-keyout",
-            ]
-            .iter()
-            .map(Into::into)
-            .chain([
-                d.join("key.pem").into(),
-                "-out".into(),
-                d.join("server.csr").into(),
-            ])
-            .collect(),
-            ["x509", "-req", "-days", "1", "-set_serial", "1", "-in"]
-                .iter()
-                .map(Into::into)
-                .chain([
-                    d.join("server.csr").into(),
-                    "-CA".into(),
-                    self.ca_file().into(),
-                    "-CAkey".into(),
-                    d.join("ca.key").into(),
-                    "-extfile".into(),
-                    d.join("server.ext").into(),
-                    "-out".into(),
-                    d.join("cert.pem").into(),
-                ])
-                .collect(),
-        ];
-        for args in steps {
-            let out = Command::new("openssl").args(&args).output()?;
-            if !out.status.success() {
-                return Err(std::io::Error::other(format!(
-                    "openssl: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                )));
-            }
-        }
-        Ok(())
     }
 
     /// Kills it (SIGKILL: nothing is flushed, as in a crash).

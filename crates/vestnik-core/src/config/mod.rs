@@ -88,6 +88,10 @@ pub struct Config {
     /// How long a socket whose access token expired waits for a `reauth`
     /// frame before it closes with 4002. default: 30
     pub ws_reauth_grace_secs: u32,
+    /// A socket silent this long (no frame, no pong, whether or not it
+    /// reads) is closed with 4005; the server pings every third of it.
+    /// default: 75
+    pub ws_idle_secs: u32,
     /// Take the client address from the last `X-Forwarded-For` hop (behind a proxy). default: false
     pub trust_forwarded_for: bool,
     /// Origins allowed by CORS (exact match). default: none
@@ -208,6 +212,7 @@ impl Default for Config {
             ws_sockets_per_device: 4,
             ws_sockets_per_ip: 256,
             ws_reauth_grace_secs: 30,
+            ws_idle_secs: 75,
             trust_forwarded_for: false,
             cors_origins: Vec::new(),
             db_pool_size: 16,

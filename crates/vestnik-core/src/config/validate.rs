@@ -101,6 +101,9 @@ impl Config {
         if !(5..=86_400).contains(&self.access_token_ttl_secs) {
             return Err(bad("access_token_ttl_secs", "expected 5..=86400"));
         }
+        if !(3..=3600).contains(&self.ws_idle_secs) {
+            return Err(bad("ws_idle_secs", "expected 3..=3600"));
+        }
         if !(1..=300).contains(&self.ws_reauth_grace_secs) {
             return Err(bad("ws_reauth_grace_secs", "expected 1..=300"));
         }

@@ -32,10 +32,8 @@ use crate::sockets::SocketSlot;
 use crate::{ApiError, Gateway};
 use vestnik_core::limits::WS_ACKS_IN_FLIGHT as ACKS_IN_FLIGHT;
 use vestnik_core::limits::WS_COALESCE_FRAMES as COALESCE;
-use vestnik_core::limits::WS_IDLE_LIMIT as IDLE_LIMIT;
 pub use vestnik_core::limits::WS_MAX_FRAME_BYTES as MAX_FRAME_BYTES;
 pub use vestnik_core::limits::WS_MAX_IN_FLIGHT as MAX_IN_FLIGHT;
-use vestnik_core::limits::WS_PING_EVERY as PING_EVERY;
 use vestnik_core::limits::WS_WRITE_TIMEOUT as WRITE_TIMEOUT;
 
 /// A single-use ticket for `/v1/ws?ticket=…`, valid 30 seconds.
@@ -160,28 +158,44 @@ async fn close(socket: &mut WebSocket, reason: CloseReason) {
 /// Writes `first` and whatever else is already queued behind it with one
 /// flush: under load a socket gets several frames per wakeup, and each flush
 /// is a system call.
-async fn forward<F: AsRef<ServerFrame>>(
-    socket: &mut WebSocket,
-    first: F,
-    queue: &mut mpsc::Receiver<F>,
-) -> bool {
+async fn forward<Q: Queued>(socket: &mut WebSocket, first: Q::Frame, queue: &mut Q) -> bool {
     let write = async {
         if !feed_frame(socket, first.as_ref()).await {
             return Err(());
         }
         for _ in 1..COALESCE {
-            match queue.try_recv() {
-                Ok(f) => {
+            match queue.try_next() {
+                Some(f) => {
                     if !feed_frame(socket, f.as_ref()).await {
                         return Err(());
                     }
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         socket.flush().await.map_err(|_| ())
     };
     within(write).await
+}
+
+/// A queue of frames for the socket that `forward` drains without waiting.
+trait Queued {
+    type Frame: AsRef<ServerFrame>;
+    fn try_next(&mut self) -> Option<Self::Frame>;
+}
+
+impl Queued for mpsc::Receiver<Box<ServerFrame>> {
+    type Frame = Box<ServerFrame>;
+    fn try_next(&mut self) -> Option<Self::Frame> {
+        self.try_recv().ok()
+    }
+}
+
+impl Queued for Connection {
+    type Frame = Arc<ServerFrame>;
+    fn try_next(&mut self) -> Option<Self::Frame> {
+        self.try_recv()
+    }
 }
 
 fn error_frame(e: ApiError, client_msg_id: Option<String>) -> ServerFrame {
@@ -291,7 +305,8 @@ async fn run(
         sends: &in_flight,
         acks: &acks_in_flight,
     };
-    let mut ping = tokio::time::interval(PING_EVERY);
+    let idle_limit = gw.settings.ws_idle;
+    let mut ping = tokio::time::interval(idle_limit / 3);
     ping.tick().await;
     let mut last_heard = Instant::now();
     loop {
@@ -300,8 +315,8 @@ async fn run(
             // next frame: once its session ended nothing more it sends is
             // taken.
             biased;
-            f = conn.rx.recv() => match f {
-                Some(f) => if !forward(socket, f, &mut conn.rx).await { return None },
+            f = conn.recv() => match f {
+                Some(f) => if !forward(socket, f, conn).await { return None },
                 None => return Some(conn.close_reason()),
             },
             Some(f) = out_rx.recv() => if !forward(socket, f, &mut out_rx).await { return None },
@@ -349,7 +364,7 @@ async fn run(
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
             },
             _ = ping.tick() => {
-                if last_heard.elapsed() > IDLE_LIMIT {
+                if last_heard.elapsed() > idle_limit {
                     return Some(CloseReason::Idle);
                 }
                 if !within(socket.send(Message::Ping(Vec::new().into()))).await {

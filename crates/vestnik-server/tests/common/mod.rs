@@ -24,6 +24,7 @@ pub use vestnik_testkit::server::redis_reachable;
 pub use vestnik_testkit::{Backend, TestServer};
 
 /// A server reached over HTTP: its address and data directory (mail files).
+#[derive(Clone)]
 pub struct Http {
     pub base: String,
     pub http: reqwest::Client,

@@ -115,8 +115,7 @@ async fn a_client_that_refreshed_over_http_keeps_its_socket_without_being_asked(
     // newer token carries it, and nothing is asked.
     tokio::time::sleep(Duration::from_secs(11).saturating_sub(connected.elapsed())).await;
     ping(&mut ws).await.expect("open");
-    assert_eq!(
-        next_frame(&mut ws, Duration::from_secs(2)).await["type"],
-        "pong"
-    );
+    // Generous: with the whole suite running, a frame can take seconds.
+    let f = next_frame(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(f["type"], "pong", "{f}");
 }

@@ -3,11 +3,13 @@
 //! that opens sockets in a loop keeps only a few.
 use super::*;
 use futures::SinkExt;
+use tokio::io::AsyncReadExt;
 
 on_both_backends!(
     presence_subscriptions_behind_a_burst_of_sends_do_not_wedge_the_connection,
     a_client_that_stops_reading_is_cut_off_and_loses_nothing,
     sockets_opened_in_a_loop_keep_only_the_newest_per_device_and_a_few_per_address,
+    a_silent_socket_is_closed_after_the_idle_limit_whether_or_not_it_reads,
 );
 
 async fn pair(app: &TestApp) -> (Value, Value, Value) {
@@ -192,4 +194,71 @@ async fn sockets_opened_in_a_loop_keep_only_the_newest_per_device_and_a_few_per_
     drop(old);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _t = socket(&app.base, &token(&tablet)).await;
+}
+
+async fn a_silent_socket_is_closed_after_the_idle_limit_whether_or_not_it_reads(backend: Backend) {
+    let Some(app) = app_with(backend, |c| c.ws_idle_secs = 3).await else {
+        return;
+    };
+    let phone = app.register("alice@example.org", PW).await;
+    let laptop = app.login("alice@example.org", PW, json!({})).await.body;
+    // The phone's socket is a bare TCP connection that does the handshake
+    // and then neither reads nor writes: its pings go unanswered (a
+    // WebSocket library would answer them as soon as it read). The laptop's
+    // only reads, so its library answers them.
+    let mut deaf = deaf_socket(&app.base, &token(&phone)).await;
+    let mut listening = socket(&app.base, &token(&laptop)).await;
+    let listener = tokio::spawn(async move {
+        let mut frames = 0;
+        while let Some(Ok(_)) = listening.next().await {
+            frames += 1;
+        }
+        frames
+    });
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(app.gw.realtime.hub().is_online(&device_id(&phone)));
+    while app.gw.realtime.hub().is_online(&device_id(&phone)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "the silent socket is still held"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "closed before the idle limit: {:?}",
+        started.elapsed()
+    );
+    // Everything the server wrote waits unread: pings, then a close frame
+    // with 4005 (unmasked: 0x88, length, the code big-endian).
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), deaf.read_to_end(&mut bytes))
+        .await
+        .expect("the server ended the connection")
+        .expect("read");
+    let idle = [0x88, 2 + 4, 0x0f, 0xa5];
+    assert!(
+        bytes.windows(4).any(|w| w == idle),
+        "no close frame with 4005 in what the server sent"
+    );
+    // Well past the limit, the socket that answers pings is still held.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(app.gw.realtime.hub().is_online(&device_id(&laptop)));
+    assert!(!listener.is_finished(), "the listening socket was closed");
+    listener.abort();
+}
+
+/// A WebSocket handshake by hand on a bare TCP connection, then nothing.
+async fn deaf_socket(base: &str, token: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let host = base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let upgrade = format!(
+        "GET /v1/ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    );
+    tcp.write_all(upgrade.as_bytes()).await.expect("handshake");
+    tcp
 }
