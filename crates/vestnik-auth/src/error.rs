@@ -82,6 +82,12 @@ pub enum AuthError {
     /// The verification mail could not be sent.
     #[error("mail could not be sent: {0}")]
     Mail(#[from] vestnik_mail::MailError),
+    /// The signed-in account's password, asked again to confirm a change, was wrong.
+    #[error("the password is wrong")]
+    WrongPassword,
+    /// Another account took the new address while the change waited for its code.
+    #[error("the address belongs to another account")]
+    EmailTaken,
     /// A shared limiter guarding this action cannot be asked (it fails
     /// closed), or password hashing is saturated: retry shortly.
     #[error("busy; retry shortly")]

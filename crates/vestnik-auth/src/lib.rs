@@ -6,6 +6,7 @@
 #![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 #![warn(missing_docs)]
 
+mod account;
 pub mod device;
 mod directory;
 mod error;

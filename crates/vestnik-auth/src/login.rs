@@ -62,7 +62,8 @@ impl AuthService {
             return Err(AuthError::AccountDisabled);
         }
         if user.totp_enabled() {
-            self.second_factor(meta, &user, req).await?;
+            self.second_factor(meta, &user, req.totp.as_ref(), req.recovery_code.as_ref())
+                .await?;
         }
 
         new_device.user_id = user.id.clone();
@@ -84,13 +85,16 @@ impl AuthService {
         Ok(tokens)
     }
 
-    async fn second_factor(
+    /// Checks a TOTP code or a recovery code of an account with 2FA on;
+    /// a failure counts towards proof of work.
+    pub(crate) async fn second_factor(
         &self,
         meta: &RequestMeta,
         user: &UserRow,
-        req: &LoginRequest,
+        totp: Option<&vestnik_proto::Secret>,
+        recovery_code: Option<&vestnik_proto::Secret>,
     ) -> Result<(), AuthError> {
-        let ok = match (&req.totp, &req.recovery_code) {
+        let ok = match (totp, recovery_code) {
             (Some(code), _) => self.check_totp(user, code.expose()).await?,
             (None, Some(rc)) => {
                 let used = self.use_recovery_code(user, rc.expose()).await?;

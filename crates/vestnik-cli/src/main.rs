@@ -108,8 +108,46 @@ enum Command {
         #[command(subcommand)]
         command: TwoFactorCommand,
     },
+    /// The account's password
+    Password {
+        #[command(subcommand)]
+        command: PasswordCommand,
+    },
+    /// Move the account to another e-mail address: a code is mailed there,
+    /// then asked for
+    Email {
+        /// The new address
+        #[arg(long)]
+        to: String,
+    },
     /// Log this device out (its keys leave the server)
     Logout,
+}
+
+#[derive(Subcommand)]
+enum PasswordCommand {
+    /// Change it: the current one is asked (or VESTNIK_PASSWORD), the new
+    /// one twice (or VESTNIK_NEW_PASSWORD)
+    Change {
+        /// Also sign out every other device of the account
+        #[arg(long)]
+        sign_out_others: bool,
+    },
+    /// Forgotten: mails a code, then asks for it and a new password (twice,
+    /// or VESTNIK_NEW_PASSWORD). Every device of the account is signed out.
+    Reset {
+        #[arg(long)]
+        email: String,
+        /// The mailed code, if you already have one
+        #[arg(long)]
+        code: Option<String>,
+        /// Current authenticator code, when 2FA is on
+        #[arg(long)]
+        totp: Option<String>,
+        /// A recovery code instead of --totp
+        #[arg(long)]
+        recovery_code: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -130,11 +168,33 @@ fn read_line(prompt: &str) -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+/// A password typed without echo on the terminal.
+fn typed_password(prompt: &str) -> anyhow::Result<String> {
+    rpassword::prompt_password(prompt).with_context(|| {
+        "no terminal to type the password on; set VESTNIK_PASSWORD (and VESTNIK_NEW_PASSWORD)"
+    })
+}
+
+/// The account's password: VESTNIK_PASSWORD, else typed without echo.
 fn password() -> anyhow::Result<String> {
     match std::env::var("VESTNIK_PASSWORD") {
         Ok(p) => Ok(p),
-        Err(_) => read_line("password: "),
+        Err(_) => typed_password("password: "),
     }
+}
+
+/// A password being chosen: from `var`, else typed twice without echo (a
+/// typo would lock the account out).
+fn new_password(var: &str) -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var(var) {
+        return Ok(p);
+    }
+    let first = typed_password("new password: ")?;
+    let again = typed_password("new password again: ")?;
+    if first != again {
+        bail!("the two passwords differ; nothing was changed");
+    }
+    Ok(first)
 }
 
 async fn open(profile: &Profile) -> anyhow::Result<Client> {
@@ -229,10 +289,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     read_line(&format!("code mailed to {email}: "))?
                 }
             };
-            let pw = password()?;
+            let pw = new_password("VESTNIK_PASSWORD")?;
             let client =
-                Client::register(profile.config(&server(), true)?, &email, code.trim(), &pw)
-                    .await?;
+                match Client::register(profile.config(&server(), true)?, &email, code.trim(), &pw)
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        profile.discard_device();
+                        return Err(e.into());
+                    }
+                };
             profile.save(&ProfileFile {
                 server_url: server(),
                 email: email.clone(),
@@ -262,7 +329,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let pw = password()?;
             let client =
-                Client::login(profile.config(&server(), true)?, &email, &pw, second).await?;
+                match Client::login(profile.config(&server(), true)?, &email, &pw, second).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // A refused login leaves no half-made profile behind.
+                        profile.discard_device();
+                        return Err(e.into());
+                    }
+                };
             profile.save(&ProfileFile {
                 server_url: server(),
                 email: email.clone(),
@@ -435,6 +509,75 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("2FA is off");
                 }
             }
+            client.close().await;
+        }
+        Command::Password {
+            command: PasswordCommand::Change { sign_out_others },
+        } => {
+            let client = open(&profile).await?;
+            let current = password()?;
+            let new = new_password("VESTNIK_NEW_PASSWORD")?;
+            client
+                .change_password(&current, &new, sign_out_others)
+                .await?;
+            println!(
+                "password changed{}",
+                if sign_out_others {
+                    "; every other device is signed out"
+                } else {
+                    ""
+                }
+            );
+            client.close().await;
+        }
+        Command::Password {
+            command:
+                PasswordCommand::Reset {
+                    email,
+                    code,
+                    totp,
+                    recovery_code,
+                },
+        } => {
+            let server = profile
+                .load()
+                .map(|f| f.server_url)
+                .unwrap_or_else(|_| server());
+            let code = match code {
+                Some(c) => c,
+                None => {
+                    Client::request_password_reset(&server, &email).await?;
+                    read_line(&format!("code mailed to {email}: "))?
+                }
+            };
+            let second = match (totp, recovery_code) {
+                (Some(t), _) => Some(SecondFactor::Totp(t)),
+                (None, Some(r)) => Some(SecondFactor::RecoveryCode(r)),
+                _ => None,
+            };
+            let new = new_password("VESTNIK_NEW_PASSWORD")?;
+            Client::reset_password(&server, &email, &code, &new, second).await?;
+            println!(
+                "password reset; every device of {email} is signed out: log in again{}",
+                if profile.exists() {
+                    format!(
+                        " (this profile, {}, is signed out too)",
+                        profile.dir.display()
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Command::Email { to } => {
+            let client = open(&profile).await?;
+            client.request_email_change(&password()?, &to).await?;
+            let code = read_line(&format!("code mailed to {to}: "))?;
+            let account = client.confirm_email_change(&code).await?;
+            let mut file = profile.load()?;
+            file.email = account.email.clone();
+            profile.save(&file)?;
+            println!("the account's address is now {}", account.email);
             client.close().await;
         }
         Command::Logout => {

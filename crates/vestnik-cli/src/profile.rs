@@ -34,6 +34,19 @@ impl Profile {
         self.store_path().exists()
     }
 
+    /// Removes the device files a refused register or login left (the
+    /// store and its key), and nothing else of the directory, which the
+    /// user chose and may hold other things.
+    pub fn discard_device(&self) {
+        let store = self.store_path();
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = store.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+        let _ = std::fs::remove_file(self.key_path());
+    }
+
     /// The key sealing the store: 32 random bytes in a 0600 file beside it
     /// (what a desktop messenger keeps in the OS key store).
     fn store_key(&self, create: bool) -> anyhow::Result<StoreKey> {

@@ -56,12 +56,20 @@ async fn server(postgres_redis: bool) -> Option<Server> {
     })
 }
 
+/// The newest code mailed to `email` (mail files are named in sending order).
 fn code_for(mail: &Path, email: &str) -> Option<String> {
-    for e in std::fs::read_dir(mail).ok()?.flatten() {
-        let text = std::fs::read_to_string(e.path()).ok()?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(mail)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    for f in files.iter().rev() {
+        let text = std::fs::read_to_string(f).ok()?;
         if text.contains(&format!("To: {email}")) {
-            let i = text.find("verification code is ")?;
-            return Some(text[i + 21..i + 27].to_owned());
+            // Registration, password reset and address codes alike.
+            let i = text.find(" code is ")? + " code is ".len();
+            return Some(text[i..i + 6].to_owned());
         }
     }
     None
@@ -124,6 +132,116 @@ fn register(profile: &Path, server: &Server, email: &str) {
         .expect("type the code");
     let out = child.wait_with_output().expect("wait");
     assert!(ok(&out).contains(&format!("registered {email}")));
+}
+
+/// Runs a command that has a code mailed to `email` and then reads it from
+/// stdin, typing the code as a person would.
+fn with_mailed_code(
+    profile: &Path,
+    server: &Server,
+    args: &[&str],
+    env: &[(&str, &str)],
+    email: &str,
+) -> Output {
+    let mails = |dir: &Path| {
+        std::fs::read_dir(dir).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| {
+                    std::fs::read_to_string(e.path())
+                        .is_ok_and(|t| t.contains(&format!("To: {email}")))
+                })
+                .count()
+        })
+    };
+    let mail_dir = server.data.join("mail");
+    let before = mails(&mail_dir);
+    let mut child = Command::new(BIN)
+        .arg("--profile")
+        .arg(profile)
+        .arg("--server")
+        .arg(&server.base)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mails(&mail_dir) == before {
+        assert!(Instant::now() < deadline, "no code mailed to {email}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let code = code_for(&mail_dir, email).expect("a code");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{code}\n").as_bytes())
+        .expect("type the code");
+    child.wait_with_output().expect("wait")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_terminal_client_changes_resets_and_moves_the_account() {
+    let Some(server) = server(false).await else {
+        return;
+    };
+    const NEW: &str = "another horse, another battery";
+    const THIRD: &str = "a third horse and battery";
+    let (laptop, phone, desk) = (tmp("laptop"), tmp("phone"), tmp("desk"));
+    register(&laptop, &server, "alice@example.org");
+    ok(&chat(
+        &phone,
+        &server,
+        &["login", "--email", "alice@example.org"],
+    ));
+
+    let out = chat_env(
+        &laptop,
+        &server,
+        &["password", "change", "--sign-out-others"],
+        &[("VESTNIK_NEW_PASSWORD", NEW)],
+    );
+    assert!(ok(&out).contains("every other device is signed out"));
+    // The phone was signed out; the old password no longer signs in.
+    assert!(!chat(&phone, &server, &["devices"]).status.success());
+    assert!(
+        !chat(&desk, &server, &["login", "--email", "alice@example.org"])
+            .status
+            .success()
+    );
+
+    // A new address, confirmed with the code mailed there.
+    let out = with_mailed_code(
+        &laptop,
+        &server,
+        &["email", "--to", "alice@new.example.org"],
+        &[("VESTNIK_PASSWORD", NEW)],
+        "alice@new.example.org",
+    );
+    assert!(ok(&out).contains("address is now alice@new.example.org"));
+
+    // Forgotten password: a code to the (new) address, every device out.
+    let out = with_mailed_code(
+        &desk,
+        &server,
+        &["password", "reset", "--email", "alice@new.example.org"],
+        &[("VESTNIK_NEW_PASSWORD", THIRD)],
+        "alice@new.example.org",
+    );
+    assert!(ok(&out).contains("password reset"));
+    assert!(!chat(&laptop, &server, &["devices"]).status.success());
+    let out = chat_env(
+        &desk,
+        &server,
+        &["login", "--email", "alice@new.example.org"],
+        &[("VESTNIK_PASSWORD", THIRD)],
+    );
+    assert!(ok(&out).contains("logged in alice@new.example.org"));
+    for p in [laptop, phone, desk] {
+        let _ = std::fs::remove_dir_all(p);
+    }
 }
 
 fn tmp(name: &str) -> PathBuf {

@@ -112,6 +112,27 @@ pub(crate) async fn call_public<B: Serialize, T: DeserializeOwned>(
         .map_err(|e| ClientError::Protocol(format!("{path}: expected its JSON answer, got: {e}")))
 }
 
+/// Like [`call_public`], for an answer without a body (204).
+pub(crate) async fn call_public_unit<B: Serialize>(
+    http: &reqwest::Client,
+    base: &str,
+    method: Method,
+    path: &str,
+    body: &B,
+) -> Result<()> {
+    let res = http
+        .request(method, format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await?;
+    let status = res.status();
+    if !status.is_success() {
+        let bytes = res.bytes().await?;
+        return Err(api_error(status, &bytes));
+    }
+    Ok(())
+}
+
 /// The authenticated REST client of one device.
 pub(crate) struct Api {
     http: reqwest::Client,

@@ -92,6 +92,8 @@ pub enum Action {
     TwoFactorChange,
     /// Failed password or code checks when disabling two-factor, per account.
     TwoFactorDisableFailures,
+    /// Password changes, e-mail changes and password resets, per account.
+    AccountChange,
 }
 
 /// An action's row in the table.
@@ -116,7 +118,7 @@ use WhenUnavailable::{FailClosed, FailOpen};
 
 impl Action {
     /// Every action, in the README's order.
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 17] = [
         Action::Requests,
         Action::AuthAttempts,
         Action::AuthPerEmail,
@@ -133,6 +135,7 @@ impl Action {
         Action::UploadGrant,
         Action::TwoFactorChange,
         Action::TwoFactorDisableFailures,
+        Action::AccountChange,
     ];
 
     /// The action's row.
@@ -168,7 +171,7 @@ impl Action {
                 legacy_key: Some("rate_auth_ip_per_minute"),
                 ..row(
                     "auth_attempts",
-                    "register, verify, login, refresh, 2FA disable, per client address",
+                    "register, verify, login, refresh, 2FA disable, password and e-mail changes and resets, per client address",
                     Rate::new(60, 60),
                     Cluster,
                     FailClosed,
@@ -272,6 +275,13 @@ impl Action {
                 "two_factor_disable_failures",
                 "wrong password or code when disabling 2FA, per account",
                 Rate::new(5, 3600),
+                Cluster,
+                FailClosed,
+            ),
+            Action::AccountChange => row(
+                "account_change",
+                "password change, e-mail change and password reset attempts, per account",
+                Rate::new(10, 3600),
                 Cluster,
                 FailClosed,
             ),

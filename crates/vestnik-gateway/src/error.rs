@@ -143,6 +143,8 @@ impl From<AuthError> for ApiError {
             }
             AuthError::BadCredentials => Self::new(S::UNAUTHORIZED, "invalid_credentials", msg),
             AuthError::TotpRequired => Self::new(S::UNAUTHORIZED, "totp_required", msg),
+            AuthError::WrongPassword => Self::new(S::FORBIDDEN, "wrong_password", msg),
+            AuthError::EmailTaken => Self::new(S::CONFLICT, "email_taken", msg),
             AuthError::InvalidTotp => Self::new(S::UNAUTHORIZED, "invalid_totp", msg),
             AuthError::TotpAlreadyEnabled => Self::new(S::CONFLICT, "totp_already_enabled", msg),
             AuthError::TotpNotEnabled => Self::new(S::CONFLICT, "totp_not_enabled", msg),

@@ -112,6 +112,11 @@ fn is_auth_class(path: &str) -> bool {
             | "/v1/auth/login"
             | "/v1/auth/refresh"
             | "/v1/auth/2fa/disable"
+            | "/v1/auth/password-reset"
+            | "/v1/auth/password-reset/confirm"
+            | "/v1/account/password"
+            | "/v1/account/email"
+            | "/v1/account/email/confirm"
     )
 }
 

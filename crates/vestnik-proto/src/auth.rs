@@ -185,6 +185,79 @@ pub struct TotpDisableRequest {
     pub code: Secret,
 }
 
+/// A new password for the signed-in account, confirmed by the current one.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeRequest {
+    /// The password now (a wrong one: 401 `bad_credentials`).
+    #[schema(value_type = String, min_length = 1, max_length = 1024)]
+    pub current_password: Secret,
+    /// 8-128 characters, not a common password and not the address (else 422 `weak_password`).
+    #[schema(value_type = String, min_length = 8, max_length = 128)]
+    pub new_password: Secret,
+    /// Also sign out every other device of the account (this one stays).
+    #[serde(default)]
+    pub sign_out_other_devices: bool,
+}
+
+/// Asks for a password-reset code by mail. The answer is the same whether
+/// or not the address has an account.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    /// The account's address.
+    #[schema(schema_with = crate::schema::email)]
+    pub email: String,
+    /// The solved puzzle, when an earlier answer was 403 `proof_of_work_required`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pow: Option<PowSolution>,
+}
+
+/// Sets a new password with the mailed code (and the second factor when 2FA
+/// is on). Every session of the account ends; its devices' keys stay.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirm {
+    /// The account's address.
+    #[schema(schema_with = crate::schema::email)]
+    pub email: String,
+    /// The code from the mail (a wrong one: 422 `invalid_code`).
+    #[schema(value_type = String, pattern = "^[0-9]{6}$", min_length = 6, max_length = 6)]
+    pub code: Secret,
+    /// 8-128 characters, not a common password and not the address (else 422 `weak_password`).
+    #[schema(value_type = String, min_length = 8, max_length = 128)]
+    pub new_password: Secret,
+    /// A current TOTP code, when 2FA is on (else 401 `totp_required`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 64)]
+    pub totp: Option<Secret>,
+    /// Or one of the recovery codes instead of `totp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 64)]
+    pub recovery_code: Option<Secret>,
+}
+
+/// Moves the account to a new address: a code goes there to confirm it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailChangeRequest {
+    /// The account's password.
+    #[schema(value_type = String, min_length = 1, max_length = 1024)]
+    pub password: Secret,
+    /// The new address.
+    #[schema(schema_with = crate::schema::email)]
+    pub new_email: String,
+}
+
+/// The code mailed to the new address.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailChangeConfirm {
+    /// The code from the mail (a wrong one: 422 `invalid_code`).
+    #[schema(value_type = String, pattern = "^[0-9]{6}$", min_length = 6, max_length = 6)]
+    pub code: Secret,
+}
+
 /// Recovery codes, issued when 2FA is enabled.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RecoveryCodes {

@@ -113,6 +113,30 @@ pub trait UserStore: Send + Sync {
     async fn bump_email_code_attempts(&self, email: &str) -> Result<i64>;
     /// Forgets the address's code.
     async fn delete_email_code(&self, email: &str) -> Result<()>;
+    /// Stores a fresh account code unless one for the same purpose was sent
+    /// after `resend_cutoff`; false when throttled.
+    async fn put_account_code(&self, code: &AccountCodeRow, resend_cutoff: i64) -> Result<bool>;
+    /// The account's pending code for `purpose`.
+    async fn account_code(
+        &self,
+        user_id: &str,
+        purpose: CodePurpose,
+    ) -> Result<Option<AccountCodeRow>>;
+    /// Counts a wrong guess; returns the attempts so far.
+    async fn bump_account_code_attempts(&self, user_id: &str, purpose: CodePurpose) -> Result<i64>;
+    /// Consumes the code if it is still the one with `code_hash` (of two
+    /// concurrent uses one wins); false otherwise.
+    async fn consume_account_code(
+        &self,
+        user_id: &str,
+        purpose: CodePurpose,
+        code_hash: &str,
+    ) -> Result<bool>;
+    /// Replaces the account's password hash.
+    async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> Result<()>;
+    /// Moves the account to a new address; `Conflict("email")` when another
+    /// account holds it.
+    async fn set_email(&self, user_id: &str, email: &str, now: i64) -> Result<()>;
     /// Consumes the code, activates the account, creates the first device with
     /// its keys and a session, and records the audit event — all or nothing.
     async fn complete_registration(&self, reg: &CompleteRegistration) -> Result<()>;

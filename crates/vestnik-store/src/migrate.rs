@@ -68,6 +68,12 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_revocations.sql"),
         postgres: include_str!("../migrations/postgres/0009_revocations.sql"),
     },
+    Migration {
+        version: 10,
+        name: "account_codes",
+        sqlite: include_str!("../migrations/sqlite/0010_account_codes.sql"),
+        postgres: include_str!("../migrations/postgres/0010_account_codes.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str =

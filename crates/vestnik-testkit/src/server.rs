@@ -163,13 +163,21 @@ fn mails(data_dir: &std::path::Path, email: &str) -> Vec<String> {
         .collect()
 }
 
-/// The newest verification code mailed to `email` by a server whose data
-/// directory is `data_dir`.
+/// The newest code (registration, password reset, address confirmation)
+/// mailed to `email` by a server whose data directory is `data_dir`.
 pub fn mailed_code(data_dir: &std::path::Path, email: &str) -> Option<String> {
+    const PHRASE: &str = " code is ";
     mails(data_dir, email).iter().rev().find_map(|text| {
-        let idx = text.find("verification code is ")?;
-        text.get(idx + 21..idx + 27).map(str::to_owned)
+        let idx = text.find(PHRASE)? + PHRASE.len();
+        text.get(idx..idx + 6)
+            .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_owned)
     })
+}
+
+/// The newest mail to `email`, headers and body.
+pub fn last_mail(data_dir: &std::path::Path, email: &str) -> Option<String> {
+    mails(data_dir, email).pop()
 }
 
 /// How many mails went to `email`.

@@ -26,6 +26,7 @@ use crate::types::Stats;
 mod account;
 mod channels;
 mod conversations;
+mod credentials;
 mod devices;
 mod groups;
 mod messages;

@@ -1,6 +1,7 @@
 //! One module per area; each handler is small and calls one service method.
 pub mod account;
 pub mod auth;
+pub mod credentials;
 pub mod groups;
 pub mod keys;
 pub mod media;
@@ -37,6 +38,11 @@ pub fn api() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(account::set_presence))
         .routes(routes!(account::devices))
         .routes(routes!(account::revoke_device))
+        .routes(routes!(credentials::change_password))
+        .routes(routes!(credentials::request_password_reset))
+        .routes(routes!(credentials::confirm_password_reset))
+        .routes(routes!(credentials::request_email_change))
+        .routes(routes!(credentials::confirm_email_change))
         .routes(routes!(keys::upload))
         .routes(routes!(keys::count))
         .routes(routes!(keys::claim))

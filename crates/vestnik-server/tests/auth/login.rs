@@ -80,7 +80,10 @@ async fn repeated_failures_demand_a_proof_of_work(app: TestApp) {
 /// Someone holding a session but not the password (or the code) gets five
 /// tries per hour per account; then even the right answer waits.
 /// A new account with 2FA on: its access token, TOTP secret and recovery codes.
-async fn registered_with_2fa(app: &TestApp, email: &str) -> (String, String, Vec<String>) {
+pub(crate) async fn registered_with_2fa(
+    app: &TestApp,
+    email: &str,
+) -> (String, String, Vec<String>) {
     let s = app.register(email, PW).await;
     let t = s["access_token"].as_str().expect("token").to_owned();
     let setup = app.post_auth("/v1/auth/2fa/setup", &t, None).await;

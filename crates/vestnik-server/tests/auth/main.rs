@@ -1,4 +1,5 @@
 //! The auth service end to end over HTTP, on SQLite and on PostgreSQL + Redis.
+mod account_changes;
 #[path = "../common/mod.rs"]
 mod common;
 mod errors_and_audit;

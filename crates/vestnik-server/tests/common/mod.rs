@@ -310,6 +310,10 @@ impl Http {
         vestnik_testkit::server::mails_to(&self.data_dir, email)
     }
 
+    pub fn last_mail(&self, email: &str) -> String {
+        vestnik_testkit::server::last_mail(&self.data_dir, email).unwrap_or_default()
+    }
+
     /// Registers and verifies an account; returns the session tokens.
     pub async fn register(&self, email: &str, password: &str) -> Value {
         let r = self

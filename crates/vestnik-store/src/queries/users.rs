@@ -3,7 +3,8 @@
 use super::dialect::query;
 use super::{audit, devices, Backend};
 use crate::{
-    CompleteRegistration, EmailCodeRow, Result, StoreError, UserRow, UserStatus, UserStore,
+    AccountCodeRow, CodePurpose, CompleteRegistration, EmailCodeRow, Result, StoreError, UserRow,
+    UserStatus, UserStore,
 };
 
 #[async_trait::async_trait]
@@ -82,6 +83,94 @@ impl<S: Backend> UserStore for S {
             .execute(self.write())
             .await?;
         Ok(())
+    }
+
+    async fn put_account_code(&self, c: &AccountCodeRow, resend_cutoff: i64) -> Result<bool> {
+        let stored = query(
+            "INSERT INTO account_codes (user_id, purpose, code_hash, new_email, expires_at, attempts, sent_at)
+             VALUES ($1, $2, $3, $4, $5, 0, $6)
+             ON CONFLICT (user_id, purpose) DO UPDATE SET code_hash = $3, new_email = $4, expires_at = $5, attempts = 0, sent_at = $6
+             WHERE account_codes.sent_at < $7",
+        )
+        .bind(&c.user_id)
+        .bind(&c.purpose)
+        .bind(&c.code_hash)
+        .bind(&c.new_email)
+        .bind(c.expires_at)
+        .bind(c.sent_at)
+        .bind(resend_cutoff)
+        .execute(self.write())
+        .await?;
+        Ok(stored == 1)
+    }
+
+    async fn account_code(
+        &self,
+        user_id: &str,
+        purpose: CodePurpose,
+    ) -> Result<Option<AccountCodeRow>> {
+        Ok(query(
+            "SELECT user_id, purpose, code_hash, new_email, expires_at, attempts, sent_at FROM account_codes
+             WHERE user_id = $1 AND purpose = $2",
+        )
+        .bind(user_id)
+        .bind(purpose.as_str())
+        .fetch_optional(self.write())
+        .await?)
+    }
+
+    async fn bump_account_code_attempts(&self, user_id: &str, purpose: CodePurpose) -> Result<i64> {
+        let n: Option<i64> = query(
+            "UPDATE account_codes SET attempts = attempts + 1 WHERE user_id = $1 AND purpose = $2 RETURNING attempts",
+        )
+        .bind(user_id)
+        .bind(purpose.as_str())
+        .scalar_optional(self.write())
+        .await?;
+        Ok(n.unwrap_or(i64::MAX))
+    }
+
+    async fn consume_account_code(
+        &self,
+        user_id: &str,
+        purpose: CodePurpose,
+        code_hash: &str,
+    ) -> Result<bool> {
+        let n = query(
+            "DELETE FROM account_codes WHERE user_id = $1 AND purpose = $2 AND code_hash = $3",
+        )
+        .bind(user_id)
+        .bind(purpose.as_str())
+        .bind(code_hash)
+        .execute(self.write())
+        .await?;
+        Ok(n == 1)
+    }
+
+    async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> Result<()> {
+        query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+            .bind(user_id)
+            .bind(hash)
+            .bind(now)
+            .execute(self.write())
+            .await?;
+        Ok(())
+    }
+
+    async fn set_email(&self, user_id: &str, email: &str, now: i64) -> Result<()> {
+        let updated = query("UPDATE users SET email = $2, updated_at = $3 WHERE id = $1")
+            .bind(user_id)
+            .bind(email)
+            .bind(now)
+            .execute(self.write())
+            .await;
+        match updated {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Conflict("email"))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn complete_registration(&self, reg: &CompleteRegistration) -> Result<()> {

@@ -59,6 +59,44 @@ impl UserRow {
     }
 }
 
+/// What an [`AccountCodeRow`] confirms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodePurpose {
+    /// Setting a new password without the old one.
+    PasswordReset,
+    /// Moving the account to `new_email`.
+    EmailChange,
+}
+
+impl CodePurpose {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodePurpose::PasswordReset => "password_reset",
+            CodePurpose::EmailChange => "email_change",
+        }
+    }
+}
+
+/// A code mailed to confirm a change to an existing account.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AccountCodeRow {
+    /// The account.
+    pub user_id: String,
+    /// [`CodePurpose::as_str`].
+    pub purpose: String,
+    /// Keyed hash of the code (never the code).
+    pub code_hash: String,
+    /// For an e-mail change: the address the code went to.
+    pub new_email: Option<String>,
+    /// When the code stops working.
+    pub expires_at: i64,
+    /// Wrong guesses so far.
+    pub attempts: i64,
+    /// When it was sent (resends are throttled from this).
+    pub sent_at: i64,
+}
+
 /// The verification code last mailed to an address.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EmailCodeRow {
