@@ -303,6 +303,30 @@ impl AuthService {
         self.account(auth).await
     }
 
+    /// Sets who may find the account by its address.
+    pub async fn set_discovery(
+        &self,
+        meta: &RequestMeta,
+        auth: &SessionAuth,
+        req: &vestnik_proto::DiscoverySettings,
+    ) -> Result<(), AuthError> {
+        self.store
+            .set_find_by_email(&auth.user_id, req.find_by_email.as_str())
+            .await?;
+        self.audit(
+            meta,
+            Some(&auth.user_id),
+            Some(&auth.device_id),
+            "discovery_changed",
+            Some(format!(
+                r#"{{"find_by_email":"{}"}}"#,
+                req.find_by_email.as_str()
+            )),
+        )
+        .await;
+        Ok(())
+    }
+
     async fn signed_in_user(&self, auth: &SessionAuth) -> Result<UserRow, AuthError> {
         self.store
             .user_by_id(&auth.user_id)

@@ -138,7 +138,10 @@ impl AuthService {
         self.rate_limit(Action::LookupUser, &auth.user_id).await?;
         let email = vestnik_core::Email::parse(email)?;
         match self.store.user_by_email(email.as_str()).await? {
-            Some(u) if u.is_active() => Ok(vestnik_proto::LookupResponse { user_id: u.id }),
+            // Hidden accounts answer as absent ones: nothing tells them apart.
+            Some(u) if u.is_active() && u.find_by_email != "nobody" => {
+                Ok(vestnik_proto::LookupResponse { user_id: u.id })
+            }
             _ => Err(AuthError::UserNotFound),
         }
     }

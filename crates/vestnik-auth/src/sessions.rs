@@ -408,6 +408,10 @@ impl AuthService {
             user_id: u.id,
             email: u.email,
             is_admin: u.is_admin,
+            find_by_email: u
+                .find_by_email
+                .parse()
+                .unwrap_or(vestnik_proto::Discoverability::Everyone),
             created_at: u.created_at,
         })
     }

@@ -120,6 +120,26 @@ enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Block someone: no direct messages from them, they cannot add you to
+    /// groups, and neither sees the other's presence, typing or reading
+    Block {
+        /// E-mail address or user id
+        who: String,
+    },
+    /// Lift a block
+    Unblock {
+        /// E-mail address or user id
+        who: String,
+    },
+    /// Who may find you by e-mail address and see when you are online
+    Privacy {
+        /// everyone or nobody
+        #[arg(long)]
+        find_by_email: Option<String>,
+        /// everyone, contacts or nobody
+        #[arg(long)]
+        presence: Option<String>,
+    },
     /// Log this device out (its keys leave the server)
     Logout,
 }
@@ -578,6 +598,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             file.email = account.email.clone();
             profile.save(&file)?;
             println!("the account's address is now {}", account.email);
+            client.close().await;
+        }
+        Command::Block { who } => {
+            let client = open(&profile).await?;
+            let user = peer(&client, &who).await?;
+            client.block(&user).await?;
+            println!("blocked {who}");
+            client.close().await;
+        }
+        Command::Unblock { who } => {
+            let client = open(&profile).await?;
+            let user = peer(&client, &who).await?;
+            client.unblock(&user).await?;
+            println!("unblocked {who}");
+            client.close().await;
+        }
+        Command::Privacy {
+            find_by_email,
+            presence,
+        } => {
+            if find_by_email.is_none() && presence.is_none() {
+                bail!("nothing to set: give --find-by-email and/or --presence");
+            }
+            let client = open(&profile).await?;
+            if let Some(v) = find_by_email {
+                let who = v
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--find-by-email: {e}"))?;
+                client.set_find_by_email(who).await?;
+                println!("find by e-mail: {v}");
+            }
+            if let Some(v) = presence {
+                let who = v.parse().map_err(|e| anyhow::anyhow!("--presence: {e}"))?;
+                client.set_presence_visibility(who).await?;
+                println!("presence: {v}");
+            }
             client.close().await;
         }
         Command::Logout => {

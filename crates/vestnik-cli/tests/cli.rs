@@ -239,7 +239,47 @@ async fn the_terminal_client_changes_resets_and_moves_the_account() {
         &[("VESTNIK_PASSWORD", THIRD)],
     );
     assert!(ok(&out).contains("logged in alice@new.example.org"));
-    for p in [laptop, phone, desk] {
+
+    // Consent: hidden from lookup, then found again and blocked.
+    let bob = tmp("bob");
+    register(&bob, &server, "bob@example.org");
+    let desk_env = [("VESTNIK_PASSWORD", THIRD)];
+    ok(&chat_env(
+        &desk,
+        &server,
+        &[
+            "privacy",
+            "--find-by-email",
+            "nobody",
+            "--presence",
+            "contacts",
+        ],
+        &desk_env,
+    ));
+    let hidden = chat(
+        &bob,
+        &server,
+        &["send", "--to", "alice@new.example.org", "hi"],
+    );
+    assert!(!hidden.status.success());
+    assert!(String::from_utf8_lossy(&hidden.stderr).contains("user_not_found"));
+    ok(&chat_env(
+        &desk,
+        &server,
+        &["privacy", "--find-by-email", "everyone"],
+        &desk_env,
+    ));
+    assert!(ok(&chat(&bob, &server, &["block", "alice@new.example.org"])).contains("blocked"));
+    assert!(ok(&chat(&bob, &server, &["unblock", "alice@new.example.org"])).contains("unblocked"));
+    assert!(!chat_env(
+        &desk,
+        &server,
+        &["privacy", "--presence", "friends"],
+        &desk_env
+    )
+    .status
+    .success());
+    for p in [laptop, phone, desk, bob] {
         let _ = std::fs::remove_dir_all(p);
     }
 }

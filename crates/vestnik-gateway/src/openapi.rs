@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
         vestnik_proto::DeviceId, vestnik_proto::ConversationId, vestnik_proto::MessageId,
         vestnik_proto::MediaId, vestnik_proto::ChannelVisibility, vestnik_proto::MediaClass,
         vestnik_proto::PresenceVisibility, vestnik_proto::AssignableRole, vestnik_proto::MemberRole,
-        vestnik_proto::ConversationKind,
+        vestnik_proto::ConversationKind, vestnik_proto::Discoverability,
     )),
     modifiers(&BearerAuth)
 )]

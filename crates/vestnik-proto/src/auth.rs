@@ -305,6 +305,8 @@ pub struct Account {
     pub recovery_codes_left: i64,
     /// Whether the account is a server administrator.
     pub is_admin: bool,
+    /// Who may find the account by its address (`PUT /v1/account/discovery`).
+    pub find_by_email: crate::Discoverability,
     /// When the account was created, Unix milliseconds.
     pub created_at: i64,
 }

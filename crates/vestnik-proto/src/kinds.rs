@@ -152,6 +152,16 @@ names!(
     }
 );
 
+names!(
+    /// Who may find a user by their e-mail address (`GET /v1/users/lookup`).
+    Discoverability ("find_by_email") {
+        /// Any signed-in user who knows the address.
+        Everyone = "everyone",
+        /// No one: a lookup answers as for an address without an account.
+        Nobody = "nobody",
+    }
+);
+
 impl AssignableRole {
     /// The same role as a member's role.
     pub fn as_member_role(self) -> MemberRole {

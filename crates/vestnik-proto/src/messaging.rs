@@ -359,6 +359,15 @@ pub enum ServerFrame {
     },
 }
 
+/// Who may find the caller by e-mail address.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverySettings {
+    /// `everyone` (the default) or `nobody`: then a lookup of the address
+    /// answers 404 `user_not_found`, exactly as for an address without an account.
+    pub find_by_email: crate::Discoverability,
+}
+
 /// Who may see the caller's presence.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -93,6 +93,8 @@ impl Realtime {
         for u in &others {
             self.require_active_user(u).await?;
         }
+        self.require_may_add(auth, others.iter().map(String::as_str))
+            .await?;
         let group = NewGroup {
             id: ids::new_id(),
             kind: kind.to_owned(),
@@ -216,6 +218,7 @@ impl Realtime {
         let (kind, role) = self.group_role(auth, conversation_id).await?;
         Self::require_manager(&kind, &role)?;
         self.require_active_user(user_id).await?;
+        self.require_may_add(auth, [user_id.as_str()]).await?;
         self.limit(Action::AddMembers, &auth.user_id).await?;
         let max = self.member_limit(&kind);
         match self

@@ -26,7 +26,12 @@ impl Realtime {
             user_id: auth.user_id.clone(),
             typing,
         };
-        let others: Vec<String> = members.into_iter().filter(|m| *m != auth.user_id).collect();
+        // Whoever blocked the typist does not see them type.
+        let blocks = self.store.block_relations(&auth.user_id).await?;
+        let others: Vec<String> = members
+            .into_iter()
+            .filter(|m| *m != auth.user_id && !blocks.blocked_by.contains(m))
+            .collect();
         let devices = self.store.active_devices(&others).await?;
         self.deliver(
             devices
@@ -69,7 +74,13 @@ impl Realtime {
             user_id: auth.user_id.clone(),
             seq,
         };
-        let devices = self.store.active_devices(&members).await?;
+        // Whoever blocked the reader does not learn how far they read.
+        let blocks = self.store.block_relations(&auth.user_id).await?;
+        let audience: Vec<String> = members
+            .into_iter()
+            .filter(|m| !blocks.blocked_by.contains(m))
+            .collect();
+        let devices = self.store.active_devices(&audience).await?;
         let targets = devices
             .into_iter()
             .filter(|d| d.device_id != auth.device_id);
@@ -123,11 +134,14 @@ impl Realtime {
                 user_ids.len()
             )));
         }
+        // A block either way hides presence both ways.
+        let blocks = self.store.block_relations(&auth.user_id).await?;
         let partners: HashSet<String> = self
             .store
             .partners_of(&auth.user_id)
             .await?
             .into_iter()
+            .filter(|u| !blocks.between(u))
             .collect();
         let visible: Vec<String> = user_ids
             .iter()
@@ -205,10 +219,14 @@ impl Realtime {
                 online: Some(online),
                 last_seen: (!online).then_some(now),
             };
-            let partners = self
+            let blocks = self.store.block_relations(user_id).await?;
+            let partners: Vec<String> = self
                 .store
                 .presence_audience(user_id, self.settings.presence_push_max_group)
-                .await?;
+                .await?
+                .into_iter()
+                .filter(|u| !blocks.between(u))
+                .collect();
             let devices = self.store.active_devices(&partners).await?;
             self.deliver(
                 devices

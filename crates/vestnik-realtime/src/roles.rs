@@ -119,6 +119,24 @@ impl Realtime {
         }
     }
 
+    /// Someone who blocked the caller cannot be added by them to a group or
+    /// channel. The refusal is the one a privacy setting gives, so it does
+    /// not tell a block from a setting.
+    pub(crate) async fn require_may_add<'a>(
+        &self,
+        auth: &SessionAuth,
+        users: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), RealtimeError> {
+        let blocks = self.store.block_relations(&auth.user_id).await?;
+        if users
+            .into_iter()
+            .any(|u| blocks.blocked_by.iter().any(|b| b == u))
+        {
+            return Err(RealtimeError::MayNotAdd);
+        }
+        Ok(())
+    }
+
     pub(crate) async fn require_active_user(&self, user_id: &str) -> Result<(), RealtimeError> {
         if !ids::is_valid_id(user_id) {
             return Err(RealtimeError::NoSuchUser);

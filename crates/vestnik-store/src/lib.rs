@@ -132,6 +132,8 @@ pub trait UserStore: Send + Sync {
         purpose: CodePurpose,
         code_hash: &str,
     ) -> Result<bool>;
+    /// Sets who may find the account by address (`everyone`, `nobody`).
+    async fn set_find_by_email(&self, user_id: &str, who: &str) -> Result<()>;
     /// Replaces the account's password hash.
     async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> Result<()>;
     /// Moves the account to a new address; `Conflict("email")` when another
@@ -296,6 +298,8 @@ pub trait MessageStore: Send + Sync {
     async fn set_presence_visibility(&self, user_id: &str, visibility: &str) -> Result<()>;
     /// Blocks (`on`) or unblocks `blocked` for `user_id`.
     async fn set_block(&self, user_id: &str, blocked: &str, on: bool, now: i64) -> Result<()>;
+    /// Whom `user_id` blocked, and who blocked `user_id`.
+    async fn block_relations(&self, user_id: &str) -> Result<BlockRelations>;
     /// A message already stored for this sending device and client id.
     async fn stored_message(
         &self,

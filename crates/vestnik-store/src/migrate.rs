@@ -74,6 +74,12 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_account_codes.sql"),
         postgres: include_str!("../migrations/postgres/0010_account_codes.sql"),
     },
+    Migration {
+        version: 11,
+        name: "consent",
+        sqlite: include_str!("../migrations/sqlite/0011_consent.sql"),
+        postgres: include_str!("../migrations/postgres/0011_consent.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str =

@@ -122,3 +122,54 @@ impl Client {
             .await
     }
 }
+
+/// Consent: blocks and who may find or see the account.
+impl Client {
+    /// Blocks `user_id`: their direct messages are refused, they cannot add
+    /// this account to groups or channels, and neither sees the other's
+    /// presence, typing or read markers.
+    pub async fn block(&self, user_id: &str) -> Result<()> {
+        self.set_block(user_id, Method::PUT).await
+    }
+
+    /// Lifts a block.
+    pub async fn unblock(&self, user_id: &str) -> Result<()> {
+        self.set_block(user_id, Method::DELETE).await
+    }
+
+    async fn set_block(&self, user_id: &str, method: Method) -> Result<()> {
+        let user_id = vestnik_proto::UserId::parse(user_id)
+            .map_err(|e| crate::error::ClientError::Protocol(format!("not a user id: {e}")))?;
+        self.inner
+            .api
+            .call_unit::<()>(method, &format!("/v1/blocks/{user_id}"), None)
+            .await
+    }
+
+    /// Who may find this account by its e-mail address.
+    pub async fn set_find_by_email(&self, who: vestnik_proto::Discoverability) -> Result<()> {
+        self.inner
+            .api
+            .call_unit(
+                Method::PUT,
+                "/v1/account/discovery",
+                Some(&vestnik_proto::DiscoverySettings { find_by_email: who }),
+            )
+            .await
+    }
+
+    /// Who may see this account's online status and last seen.
+    pub async fn set_presence_visibility(
+        &self,
+        visibility: vestnik_proto::PresenceVisibility,
+    ) -> Result<()> {
+        self.inner
+            .api
+            .call_unit(
+                Method::PUT,
+                "/v1/account/presence",
+                Some(&vestnik_proto::PresenceSettings { visibility }),
+            )
+            .await
+    }
+}

@@ -78,6 +78,19 @@ pub async fn revoke_device(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Who may find this account by its e-mail address.
+#[utoipa::path(put, path = "/v1/account/discovery", tag = "account", security(("bearer" = [])), request_body = vestnik_proto::DiscoverySettings,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn set_discovery(
+    State(gw): State<Arc<Gateway>>,
+    crate::extract::Meta(meta): crate::extract::Meta,
+    Authed(auth): Authed,
+    crate::extract::Json(req): crate::extract::Json<vestnik_proto::DiscoverySettings>,
+) -> Result<StatusCode, ApiError> {
+    gw.auth.set_discovery(&meta, &auth, &req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Who may see this account's online status and last seen.
 #[utoipa::path(put, path = "/v1/account/presence", tag = "account", security(("bearer" = [])), request_body = vestnik_proto::PresenceSettings,
     responses((status = 204), (status = 400, body = ErrorBody)))]

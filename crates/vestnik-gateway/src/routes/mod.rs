@@ -36,6 +36,7 @@ pub fn api() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(account::account))
         .routes(routes!(account::audit))
         .routes(routes!(account::set_presence))
+        .routes(routes!(account::set_discovery))
         .routes(routes!(account::devices))
         .routes(routes!(account::revoke_device))
         .routes(routes!(credentials::change_password))

@@ -8,6 +8,7 @@ both_backends!(
     a_password_reset_by_mailed_code_asks_2fa_and_ends_every_session,
     a_password_reset_for_an_unknown_address_looks_the_same_and_mails_nothing,
     moving_to_a_new_address_is_confirmed_from_it_and_the_old_one_is_told,
+    an_account_nobody_may_find_by_address_looks_like_no_account,
 );
 
 const NEW_PW: &str = "another horse, another battery";
@@ -316,4 +317,77 @@ async fn moving_to_a_new_address_is_confirmed_from_it_and_the_old_one_is_told(ap
         (422, "invalid_code"),
         "the code worked once"
     );
+}
+
+async fn an_account_nobody_may_find_by_address_looks_like_no_account(app: TestApp) {
+    let finder = app.register("finder@example.org", PW).await;
+    let hidden = app.register("hidden@example.org", PW).await;
+    let lookup = |email: &str| json!({"email": email});
+    let r = app
+        .post_auth(
+            "/v1/users/lookup",
+            &tok(&finder),
+            Some(lookup("hidden@example.org")),
+        )
+        .await;
+    assert_eq!(r.body["user_id"], hidden["user_id"]);
+    let r = app.get_auth("/v1/account", &tok(&hidden)).await;
+    assert_eq!(r.body["find_by_email"], "everyone");
+
+    let r = app
+        .send(
+            Method::PUT,
+            "/v1/account/discovery",
+            Some(&tok(&hidden)),
+            Some(&json!({"find_by_email": "nobody"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_eq!(
+        app.get_auth("/v1/account", &tok(&hidden)).await.body["find_by_email"],
+        "nobody"
+    );
+    let hidden_answer = app
+        .post_auth(
+            "/v1/users/lookup",
+            &tok(&finder),
+            Some(lookup("hidden@example.org")),
+        )
+        .await;
+    let absent_answer = app
+        .post_auth(
+            "/v1/users/lookup",
+            &tok(&finder),
+            Some(lookup("absent@example.org")),
+        )
+        .await;
+    assert_eq!(hidden_answer.status, 404);
+    assert_eq!(
+        (hidden_answer.status, &hidden_answer.body),
+        (absent_answer.status, &absent_answer.body)
+    );
+    let r = app
+        .send(
+            Method::PUT,
+            "/v1/account/discovery",
+            Some(&tok(&hidden)),
+            Some(&json!({"find_by_email": "friends"})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    app.send(
+        Method::PUT,
+        "/v1/account/discovery",
+        Some(&tok(&hidden)),
+        Some(&json!({"find_by_email": "everyone"})),
+    )
+    .await;
+    let r = app
+        .post_auth(
+            "/v1/users/lookup",
+            &tok(&finder),
+            Some(lookup("hidden@example.org")),
+        )
+        .await;
+    assert_eq!(r.body["user_id"], hidden["user_id"]);
 }

@@ -1,6 +1,7 @@
 //! Key directory and message delivery over HTTP and WebSocket, on SQLite and
 //! on PostgreSQL + Redis. Ciphertexts here are opaque test strings: the
 //! server must treat them as such (the client library tests do real Olm).
+mod blocks;
 #[path = "../common/mod.rs"]
 mod common;
 mod delivery;

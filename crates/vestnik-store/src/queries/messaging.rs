@@ -5,8 +5,8 @@
 use super::dialect::{placeholders, query};
 use super::Backend;
 use crate::{
-    AckBatchItem, ConversationRow, MessageStore, NewMessage, OutboxRow, PublicDeviceRow, Result,
-    SendContext, StoredMessage, StoredRetry,
+    AckBatchItem, BlockRelations, ConversationRow, MessageStore, NewMessage, OutboxRow,
+    PublicDeviceRow, Result, SendContext, StoredMessage, StoredRetry,
 };
 
 #[async_trait::async_trait]
@@ -229,6 +229,23 @@ impl<S: Backend> MessageStore for S {
             .execute(self.write())
             .await?;
         Ok(())
+    }
+
+    async fn block_relations(&self, user_id: &str) -> Result<BlockRelations> {
+        let blocked: Vec<(String,)> =
+            query("SELECT blocked_user_id FROM blocks WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_all(self.read())
+                .await?;
+        let blocked_by: Vec<(String,)> =
+            query("SELECT user_id FROM blocks WHERE blocked_user_id = $1")
+                .bind(user_id)
+                .fetch_all(self.read())
+                .await?;
+        Ok(BlockRelations {
+            blocked: blocked.into_iter().map(|(u,)| u).collect(),
+            blocked_by: blocked_by.into_iter().map(|(u,)| u).collect(),
+        })
     }
 
     async fn stored_message(

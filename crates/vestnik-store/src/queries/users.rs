@@ -11,7 +11,7 @@ use crate::{
 impl<S: Backend> UserStore for S {
     async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>> {
         Ok(query(
-            "SELECT id, email, password_hash, status, is_admin, totp_secret_enc, totp_last_step, totp_pending_enc, totp_pending_expires_at, created_at FROM users
+            "SELECT id, email, password_hash, status, is_admin, totp_secret_enc, totp_last_step, totp_pending_enc, totp_pending_expires_at, created_at, find_by_email FROM users
              WHERE email = $1",
         )
         .bind(email)
@@ -21,7 +21,7 @@ impl<S: Backend> UserStore for S {
 
     async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
         Ok(query(
-            "SELECT id, email, password_hash, status, is_admin, totp_secret_enc, totp_last_step, totp_pending_enc, totp_pending_expires_at, created_at FROM users
+            "SELECT id, email, password_hash, status, is_admin, totp_secret_enc, totp_last_step, totp_pending_enc, totp_pending_expires_at, created_at, find_by_email FROM users
              WHERE id = $1",
         )
         .bind(id)
@@ -145,6 +145,15 @@ impl<S: Backend> UserStore for S {
         .execute(self.write())
         .await?;
         Ok(n == 1)
+    }
+
+    async fn set_find_by_email(&self, user_id: &str, who: &str) -> Result<()> {
+        query("UPDATE users SET find_by_email = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(who)
+            .execute(self.write())
+            .await?;
+        Ok(())
     }
 
     async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> Result<()> {
@@ -304,7 +313,7 @@ impl<S: Backend> UserStore for S {
 
     async fn list_users(&self, after_email: Option<&str>, limit: i64) -> Result<Vec<UserRow>> {
         Ok(query(
-            "SELECT id, email, password_hash, status, is_admin, totp_secret_enc, totp_last_step, totp_pending_enc, totp_pending_expires_at, created_at FROM users
+            "SELECT id, email, password_hash, status, is_admin, totp_secret_enc, totp_last_step, totp_pending_enc, totp_pending_expires_at, created_at, find_by_email FROM users
              WHERE email > $1 ORDER BY email LIMIT $2",
         )
         .bind(after_email.unwrap_or(""))

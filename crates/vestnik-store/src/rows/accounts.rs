@@ -46,6 +46,8 @@ pub struct UserRow {
     pub totp_pending_expires_at: Option<i64>,
     /// When the account was created.
     pub created_at: i64,
+    /// Who may find it by address: `everyone` or `nobody`.
+    pub find_by_email: String,
 }
 
 impl UserRow {

@@ -278,3 +278,22 @@ pub enum MediaCreate {
         used: i64,
     },
 }
+
+/// A user's blocks, both ways.
+#[derive(Debug, Clone, Default)]
+pub struct BlockRelations {
+    /// Users this user blocked.
+    pub blocked: Vec<String>,
+    /// Users who blocked this user.
+    pub blocked_by: Vec<String>,
+}
+
+impl BlockRelations {
+    /// Either blocked the other.
+    pub fn between(&self, other: &str) -> bool {
+        self.blocked
+            .iter()
+            .chain(&self.blocked_by)
+            .any(|u| u == other)
+    }
+}
