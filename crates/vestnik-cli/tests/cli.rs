@@ -104,33 +104,13 @@ fn ok(out: &Output) -> String {
 
 /// `register` mails a code and reads it from stdin, as a person would type it.
 fn register(profile: &Path, server: &Server, email: &str) {
-    let mut child = Command::new(BIN)
-        .arg("--profile")
-        .arg(profile)
-        .arg("--server")
-        .arg(&server.base)
-        .args(["register", "--email", email])
-        .env("VESTNIK_PASSWORD", PW)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let code = loop {
-        if let Some(c) = code_for(&server.data.join("mail"), email) {
-            break c;
-        }
-        assert!(Instant::now() < deadline, "no code mailed to {email}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{code}\n").as_bytes())
-        .expect("type the code");
-    let out = child.wait_with_output().expect("wait");
+    let out = with_mailed_code(
+        profile,
+        server,
+        &["register", "--email", email],
+        &[("VESTNIK_PASSWORD", PW)],
+        email,
+    );
     assert!(ok(&out).contains(&format!("registered {email}")));
 }
 

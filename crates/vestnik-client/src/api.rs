@@ -90,14 +90,14 @@ where
     }
 }
 
-/// A bare JSON call without a session.
-pub(crate) async fn call_public<B: Serialize, T: DeserializeOwned>(
+/// A bare JSON call without a session: the body of a successful answer.
+async fn send_public<B: Serialize>(
     http: &reqwest::Client,
     base: &str,
     method: Method,
     path: &str,
     body: &B,
-) -> Result<T> {
+) -> Result<bytes::Bytes> {
     let res = http
         .request(method, format!("{base}{path}"))
         .json(body)
@@ -108,6 +108,18 @@ pub(crate) async fn call_public<B: Serialize, T: DeserializeOwned>(
     if !status.is_success() {
         return Err(api_error(status, &bytes));
     }
+    Ok(bytes)
+}
+
+/// A bare JSON call without a session.
+pub(crate) async fn call_public<B: Serialize, T: DeserializeOwned>(
+    http: &reqwest::Client,
+    base: &str,
+    method: Method,
+    path: &str,
+    body: &B,
+) -> Result<T> {
+    let bytes = send_public(http, base, method, path, body).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ClientError::Protocol(format!("{path}: expected its JSON answer, got: {e}")))
 }
@@ -120,17 +132,7 @@ pub(crate) async fn call_public_unit<B: Serialize>(
     path: &str,
     body: &B,
 ) -> Result<()> {
-    let res = http
-        .request(method, format!("{base}{path}"))
-        .json(body)
-        .send()
-        .await?;
-    let status = res.status();
-    if !status.is_success() {
-        let bytes = res.bytes().await?;
-        return Err(api_error(status, &bytes));
-    }
-    Ok(())
+    send_public(http, base, method, path, body).await.map(drop)
 }
 
 /// The authenticated REST client of one device.

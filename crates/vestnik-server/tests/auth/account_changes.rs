@@ -334,14 +334,7 @@ async fn an_account_nobody_may_find_by_address_looks_like_no_account(app: TestAp
     let r = app.get_auth("/v1/account", &tok(&hidden)).await;
     assert_eq!(r.body["find_by_email"], "everyone");
 
-    let r = app
-        .send(
-            Method::PUT,
-            "/v1/account/discovery",
-            Some(&tok(&hidden)),
-            Some(&json!({"find_by_email": "nobody"})),
-        )
-        .await;
+    let r = discovery(&app, &hidden, "nobody").await;
     assert_eq!(r.status, 204, "{:?}", r.body);
     assert_eq!(
         app.get_auth("/v1/account", &tok(&hidden)).await.body["find_by_email"],
@@ -366,22 +359,9 @@ async fn an_account_nobody_may_find_by_address_looks_like_no_account(app: TestAp
         (hidden_answer.status, &hidden_answer.body),
         (absent_answer.status, &absent_answer.body)
     );
-    let r = app
-        .send(
-            Method::PUT,
-            "/v1/account/discovery",
-            Some(&tok(&hidden)),
-            Some(&json!({"find_by_email": "friends"})),
-        )
-        .await;
+    let r = discovery(&app, &hidden, "friends").await;
     assert_eq!(r.status, 400, "{:?}", r.body);
-    app.send(
-        Method::PUT,
-        "/v1/account/discovery",
-        Some(&tok(&hidden)),
-        Some(&json!({"find_by_email": "everyone"})),
-    )
-    .await;
+    discovery(&app, &hidden, "everyone").await;
     let r = app
         .post_auth(
             "/v1/users/lookup",
@@ -390,4 +370,14 @@ async fn an_account_nobody_may_find_by_address_looks_like_no_account(app: TestAp
         )
         .await;
     assert_eq!(r.body["user_id"], hidden["user_id"]);
+}
+
+async fn discovery(app: &TestApp, who: &serde_json::Value, find_by_email: &str) -> common::Res {
+    app.send(
+        Method::PUT,
+        "/v1/account/discovery",
+        Some(&tok(who)),
+        Some(&json!({ "find_by_email": find_by_email })),
+    )
+    .await
 }
