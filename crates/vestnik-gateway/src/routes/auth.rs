@@ -10,9 +10,11 @@ use crate::extract::{Authed, Json, Meta};
 use crate::{ApiError, Gateway};
 
 /// Start registration: a 6-digit code is mailed (or, if the address already
-/// has an account, a notice). The answer never tells which.
+/// has an account, a notice). The answer never tells which. After failures
+/// from the client's address it asks for a proof of work first (403
+/// `proof_of_work_required`).
 #[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = RegisterRequest,
-    responses((status = 202, body = Accepted), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 202, body = Accepted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn register(
     State(gw): State<Arc<Gateway>>,
     Meta(meta): Meta,
