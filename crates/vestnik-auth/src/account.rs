@@ -83,12 +83,7 @@ impl AuthService {
             .await?;
         self.require_pow_if_suspicious(meta.ip.as_deref(), email.as_str(), req.pow.as_ref())
             .await?;
-        let Some(user) = self
-            .store
-            .user_by_email(email.as_str())
-            .await?
-            .filter(UserRow::is_active)
-        else {
+        let Some(user) = self.active_user_by_email(email.as_str()).await? else {
             return Ok(());
         };
         self.rate_limit(Action::AccountChange, &user.id).await?;
@@ -126,12 +121,7 @@ impl AuthService {
         self.rate_limit(Action::AuthPerEmail, email.as_str())
             .await?;
         password::check_password_policy(req.new_password.expose(), email.as_str())?;
-        let Some(user) = self
-            .store
-            .user_by_email(email.as_str())
-            .await?
-            .filter(UserRow::is_active)
-        else {
+        let Some(user) = self.active_user_by_email(email.as_str()).await? else {
             self.record_failure(meta.ip.as_deref(), email.as_str())
                 .await?;
             return Err(AuthError::InvalidCode);
@@ -325,6 +315,16 @@ impl AuthService {
         )
         .await;
         Ok(())
+    }
+
+    /// The active account with this address, if any (pending and disabled
+    /// ones read as absent).
+    async fn active_user_by_email(&self, email: &str) -> Result<Option<UserRow>, AuthError> {
+        Ok(self
+            .store
+            .user_by_email(email)
+            .await?
+            .filter(UserRow::is_active))
     }
 
     async fn signed_in_user(&self, auth: &SessionAuth) -> Result<UserRow, AuthError> {
