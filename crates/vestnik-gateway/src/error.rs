@@ -197,6 +197,7 @@ impl From<RealtimeError> for ApiError {
             RealtimeError::Forbidden(_) => Self::new(S::FORBIDDEN, "forbidden", msg),
             RealtimeError::GroupFull { .. } => Self::new(S::CONFLICT, "group_full", msg),
             RealtimeError::OwnerMustTransfer => Self::new(S::CONFLICT, "owner_must_transfer", msg),
+            RealtimeError::Banned => Self::new(S::FORBIDDEN, "banned", msg),
             RealtimeError::InviteNotFound => Self::new(S::NOT_FOUND, "invite_not_found", msg),
             RealtimeError::DeviceListStale(devices) => {
                 let mut e = Self::new(S::CONFLICT, "device_list_stale", msg);

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{AssignableRole, ChannelVisibility, Secret, UserId};
+use crate::{AssignableRole, ChannelVisibility, InviteId, Secret, UserId};
 
 /// A conversation to open, by `kind` (its schema is written out in
 /// [`create_conversation_schema`]: utoipa's own for an internally tagged enum
@@ -272,12 +272,67 @@ pub struct Invite {
     /// Shown once: anyone holding it can join with `POST /v1/invites/{token}/join`.
     #[schema(value_type = String)]
     pub token: Secret,
+    /// Names the link in the group's invite list, to revoke it.
+    pub invite_id: InviteId,
     /// The group or channel it joins.
     pub conversation_id: String,
     /// How many users may join with it.
     pub max_uses: i64,
     /// When it stops working, Unix milliseconds.
     pub expires_at: i64,
+}
+
+/// An invite link as the group's managers see it (its token is shown only
+/// when created).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct InviteSummary {
+    /// Names the link, to revoke it.
+    pub invite_id: InviteId,
+    /// Who created it; it stops working when they are removed, banned or
+    /// lose the right to invite.
+    pub created_by: String,
+    /// Users who joined with it.
+    pub uses: i64,
+    /// Users who may join with it.
+    pub max_uses: i64,
+    /// Unix milliseconds.
+    pub expires_at: i64,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// A group's or channel's working invite links, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct InviteList {
+    /// The links.
+    pub invites: Vec<InviteSummary>,
+}
+
+/// Ban a user from a group or channel: removed if a member, and kept out
+/// (no invite or add lets them back) until unbanned.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BanMember {
+    /// Who to ban.
+    pub user_id: UserId,
+}
+
+/// A user banned from a group or channel.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Ban {
+    /// Who is kept out.
+    pub user_id: String,
+    /// The manager who banned them; absent once that account is deleted.
+    pub banned_by: Option<String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// A group's or channel's ban list, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct BanList {
+    /// The bans.
+    pub bans: Vec<Ban>,
 }
 
 /// Something that happened to a conversation, queued to every member device
@@ -289,7 +344,8 @@ pub struct SystemEvent {
     /// The conversation it happened to.
     pub conversation_id: String,
     /// `created`, `member_added`, `member_joined`, `member_left`,
-    /// `member_removed`, `role_changed`, `owner_changed` or `updated`.
+    /// `member_removed`, `member_banned`, `member_unbanned`, `role_changed`,
+    /// `owner_changed` or `updated`.
     pub event: String,
     /// The user who made the change (the member themself for `member_joined` and `member_left`).
     pub actor_user_id: String,

@@ -175,6 +175,11 @@ id_type!(
     /// An uploaded (encrypted) media object.
     MediaId
 );
+id_type!(
+    /// An invite link, as its group's managers list and revoke it (not the
+    /// secret token that joins).
+    InviteId
+);
 
 #[cfg(test)]
 mod tests {

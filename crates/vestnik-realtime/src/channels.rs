@@ -148,6 +148,9 @@ impl Realtime {
                 i64::MAX,
             )
             .await?;
+        if outcome == JoinOutcome::Banned {
+            return Err(RealtimeError::Banned);
+        }
         if outcome == JoinOutcome::Joined {
             self.announce(
                 auth,

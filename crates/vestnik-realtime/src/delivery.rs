@@ -387,7 +387,17 @@ impl Realtime {
         let now = self.clock.now_ms();
         Ok(self
             .store
-            .expire(now, now - self.settings.retention_ms, 100_000)
+            .expire(
+                now,
+                crate::service::cutoffs(
+                    now,
+                    (
+                        self.settings.retention_ms,
+                        self.settings.channel_retention_ms,
+                    ),
+                ),
+                100_000,
+            )
             .await?)
     }
 

@@ -31,6 +31,10 @@ pub enum RealtimeError {
     /// The owner tried to leave; they must transfer ownership first.
     #[error("the owner must transfer ownership before leaving")]
     OwnerMustTransfer,
+    /// The user is banned from the group or channel (and stays out until a
+    /// manager lifts the ban).
+    #[error("banned from this conversation")]
+    Banned,
     /// The invite token is unknown, expired or used up.
     #[error("no such invite, or it expired or was used up")]
     InviteNotFound,

@@ -245,6 +245,7 @@ impl Realtime {
                 .await?;
             }
             JoinOutcome::AlreadyMember => {}
+            JoinOutcome::Banned => return Err(RealtimeError::Banned),
             JoinOutcome::Full => return Err(RealtimeError::GroupFull { max }),
             JoinOutcome::Invalid => return Err(RealtimeError::NotMember),
         }

@@ -3,8 +3,16 @@
 
 use vestnik_core::token;
 use vestnik_core::Action;
-use vestnik_proto::{Conversation, ConversationId, CreateInvite, Invite};
+use vestnik_proto::{
+    Conversation, ConversationId, CreateInvite, Invite, InviteId, InviteList, InviteSummary,
+};
 use vestnik_store::{JoinOutcome, SessionAuth};
+
+/// An invite's public name: the first half of its token's SHA-256, enough
+/// to tell a group's links apart and useless for joining.
+fn invite_id_of(token_hash: &str) -> InviteId {
+    InviteId::from_trusted(token_hash.get(..32).unwrap_or(token_hash).to_owned())
+}
 
 use crate::groups::*;
 use crate::service::bad;
@@ -48,6 +56,7 @@ impl Realtime {
         };
         self.store.create_invite(&row).await?;
         Ok(Invite {
+            invite_id: invite_id_of(&row.token_hash),
             token: secret.into(),
             conversation_id: row.conversation_id,
             max_uses,
@@ -77,6 +86,7 @@ impl Realtime {
             .await?;
         let conversation_id = match (outcome, conversation_id) {
             (JoinOutcome::Full, _) => return Err(RealtimeError::GroupFull { max }),
+            (JoinOutcome::Banned, _) => return Err(RealtimeError::Banned),
             (JoinOutcome::Invalid, _) | (_, None) => return Err(RealtimeError::InviteNotFound),
             (JoinOutcome::Joined, Some(c)) => {
                 let kind = self
@@ -92,5 +102,52 @@ impl Realtime {
         };
         self.conversation_detail(auth, &ConversationId::from_trusted(conversation_id))
             .await
+    }
+
+    /// The group's working invite links; managers only.
+    pub async fn invites(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &ConversationId,
+    ) -> Result<InviteList, RealtimeError> {
+        let (kind, role) = self.group_role(auth, conversation_id).await?;
+        Self::require_manager(&kind, &role)?;
+        let rows = self
+            .store
+            .invites(conversation_id, self.clock.now_ms())
+            .await?;
+        Ok(InviteList {
+            invites: rows
+                .into_iter()
+                .map(|r| InviteSummary {
+                    invite_id: invite_id_of(&r.token_hash),
+                    created_by: r.created_by,
+                    uses: r.uses,
+                    max_uses: r.max_uses,
+                    expires_at: r.expires_at,
+                    created_at: r.created_at,
+                })
+                .collect(),
+        })
+    }
+
+    /// Revokes an invite link at once; managers only.
+    pub async fn revoke_invite(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &ConversationId,
+        invite_id: &InviteId,
+    ) -> Result<(), RealtimeError> {
+        let (kind, role) = self.group_role(auth, conversation_id).await?;
+        Self::require_manager(&kind, &role)?;
+        if self
+            .store
+            .revoke_invite(conversation_id, invite_id.as_str())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(RealtimeError::InviteNotFound)
+        }
     }
 }

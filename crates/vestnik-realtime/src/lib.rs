@@ -7,6 +7,7 @@
 #![deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 #![warn(missing_docs)]
 
+mod bans;
 mod batcher;
 mod channels;
 mod context_cache;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use vestnik_core::{ids, Background, Clock};
 use vestnik_proto::{PublicDevice, ServerFrame};
-use vestnik_store::{OutboxRow, SessionAuth, Store};
+use vestnik_store::{Cutoffs, OutboxRow, SessionAuth, Store};
 
 use crate::batcher;
 use crate::{Hub, RealtimeError};
@@ -37,6 +37,8 @@ pub const MSG_TYPE_MEGOLM: i64 = 2;
 pub struct RealtimeSettings {
     /// Undelivered envelopes and receipts expire after this.
     pub retention_ms: i64,
+    /// Channel posts are deleted after this; `None` keeps them.
+    pub channel_retention_ms: Option<i64>,
     /// Concurrent batch writers.
     pub writers: usize,
     /// Members a group may have.
@@ -106,7 +108,7 @@ impl Realtime {
             settings.writers,
         );
         let (reaper_store, reaper_clock) = (store.clone(), clock.clone());
-        let retention = settings.retention_ms;
+        let retention = (settings.retention_ms, settings.channel_retention_ms);
         background.every(Duration::from_secs(60), move || {
             let (store, clock) = (reaper_store.clone(), reaper_clock.clone());
             async move { reap(&*store, &*clock, retention).await }
@@ -349,12 +351,20 @@ fn spawn_revocation_watch(
     });
 }
 
+pub(crate) fn cutoffs(now: i64, (messages, channel_posts): (i64, Option<i64>)) -> Cutoffs {
+    Cutoffs {
+        messages: now - messages,
+        channel_posts: channel_posts.map(|c| now - c),
+    }
+}
+
 /// One pass of the retention reaper: bounded deletes, so it never holds the
 /// writer for long; safe on several nodes at once (each row is deleted once).
-async fn reap(store: &dyn Store, clock: &dyn Clock, retention_ms: i64) {
+async fn reap(store: &dyn Store, clock: &dyn Clock, retention: (i64, Option<i64>)) {
     let now = clock.now_ms();
+    let cutoffs = cutoffs(now, retention);
     loop {
-        match store.expire(now, now - retention_ms, 5000).await {
+        match store.expire(now, cutoffs, 5000).await {
             Ok(n) if n >= 5000 => continue,
             Ok(n) => {
                 if n > 0 {

@@ -38,6 +38,7 @@ pub const KEYS: &[&str] = &[
     "db_pool_size",
     "sqlite_synchronous",
     "message_retention_days",
+    "channel_retention_days",
     "group_max_members",
     "presence_push_max_group",
     "node_id",

@@ -153,6 +153,8 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         clock.clone(),
         vestnik_realtime::RealtimeSettings {
             retention_ms: i64::from(config.message_retention_days) * 86_400_000,
+            channel_retention_ms: (config.channel_retention_days > 0)
+                .then(|| i64::from(config.channel_retention_days) * 86_400_000),
             // Two writers on PostgreSQL (each serves sends and acks): one
             // fills its batch while the other waits on its commit. More
             // writers split the same load into smaller batches, each paying

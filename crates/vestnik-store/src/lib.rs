@@ -338,8 +338,19 @@ pub trait MessageStore: Send + Sync {
         now: i64,
         expires_at: i64,
     ) -> Result<(Vec<StoredMessage>, Vec<Vec<OutboxRow>>)>;
-    /// Deletes outbox items and message records past their retention.
-    async fn expire(&self, now: i64, message_cutoff: i64, limit: i64) -> Result<u64>;
+    /// Deletes outbox items past their expiry, message records (and group
+    /// message bodies) older than `cutoffs.messages`, and channel posts older
+    /// than `cutoffs.channel_posts` (kept when `None`).
+    async fn expire(&self, now: i64, cutoffs: Cutoffs, limit: i64) -> Result<u64>;
+}
+
+/// What the retention reaper deletes, as creation times in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutoffs {
+    /// Direct and group message records created before this.
+    pub messages: i64,
+    /// Channel posts created before this; `None` keeps them until deleted.
+    pub channel_posts: Option<i64>,
 }
 
 /// Group and channel membership, roles, settings and invites. Every change
@@ -365,9 +376,10 @@ pub trait GroupStore: Send + Sync {
         now: i64,
         limit: i64,
     ) -> Result<JoinOutcome>;
-    /// True when the user was a member.
+    /// True when the user was a member. Their invites go with them.
     async fn remove_member(&self, conversation_id: &str, user_id: &str) -> Result<bool>;
-    /// True when the user is a member (whose role is now `role`).
+    /// True when the user is a member (whose role is now `role`). Invites
+    /// they made go when the new role may not invite.
     async fn set_role(&self, conversation_id: &str, user_id: &str, role: &str) -> Result<bool>;
     /// Makes `to` the owner and demotes `from` to `demoted_role`, in one
     /// transaction that first checks `from` still owns the conversation (so
@@ -400,6 +412,18 @@ pub trait GroupStore: Send + Sync {
         now: i64,
         limit: i64,
     ) -> Result<(JoinOutcome, Option<String>)>;
+    /// The conversation's working invites (unexpired, uses left), newest first.
+    async fn invites(&self, conversation_id: &str, now: i64) -> Result<Vec<InviteListRow>>;
+    /// Deletes the invite whose token hash starts with `invite_id`; true when
+    /// there was one.
+    async fn revoke_invite(&self, conversation_id: &str, invite_id: &str) -> Result<bool>;
+    /// Bans `user_id`, removes them if a member and deletes their invites, in
+    /// one transaction; true when they were a member.
+    async fn ban(&self, conversation_id: &str, user_id: &str, by: &str, now: i64) -> Result<bool>;
+    /// Lifts a ban; true when there was one.
+    async fn unban(&self, conversation_id: &str, user_id: &str) -> Result<bool>;
+    /// The conversation's bans, newest first.
+    async fn bans(&self, conversation_id: &str) -> Result<Vec<BanRow>>;
     /// Every active device of every member (a channel's live push list).
     async fn member_devices(&self, conversation_id: &str) -> Result<Vec<String>>;
     /// Messages stored with their body (group and channel messages) after

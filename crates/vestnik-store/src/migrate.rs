@@ -80,6 +80,12 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_consent.sql"),
         postgres: include_str!("../migrations/postgres/0011_consent.sql"),
     },
+    Migration {
+        version: 12,
+        name: "moderation",
+        sqlite: include_str!("../migrations/sqlite/0012_moderation.sql"),
+        postgres: include_str!("../migrations/postgres/0012_moderation.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str =

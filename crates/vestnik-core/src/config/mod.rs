@@ -102,8 +102,12 @@ pub struct Config {
     /// or power loss: an fsync per commit) or `normal` (a process crash
     /// only). default: full
     pub sqlite_synchronous: String,
-    /// Undelivered messages expire after this many days. default: 30
+    /// Undelivered messages expire after this many days (a channel's posts
+    /// are its history and follow `channel_retention_days`). default: 30
     pub message_retention_days: u32,
+    /// Channel posts are deleted this many days after posting; 0 keeps them
+    /// until deleted. At least `message_retention_days` when set. default: 0
+    pub channel_retention_days: u32,
     /// Members a group may have (channels have no limit). default: 1000
     pub group_max_members: u32,
     /// Groups up to this size have their members' presence pushed to each
@@ -218,6 +222,7 @@ impl Default for Config {
             db_pool_size: 16,
             sqlite_synchronous: "full".into(),
             message_retention_days: 30,
+            channel_retention_days: 0,
             group_max_members: 1000,
             presence_push_max_group: 100,
             node_id: None,

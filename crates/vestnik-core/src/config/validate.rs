@@ -155,6 +155,14 @@ impl Config {
         if !(1..=3650).contains(&self.message_retention_days) {
             return Err(bad("message_retention_days", "expected 1..=3650"));
         }
+        // A post must outlive the envelopes that point at its body.
+        let c = self.channel_retention_days;
+        if c != 0 && !(self.message_retention_days..=36500).contains(&c) {
+            return Err(bad(
+                "channel_retention_days",
+                "expected 0 (keep) or message_retention_days..=36500",
+            ));
+        }
         if !(2..=100_000).contains(&self.group_max_members) {
             return Err(bad("group_max_members", "expected 2..=100000"));
         }

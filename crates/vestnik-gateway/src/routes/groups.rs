@@ -3,8 +3,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use std::sync::Arc;
 use vestnik_proto::{
-    AddMember, ChannelPosts, Conversation, ConversationId, CreateInvite, ErrorBody, Invite,
-    PublicDeviceList, SetRole, TransferOwnership, UpdateConversation, UserId,
+    AddMember, BanList, BanMember, ChannelPosts, Conversation, ConversationId, CreateInvite,
+    ErrorBody, Invite, InviteId, InviteList, PublicDeviceList, SetRole, TransferOwnership,
+    UpdateConversation, UserId,
 };
 
 use crate::extract::{in_range, Authed, Checked, Json, Path, Query};
@@ -51,7 +52,8 @@ pub async fn conversation_devices(
     ))
 }
 
-/// Add a member (owner or admin); 409 `group_full` at the size limit.
+/// Add a member (owner or admin); 409 `group_full` at the size limit, 403
+/// `banned` while the user is banned.
 #[utoipa::path(post, path = "/v1/conversations/{id}/members", tag = "groups", security(("bearer" = [])), request_body = AddMember,
     params(("id" = ConversationId, Path, description = "conversation id")),
     responses((status = 200, body = Conversation), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -124,10 +126,10 @@ pub async fn create_invite(
     Ok((StatusCode::CREATED, axum::Json(invite)))
 }
 
-/// Join the group an invite link points to.
+/// Join the group an invite link points to; 403 `banned` for a banned user.
 #[utoipa::path(post, path = "/v1/invites/{token}/join", tag = "groups", security(("bearer" = [])),
     params(("token" = String, Path, max_length = 128, description = "invite token")),
-    responses((status = 200, body = Conversation), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = Conversation), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn join_invite(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
@@ -176,14 +178,84 @@ pub async fn posts(
     ))
 }
 
-/// Subscribe to a public channel (private channels take an invite link).
+/// Subscribe to a public channel (private channels take an invite link);
+/// 403 `banned` for a banned user.
 #[utoipa::path(post, path = "/v1/conversations/{id}/subscribe", tag = "groups", security(("bearer" = [])),
     params(("id" = ConversationId, Path, description = "channel id")),
-    responses((status = 200, body = Conversation), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Conversation), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn subscribe(
     State(gw): State<Arc<Gateway>>,
     Authed(auth): Authed,
     Path(id): Path<vestnik_proto::ConversationId>,
 ) -> Result<axum::Json<Conversation>, ApiError> {
     Ok(axum::Json(gw.realtime.subscribe(&auth, &id).await?))
+}
+
+/// The group's working invite links, newest first (owner or admin; a
+/// channel's owner).
+#[utoipa::path(get, path = "/v1/conversations/{id}/invites", tag = "groups", security(("bearer" = [])),
+    params(("id" = ConversationId, Path, description = "conversation id")),
+    responses((status = 200, body = InviteList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list_invites(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path(id): Path<ConversationId>,
+) -> Result<axum::Json<InviteList>, ApiError> {
+    Ok(axum::Json(gw.realtime.invites(&auth, &id).await?))
+}
+
+/// Revoke an invite link at once (owner or admin). Links also stop working
+/// when their creator leaves, is removed or banned, or loses the right to
+/// invite.
+#[utoipa::path(delete, path = "/v1/conversations/{id}/invites/{invite_id}", tag = "groups", security(("bearer" = [])),
+    params(("id" = ConversationId, Path, description = "conversation id"), ("invite_id" = InviteId, Path, description = "from the invite list")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn revoke_invite(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path((id, invite_id)): Path<(ConversationId, InviteId)>,
+) -> Result<StatusCode, ApiError> {
+    gw.realtime.revoke_invite(&auth, &id, &invite_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The ban list, newest first (owner or admin).
+#[utoipa::path(get, path = "/v1/conversations/{id}/bans", tag = "groups", security(("bearer" = [])),
+    params(("id" = ConversationId, Path, description = "conversation id")),
+    responses((status = 200, body = BanList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list_bans(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path(id): Path<ConversationId>,
+) -> Result<axum::Json<BanList>, ApiError> {
+    Ok(axum::Json(gw.realtime.bans(&auth, &id).await?))
+}
+
+/// Ban a user: removed if a member, their invites revoked, and kept out
+/// (adds and invites answer 403 `banned`) until unbanned. The owner may ban
+/// anyone; a group admin plain members and outsiders.
+#[utoipa::path(post, path = "/v1/conversations/{id}/bans", tag = "groups", security(("bearer" = [])), request_body = BanMember,
+    params(("id" = ConversationId, Path, description = "conversation id")),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn ban(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path(id): Path<ConversationId>,
+    Json(req): Json<BanMember>,
+) -> Result<StatusCode, ApiError> {
+    gw.realtime.ban(&auth, &id, &req.user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lift a ban (owner or admin); 404 `user_not_found` when there was none.
+#[utoipa::path(delete, path = "/v1/conversations/{id}/bans/{user_id}", tag = "groups", security(("bearer" = [])),
+    params(("id" = ConversationId, Path, description = "conversation id"), ("user_id" = UserId, Path, description = "the banned user")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn unban(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path((id, user_id)): Path<(ConversationId, UserId)>,
+) -> Result<StatusCode, ApiError> {
+    gw.realtime.unban(&auth, &id, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

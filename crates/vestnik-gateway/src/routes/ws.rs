@@ -270,6 +270,9 @@ async fn run(
     socket: &mut WebSocket,
     conn: &mut Connection,
 ) -> Option<CloseReason> {
+    // Fixed before any await: the application clock may move on while the
+    // backlog is sent, and the token's lifetime counts from when it was checked.
+    let mut access = Access::Until(deadline_of(gw, auth.access_expires_at));
     // Joined before the backlog is read, so nothing committed meanwhile is
     // missed; an item may then arrive twice, which clients dedup by cursor.
     let mut after = 0;
@@ -296,7 +299,6 @@ async fn run(
         return None;
     }
 
-    let mut access = Access::Until(deadline_of(gw, auth.access_expires_at));
     let auth = Arc::new(auth);
     let (out_tx, mut out_rx) = mpsc::channel::<Box<ServerFrame>>(MAX_IN_FLIGHT);
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));

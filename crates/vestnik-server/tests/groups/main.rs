@@ -7,7 +7,9 @@ mod channels;
 mod common;
 mod invites_and_live;
 mod membership;
+mod moderation;
 mod presence_and_limits;
+mod retention;
 
 use common::{Backend, TestApp};
 use futures::{SinkExt, StreamExt};

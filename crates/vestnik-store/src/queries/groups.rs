@@ -5,9 +5,13 @@ use sqlx::Transaction;
 use super::dialect::{placeholders, query, Dialect};
 use super::Backend;
 use crate::{
-    GroupStore, InviteRow, JoinOutcome, LogRow, MemberRow, NewGroup, OutboxRow, Result,
-    SystemEventRow, TransferOutcome,
+    BanRow, GroupStore, InviteListRow, InviteRow, JoinOutcome, LogRow, MemberRow, NewGroup,
+    OutboxRow, Result, SystemEventRow, TransferOutcome,
 };
+
+/// Roles that may create invites; a member's invites live only while they
+/// hold one of these.
+const INVITING_ROLES: &str = "('owner', 'admin')";
 
 #[async_trait::async_trait]
 impl<S: Backend> GroupStore for S {
@@ -89,21 +93,27 @@ impl<S: Backend> GroupStore for S {
     }
 
     async fn remove_member(&self, conversation_id: &str, user_id: &str) -> Result<bool> {
+        let mut tx = self.write().begin().await?;
         let removed = query("DELETE FROM members WHERE conversation_id = $1 AND user_id = $2")
             .bind(conversation_id)
             .bind(user_id)
-            .execute(self.write())
+            .execute(&mut tx)
             .await?;
+        prune_invites(&mut tx, conversation_id, user_id).await?;
+        tx.commit().await?;
         Ok(removed == 1)
     }
 
     async fn set_role(&self, conversation_id: &str, user_id: &str, role: &str) -> Result<bool> {
+        let mut tx = self.write().begin().await?;
         let set = query("UPDATE members SET role = $3 WHERE conversation_id = $1 AND user_id = $2")
             .bind(conversation_id)
             .bind(user_id)
             .bind(role)
-            .execute(self.write())
+            .execute(&mut tx)
             .await?;
+        prune_invites(&mut tx, conversation_id, user_id).await?;
+        tx.commit().await?;
         Ok(set == 1)
     }
 
@@ -138,6 +148,8 @@ impl<S: Backend> GroupStore for S {
         if promoted != 1 {
             return Ok(TransferOutcome::NotMember);
         }
+        // A channel's old owner becomes a publisher, who may not invite.
+        prune_invites(&mut tx, conversation_id, from).await?;
         tx.commit().await?;
         Ok(TransferOutcome::Transferred)
     }
@@ -186,10 +198,14 @@ impl<S: Backend> GroupStore for S {
         limit: i64,
     ) -> Result<(JoinOutcome, Option<String>)> {
         let mut tx = self.write().begin().await?;
-        let invite: Option<(String, String, bool)> = query(
-            "SELECT i.conversation_id, c.kind, i.uses < i.max_uses FROM invites i JOIN conversations c ON c.id = i.conversation_id
-             WHERE i.token_hash = $1 AND i.expires_at > $2",
-        )
+        // The creator must still hold a role that invites: a link outlives
+        // no demotion or removal, even one that raced its deletion.
+        let invite: Option<(String, String, bool)> = query(&format!(
+            "SELECT i.conversation_id, c.kind, i.uses < i.max_uses FROM invites i
+             JOIN conversations c ON c.id = i.conversation_id
+             JOIN members m ON m.conversation_id = i.conversation_id AND m.user_id = i.created_by AND m.role IN {INVITING_ROLES}
+             WHERE i.token_hash = $1 AND i.expires_at > $2"
+        ))
         .bind(token_hash)
         .bind(now)
         .fetch_optional(&mut tx)
@@ -230,6 +246,72 @@ impl<S: Backend> GroupStore for S {
         }
         tx.commit().await?;
         Ok((outcome, Some(conversation_id)))
+    }
+
+    async fn invites(&self, conversation_id: &str, now: i64) -> Result<Vec<InviteListRow>> {
+        Ok(query(
+            "SELECT token_hash, created_by, uses, max_uses, expires_at, created_at FROM invites
+             WHERE conversation_id = $1 AND expires_at > $2 AND uses < max_uses
+             ORDER BY created_at DESC, token_hash",
+        )
+        .bind(conversation_id)
+        .bind(now)
+        .fetch_all(self.read())
+        .await?)
+    }
+
+    async fn revoke_invite(&self, conversation_id: &str, invite_id: &str) -> Result<bool> {
+        // Ids are the hash's first 32 hex characters; the caller checked
+        // the form, so this is never a wildcard.
+        let n = query(
+            "DELETE FROM invites WHERE conversation_id = $1 AND substr(token_hash, 1, 32) = $2",
+        )
+        .bind(conversation_id)
+        .bind(invite_id)
+        .execute(self.write())
+        .await?;
+        Ok(n > 0)
+    }
+
+    async fn ban(&self, conversation_id: &str, user_id: &str, by: &str, now: i64) -> Result<bool> {
+        let mut tx = self.write().begin().await?;
+        query(
+            "INSERT INTO bans (conversation_id, user_id, banned_by, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (conversation_id, user_id) DO NOTHING",
+        )
+        .bind(conversation_id)
+        .bind(user_id)
+        .bind(by)
+        .bind(now)
+        .execute(&mut tx)
+        .await?;
+        let removed = query("DELETE FROM members WHERE conversation_id = $1 AND user_id = $2")
+            .bind(conversation_id)
+            .bind(user_id)
+            .execute(&mut tx)
+            .await?;
+        prune_invites(&mut tx, conversation_id, user_id).await?;
+        tx.commit().await?;
+        Ok(removed == 1)
+    }
+
+    async fn unban(&self, conversation_id: &str, user_id: &str) -> Result<bool> {
+        let n = query("DELETE FROM bans WHERE conversation_id = $1 AND user_id = $2")
+            .bind(conversation_id)
+            .bind(user_id)
+            .execute(self.write())
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn bans(&self, conversation_id: &str) -> Result<Vec<BanRow>> {
+        Ok(query(
+            "SELECT user_id, banned_by, created_at FROM bans WHERE conversation_id = $1
+             ORDER BY created_at DESC, user_id",
+        )
+        .bind(conversation_id)
+        .fetch_all(self.read())
+        .await?)
     }
 
     async fn member_devices(&self, conversation_id: &str) -> Result<Vec<String>> {
@@ -313,6 +395,15 @@ async fn add_member_tx<DB: Dialect>(
     if existing.is_some() {
         return Ok(JoinOutcome::AlreadyMember);
     }
+    let banned: Option<i64> =
+        query("SELECT created_at FROM bans WHERE conversation_id = $1 AND user_id = $2")
+            .bind(conversation_id)
+            .bind(user_id)
+            .scalar_optional(&mut *tx)
+            .await?;
+    if banned.is_some() {
+        return Ok(JoinOutcome::Banned);
+    }
     // Channels have no limit: skip the count, which grows with them.
     let n: i64 = if limit == i64::MAX {
         0
@@ -335,4 +426,22 @@ async fn add_member_tx<DB: Dialect>(
     .execute(&mut *tx)
     .await?;
     Ok(JoinOutcome::Joined)
+}
+
+/// Deletes the invites `user_id` made unless they still hold a role that
+/// may invite (left, removed, banned or demoted: their links stop working).
+async fn prune_invites<DB: Dialect>(
+    tx: &mut Transaction<'_, DB>,
+    conversation_id: &str,
+    user_id: &str,
+) -> Result<()> {
+    query(&format!(
+        "DELETE FROM invites WHERE conversation_id = $1 AND created_by = $2
+         AND NOT EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2 AND role IN {INVITING_ROLES})"
+    ))
+    .bind(conversation_id)
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }

@@ -5,7 +5,7 @@
 use super::dialect::{placeholders, query};
 use super::Backend;
 use crate::{
-    AckBatchItem, BlockRelations, ConversationRow, MessageStore, NewMessage, OutboxRow,
+    AckBatchItem, BlockRelations, ConversationRow, Cutoffs, MessageStore, NewMessage, OutboxRow,
     PublicDeviceRow, Result, SendContext, StoredMessage, StoredRetry,
 };
 
@@ -287,7 +287,7 @@ impl<S: Backend> MessageStore for S {
         Backend::store_and_ack(self, sends, acks, now, expires_at).await
     }
 
-    async fn expire(&self, now: i64, message_cutoff: i64, limit: i64) -> Result<u64> {
+    async fn expire(&self, now: i64, cutoffs: Cutoffs, limit: i64) -> Result<u64> {
         let outbox = query(
             "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE expires_at < $1 LIMIT $2)",
         )
@@ -295,13 +295,30 @@ impl<S: Backend> MessageStore for S {
         .bind(limit)
         .execute(self.write())
         .await?;
+        // A channel's posts are its history, not a delivery queue: they
+        // outlive `message_retention_days`. The scan walks old channel posts
+        // on the way (one index range, joined to `conversations`).
         let messages = query(
-            "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < $1 LIMIT $2)",
+            "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id
+             WHERE m.created_at < $1 AND c.kind <> 'channel' LIMIT $2)",
         )
-        .bind(message_cutoff)
+        .bind(cutoffs.messages)
         .bind(limit)
         .execute(self.write())
         .await?;
-        Ok(outbox + messages)
+        let posts = match cutoffs.channel_posts {
+            None => 0,
+            Some(cutoff) => {
+                query(
+                    "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id
+                     WHERE m.created_at < $1 AND c.kind = 'channel' LIMIT $2)",
+                )
+                .bind(cutoff)
+                .bind(limit)
+                .execute(self.write())
+                .await?
+            }
+        };
+        Ok(outbox + messages + posts)
     }
 }

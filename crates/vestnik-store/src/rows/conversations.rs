@@ -131,6 +131,36 @@ pub enum JoinOutcome {
     Invalid,
     /// The conversation has reached its member limit.
     Full,
+    /// The user is banned from the conversation.
+    Banned,
+}
+
+/// A working invite link as its group's managers list it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct InviteListRow {
+    /// Hash of the token.
+    pub token_hash: String,
+    /// Who made it.
+    pub created_by: String,
+    /// Joins so far.
+    pub uses: i64,
+    /// Joins allowed.
+    pub max_uses: i64,
+    /// When it stops working.
+    pub expires_at: i64,
+    /// When it was made.
+    pub created_at: i64,
+}
+
+/// A user banned from a group or channel.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct BanRow {
+    /// Who is kept out.
+    pub user_id: String,
+    /// The manager who banned them (None once that account is deleted).
+    pub banned_by: Option<String>,
+    /// When.
+    pub created_at: i64,
 }
 
 /// A device's owner and public identity keys.
