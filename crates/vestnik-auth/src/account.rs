@@ -327,7 +327,7 @@ impl AuthService {
             .filter(UserRow::is_active))
     }
 
-    async fn signed_in_user(&self, auth: &SessionAuth) -> Result<UserRow, AuthError> {
+    pub(crate) async fn signed_in_user(&self, auth: &SessionAuth) -> Result<UserRow, AuthError> {
         self.store
             .user_by_id(&auth.user_id)
             .await?
@@ -336,7 +336,7 @@ impl AuthService {
     }
 
     /// The signed-in user's password, asked again before a change.
-    async fn confirm_password(
+    pub(crate) async fn confirm_password(
         &self,
         meta: &RequestMeta,
         auth: &SessionAuth,
@@ -468,7 +468,7 @@ impl AuthService {
 
     /// A notice about the account; one that does not leave is logged, not
     /// failed (the change it reports is done).
-    async fn notify(&self, to: &str, subject: &str, text: &str) {
+    pub(crate) async fn notify(&self, to: &str, subject: &str, text: &str) {
         let mail = Mail {
             to: to.to_owned(),
             subject: subject.to_owned(),

@@ -9,6 +9,7 @@
 mod account;
 pub mod device;
 mod directory;
+mod erasure;
 mod error;
 mod keys;
 mod login;

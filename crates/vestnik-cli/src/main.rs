@@ -142,6 +142,20 @@ enum Command {
     },
     /// Log this device out (its keys leave the server)
     Logout,
+    /// Delete the account for good: every device, key, group membership and
+    /// file on the server; groups you own pass on. Asks for the password (or
+    /// VESTNIK_PASSWORD) and for the address to confirm, unless --yes
+    DeleteAccount {
+        /// Current authenticator code, when 2FA is on
+        #[arg(long)]
+        totp: Option<String>,
+        /// A recovery code instead of --totp
+        #[arg(long)]
+        recovery_code: Option<String>,
+        /// Do not ask for the address
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -342,11 +356,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     profile.dir.display()
                 );
             }
-            let second = match (totp, recovery_code) {
-                (Some(t), _) => Some(SecondFactor::Totp(t)),
-                (None, Some(r)) => Some(SecondFactor::RecoveryCode(r)),
-                _ => None,
-            };
+            let second = second_factor(totp, recovery_code);
             let pw = password()?;
             let client =
                 match Client::login(profile.config(&server(), true)?, &email, &pw, second).await {
@@ -570,11 +580,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     read_line(&format!("code mailed to {email}: "))?
                 }
             };
-            let second = match (totp, recovery_code) {
-                (Some(t), _) => Some(SecondFactor::Totp(t)),
-                (None, Some(r)) => Some(SecondFactor::RecoveryCode(r)),
-                _ => None,
-            };
+            let second = second_factor(totp, recovery_code);
             let new = new_password("VESTNIK_NEW_PASSWORD")?;
             Client::reset_password(&server, &email, &code, &new, second).await?;
             println!(
@@ -636,6 +642,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             client.close().await;
         }
+        Command::DeleteAccount {
+            totp,
+            recovery_code,
+            yes,
+        } => {
+            let client = open(&profile).await?;
+            let email = profile.load()?.email;
+            if !yes {
+                let typed = read_line(&format!(
+                    "this deletes {email} for good; type the address to confirm: "
+                ))?;
+                if typed.trim() != email {
+                    bail!("not confirmed; nothing was deleted");
+                }
+            }
+            let pw = password()?;
+            client
+                .delete_account(&pw, second_factor(totp, recovery_code))
+                .await?;
+            client.close().await;
+            std::fs::remove_dir_all(&profile.dir).ok();
+            println!("{email} is deleted; {} removed", profile.dir.display());
+        }
         Command::Logout => {
             let client = open(&profile).await?;
             client.logout().await?;
@@ -644,6 +673,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn second_factor(totp: Option<String>, recovery_code: Option<String>) -> Option<SecondFactor> {
+    match (totp, recovery_code) {
+        (Some(t), _) => Some(SecondFactor::Totp(t)),
+        (None, Some(r)) => Some(SecondFactor::RecoveryCode(r)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

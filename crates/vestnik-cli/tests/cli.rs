@@ -259,6 +259,26 @@ async fn the_terminal_client_changes_resets_and_moves_the_account() {
     )
     .status
     .success());
+
+    // Deleted for good: a wrong password deletes nothing, the right one
+    // removes the account and this profile; the address is free again.
+    let refused = chat_env(
+        &desk,
+        &server,
+        &["delete-account", "--yes"],
+        &[("VESTNIK_PASSWORD", "not the password")],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("wrong_password"));
+    let out = chat_env(&desk, &server, &["delete-account", "--yes"], &desk_env);
+    assert!(ok(&out).contains("alice@new.example.org is deleted"));
+    assert!(!desk.exists(), "the profile goes with the account");
+    let gone = chat(
+        &bob,
+        &server,
+        &["send", "--to", "alice@new.example.org", "hi"],
+    );
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("user_not_found"));
     for p in [laptop, phone, desk, bob] {
         let _ = std::fs::remove_dir_all(p);
     }

@@ -389,6 +389,17 @@ impl MediaService {
         self.discard(&m).await
     }
 
+    /// Deletes the objects of a deleted account's media (their rows went
+    /// with the account). One that cannot be deleted now is left to the
+    /// orphan sweeper, which removes objects no row accounts for.
+    pub async fn discard_objects(&self, keys: &[String]) {
+        for key in keys {
+            if let Err(e) = self.blobs.delete(key).await {
+                tracing::warn!(error = %e, "deleting a deleted account's object; the sweeper will");
+            }
+        }
+    }
+
     /// The caller's stored bytes against their quota and the largest object allowed.
     pub async fn usage(&self, user_id: &str) -> Result<MediaUsage, MediaError> {
         Ok(MediaUsage {

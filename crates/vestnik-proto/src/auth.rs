@@ -249,6 +249,24 @@ pub struct EmailChangeRequest {
     pub new_email: String,
 }
 
+/// Deletes the account for good, confirmed with the password (and a second
+/// factor when 2FA is on).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountDeletion {
+    /// The account's password (a wrong one: 403 `wrong_password`).
+    #[schema(value_type = String, min_length = 1, max_length = 1024)]
+    pub password: Secret,
+    /// A current TOTP code, when 2FA is on (else 401 `totp_required`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 64)]
+    pub totp: Option<Secret>,
+    /// Or one of the recovery codes instead of `totp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 64)]
+    pub recovery_code: Option<Secret>,
+}
+
 /// The code mailed to the new address.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -347,7 +347,10 @@ pub struct SystemEvent {
     /// `member_removed`, `member_banned`, `member_unbanned`, `role_changed`,
     /// `owner_changed` or `updated`.
     pub event: String,
-    /// The user who made the change (the member themself for `member_joined` and `member_left`).
+    /// The user who made the change (the member themself for `member_joined`
+    /// and `member_left`). Empty for a change the server made when an account
+    /// was deleted: a `member_left` of that account (members tell who from
+    /// their member list) and the `owner_changed` to its successor.
     pub actor_user_id: String,
     /// The member it concerns, with `member_added`, `member_removed`,
     /// `role_changed` and `owner_changed`; absent otherwise.

@@ -46,7 +46,7 @@ impl Realtime {
             Vec::new()
         };
         self.announce(
-            auth,
+            &auth.user_id,
             conversation_id,
             &kind,
             "member_banned",
@@ -70,7 +70,7 @@ impl Realtime {
             return Err(RealtimeError::NoSuchUser);
         }
         self.announce(
-            auth,
+            &auth.user_id,
             conversation_id,
             &kind,
             "member_unbanned",

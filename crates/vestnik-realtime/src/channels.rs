@@ -153,7 +153,7 @@ impl Realtime {
         }
         if outcome == JoinOutcome::Joined {
             self.announce(
-                auth,
+                &auth.user_id,
                 conversation_id,
                 "channel",
                 "member_joined",

@@ -109,7 +109,7 @@ impl Realtime {
             created_at: self.clock.now_ms(),
         };
         self.store.create_group(&group).await?;
-        self.announce(auth, &group.id, kind, "created", None, None, &[])
+        self.announce(&auth.user_id, &group.id, kind, "created", None, None, &[])
             .await?;
         self.conversation_detail(auth, &ConversationId::from_trusted(group.id.clone()))
             .await
@@ -202,8 +202,16 @@ impl Realtime {
                 req.avatar_ref.as_deref(),
             )
             .await?;
-        self.announce(auth, conversation_id, &kind, "updated", None, None, &[])
-            .await?;
+        self.announce(
+            &auth.user_id,
+            conversation_id,
+            &kind,
+            "updated",
+            None,
+            None,
+            &[],
+        )
+        .await?;
         self.conversation_detail(auth, conversation_id).await
     }
 
@@ -234,7 +242,7 @@ impl Realtime {
         {
             JoinOutcome::Joined => {
                 self.announce(
-                    auth,
+                    &auth.user_id,
                     conversation_id,
                     &kind,
                     "member_added",
@@ -289,7 +297,7 @@ impl Realtime {
         };
         // The one who left or was removed learns it too.
         self.announce(
-            auth,
+            &auth.user_id,
             conversation_id,
             &kind,
             event,
@@ -334,7 +342,7 @@ impl Realtime {
             return Err(RealtimeError::NoSuchUser);
         }
         self.announce(
-            auth,
+            &auth.user_id,
             conversation_id,
             &kind,
             "role_changed",
@@ -375,7 +383,7 @@ impl Realtime {
             }
         }
         self.announce(
-            auth,
+            &auth.user_id,
             conversation_id,
             &kind,
             "owner_changed",
@@ -392,7 +400,7 @@ impl Realtime {
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn announce(
         &self,
-        auth: &SessionAuth,
+        actor: &str,
         conversation_id: &str,
         kind: &str,
         event: &str,
@@ -405,7 +413,7 @@ impl Realtime {
             event_id: ids::new_id(),
             conversation_id: conversation_id.to_owned(),
             event: event.to_owned(),
-            actor_user_id: auth.user_id.clone(),
+            actor_user_id: actor.to_owned(),
             target_user_id: target.map(str::to_owned),
             role: role.map(str::to_owned),
             at: now,
@@ -417,7 +425,7 @@ impl Realtime {
         } else {
             self.store.members(conversation_id).await?
         };
-        users.push(auth.user_id.clone());
+        users.push(actor.to_owned());
         users.extend(also.iter().cloned());
         users.sort();
         users.dedup();
@@ -427,7 +435,7 @@ impl Realtime {
                 &vestnik_store::SystemEventRow {
                     event_id: ev.event_id.clone(),
                     conversation_id: conversation_id.to_owned(),
-                    actor: auth.user_id.clone(),
+                    actor: actor.to_owned(),
                     body,
                     created_at: now,
                     expires_at: now + self.settings.retention_ms,

@@ -94,7 +94,7 @@ impl Realtime {
                     .conversation(&c)
                     .await?
                     .map_or_else(|| "group".to_owned(), |c| c.kind);
-                self.announce(auth, &c, &kind, "member_joined", None, None, &[])
+                self.announce(&auth.user_id, &c, &kind, "member_joined", None, None, &[])
                     .await?;
                 c
             }

@@ -13,6 +13,7 @@ mod channels;
 mod context_cache;
 mod conversations;
 mod delivery;
+mod erasure;
 mod error;
 mod groups;
 mod hub;

@@ -479,10 +479,30 @@ pub trait AuditStore: Send + Sync {
     ) -> Result<Vec<AuditRow>>;
 }
 
+/// Deleting an account.
+#[async_trait]
+pub trait ErasureStore: Send + Sync {
+    /// Deletes the account and everything that points at it in one
+    /// transaction: devices, keys, sessions, codes, memberships, direct
+    /// conversations, queued envelopes to and from it, its messages and
+    /// posts, media rows, invites, blocks and read markers. Groups it owned
+    /// pass to the longest-standing admin (publisher) or member, or are
+    /// dissolved when it was alone; its audit rows lose address, agent and
+    /// detail. Blob objects are the caller's to delete.
+    async fn erase_account(&self, user_id: &str, email: &str) -> Result<ErasedAccount>;
+}
+
 /// Everything a node needs from its database.
 #[async_trait]
 pub trait Store:
-    UserStore + DeviceStore + AuditStore + KeyStore + MessageStore + GroupStore + MediaStore
+    UserStore
+    + DeviceStore
+    + AuditStore
+    + KeyStore
+    + MessageStore
+    + GroupStore
+    + MediaStore
+    + ErasureStore
 {
     /// Checks the database answers.
     async fn ping(&self) -> Result<()>;

@@ -25,6 +25,17 @@ pub enum SecondFactor {
     RecoveryCode(String),
 }
 
+/// The `totp` and `recovery_code` fields of a request, from an optional factor.
+pub(crate) type FactorFields = (Option<vestnik_proto::Secret>, Option<vestnik_proto::Secret>);
+
+pub(crate) fn factor_fields(second: Option<SecondFactor>) -> FactorFields {
+    match second {
+        Some(SecondFactor::Totp(t)) => (Some(t.into()), None),
+        Some(SecondFactor::RecoveryCode(r)) => (None, Some(r.into())),
+        None => (None, None),
+    }
+}
+
 impl Client {
     /// Starts registration: the server mails a 6-digit code to `email`
     /// (the answer is the same whether or not the address has an account).
@@ -104,16 +115,12 @@ impl Client {
         let email_owned = email.to_owned();
         let password = password.to_owned();
         Self::enroll(config, email, move |http, base, device| {
-            let (totp, recovery_code) = match second_factor {
-                Some(SecondFactor::Totp(c)) => (Some(c), None),
-                Some(SecondFactor::RecoveryCode(c)) => (None, Some(c)),
-                None => (None, None),
-            };
+            let (totp, recovery_code) = factor_fields(second_factor);
             let req = LoginRequest {
                 email: email_owned,
                 password: password.into(),
-                totp: totp.map(Into::into),
-                recovery_code: recovery_code.map(Into::into),
+                totp,
+                recovery_code,
                 device,
                 pow: None,
             };

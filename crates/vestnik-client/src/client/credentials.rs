@@ -2,8 +2,8 @@
 //! (forgotten, by a mailed code), move to another address.
 use reqwest::Method;
 use vestnik_proto::{
-    EmailChangeConfirm, EmailChangeRequest, PasswordChangeRequest, PasswordResetConfirm,
-    PasswordResetRequest,
+    AccountDeletion, EmailChangeConfirm, EmailChangeRequest, PasswordChangeRequest,
+    PasswordResetConfirm, PasswordResetRequest,
 };
 
 use super::{Client, SecondFactor};
@@ -69,11 +69,7 @@ impl Client {
     ) -> Result<()> {
         let base = server_url.trim_end_matches('/');
         let http = api::http_client(std::time::Duration::from_secs(30))?;
-        let (totp, recovery_code) = match second {
-            Some(SecondFactor::Totp(t)) => (Some(t.into()), None),
-            Some(SecondFactor::RecoveryCode(r)) => (None, Some(r.into())),
-            None => (None, None),
-        };
+        let (totp, recovery_code) = super::account::factor_fields(second);
         let req = PasswordResetConfirm {
             email: email.to_owned(),
             code: code.trim().into(),
@@ -169,6 +165,26 @@ impl Client {
                 Method::PUT,
                 "/v1/account/presence",
                 Some(&vestnik_proto::PresenceSettings { visibility }),
+            )
+            .await
+    }
+
+    /// Deletes the account for good, confirmed with the password (and the
+    /// second factor when 2FA is on): every device is signed out, and the
+    /// server keeps nothing of it but an anonymous audit trail. This
+    /// machine's profile is then useless; the caller deletes it.
+    pub async fn delete_account(&self, password: &str, second: Option<SecondFactor>) -> Result<()> {
+        let (totp, recovery_code) = super::account::factor_fields(second);
+        self.inner
+            .api
+            .call_unit(
+                Method::POST,
+                "/v1/account/delete",
+                Some(&AccountDeletion {
+                    password: password.into(),
+                    totp,
+                    recovery_code,
+                }),
             )
             .await
     }

@@ -30,6 +30,7 @@ mod credentials;
 mod devices;
 mod groups;
 mod messages;
+mod moderation;
 mod presence;
 
 pub use account::SecondFactor;

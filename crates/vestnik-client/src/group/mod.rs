@@ -193,7 +193,10 @@ impl Inner {
         self.store
             .mark_group_devices_stale(Some(&event.conversation_id))
             .await?;
-        if matches!(event.event.as_str(), "member_left" | "member_removed") {
+        if matches!(
+            event.event.as_str(),
+            "member_left" | "member_removed" | "member_banned"
+        ) {
             self.store.flag_rotation(&event.conversation_id).await?;
         }
         if !self.store.store_system_event(&event).await? {

@@ -3,8 +3,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use std::sync::Arc;
 use vestnik_proto::{
-    Accepted, Account, EmailChangeConfirm, EmailChangeRequest, ErrorBody, PasswordChangeRequest,
-    PasswordResetConfirm, PasswordResetRequest,
+    Accepted, Account, AccountDeletion, EmailChangeConfirm, EmailChangeRequest, ErrorBody,
+    PasswordChangeRequest, PasswordResetConfirm, PasswordResetRequest,
 };
 
 use crate::extract::{Authed, Json, Meta};
@@ -87,4 +87,26 @@ pub async fn confirm_email_change(
     Ok(axum::Json(
         gw.auth.confirm_email_change(&meta, &auth, &req).await?,
     ))
+}
+
+/// Delete the account for good, confirmed with the password (403
+/// `wrong_password`) and, with 2FA on, a TOTP or recovery code. Every
+/// device is signed out on every node; devices, keys, sessions, direct
+/// conversations, memberships, queued envelopes to and from it, its
+/// messages, channel posts, media and invites are deleted at once. Groups it
+/// owned pass to the longest-standing admin (a channel's publisher) or
+/// member, or are dissolved when it was alone. Its audit trail stays,
+/// without addresses, agents or details. The address can register again.
+#[utoipa::path(post, path = "/v1/account/delete", tag = "account", security(("bearer" = [])), request_body = AccountDeletion,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn delete_account(
+    State(gw): State<Arc<Gateway>>,
+    Meta(meta): Meta,
+    Authed(auth): Authed,
+    Json(req): Json<AccountDeletion>,
+) -> Result<StatusCode, ApiError> {
+    let erased = gw.auth.delete_account(&meta, &auth, &req).await?;
+    gw.realtime.account_erased(&erased).await;
+    gw.media.discard_objects(&erased.object_keys).await;
+    Ok(StatusCode::NO_CONTENT)
 }

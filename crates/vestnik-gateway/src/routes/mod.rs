@@ -44,6 +44,7 @@ pub fn api() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(credentials::confirm_password_reset))
         .routes(routes!(credentials::request_email_change))
         .routes(routes!(credentials::confirm_email_change))
+        .routes(routes!(credentials::delete_account))
         .routes(routes!(keys::upload))
         .routes(routes!(keys::count))
         .routes(routes!(keys::claim))

@@ -2,6 +2,7 @@
 //! Megolm send path that stores one ciphertext for every member device, on
 //! SQLite and on PostgreSQL + Redis. Ciphertexts are opaque test strings
 //! (the client library tests do real Megolm).
+mod account_deletion;
 mod channels;
 #[path = "../common/mod.rs"]
 mod common;

@@ -20,6 +20,7 @@ pub(crate) mod dialect;
 
 mod audit;
 mod devices;
+mod erasure;
 mod groups;
 mod keys;
 mod media;

@@ -182,6 +182,34 @@ pub struct RevokedDevices {
     pub access_hashes: Vec<String>,
 }
 
+/// What deleting an account changed, for the services to announce and clean.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErasedAccount {
+    /// Every device the account had (revoked ones too).
+    pub device_ids: Vec<String>,
+    /// Groups and channels it was a plain member of: (id, kind).
+    pub left: Vec<(String, String)>,
+    /// Groups and channels it owned that passed to someone.
+    pub succession: Vec<Succession>,
+    /// Groups and channels it owned alone: deleted.
+    pub dissolved: Vec<String>,
+    /// Its direct conversations: deleted.
+    pub direct: Vec<String>,
+    /// Blob objects of its media (rows already deleted).
+    pub object_keys: Vec<String>,
+}
+
+/// A group or channel whose owner's account was deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Succession {
+    /// The conversation.
+    pub conversation_id: String,
+    /// `group` or `channel`.
+    pub kind: String,
+    /// Who owns it now.
+    pub new_owner: String,
+}
+
 /// A stored device.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeviceRow {

@@ -1,0 +1,78 @@
+//! Keeping a group or channel clean (its managers): invite links listed and
+//! revoked, ban lists.
+use reqwest::Method;
+use vestnik_proto::{Ban, BanMember, InviteSummary};
+
+use super::Client;
+use crate::error::Result;
+use crate::group::path_id;
+
+impl Client {
+    /// The group's working invite links, newest first (owner or admin).
+    pub async fn invites(&self, conversation_id: &str) -> Result<Vec<InviteSummary>> {
+        let id = path_id("conversation_id", conversation_id)?;
+        let list: vestnik_proto::InviteList = self
+            .inner
+            .api
+            .get(&format!("/v1/conversations/{id}/invites"))
+            .await?;
+        Ok(list.invites)
+    }
+
+    /// Revokes an invite link at once (owner or admin).
+    pub async fn revoke_invite(&self, conversation_id: &str, invite_id: &str) -> Result<()> {
+        let id = path_id("conversation_id", conversation_id)?;
+        let invite = path_id("invite_id", invite_id)?;
+        self.inner
+            .api
+            .call_unit::<()>(
+                Method::DELETE,
+                &format!("/v1/conversations/{id}/invites/{invite}"),
+                None,
+            )
+            .await
+    }
+
+    /// Bans a user: removed if a member, kept out until unbanned. This
+    /// device's next group message uses a new Megolm session.
+    pub async fn ban(&self, conversation_id: &str, user_id: &str) -> Result<()> {
+        let id = path_id("conversation_id", conversation_id)?;
+        self.inner
+            .api
+            .call_unit(
+                Method::POST,
+                &format!("/v1/conversations/{id}/bans"),
+                Some(&BanMember {
+                    user_id: user_id.parse()?,
+                }),
+            )
+            .await?;
+        self.inner.store.mark_group_devices_stale(Some(id)).await?;
+        self.inner.store.flag_rotation(id).await
+    }
+
+    /// Lifts a ban.
+    pub async fn unban(&self, conversation_id: &str, user_id: &str) -> Result<()> {
+        let id = path_id("conversation_id", conversation_id)?;
+        let user = path_id("user_id", user_id)?;
+        self.inner
+            .api
+            .call_unit::<()>(
+                Method::DELETE,
+                &format!("/v1/conversations/{id}/bans/{user}"),
+                None,
+            )
+            .await
+    }
+
+    /// The ban list, newest first (owner or admin).
+    pub async fn bans(&self, conversation_id: &str) -> Result<Vec<Ban>> {
+        let id = path_id("conversation_id", conversation_id)?;
+        let list: vestnik_proto::BanList = self
+            .inner
+            .api
+            .get(&format!("/v1/conversations/{id}/bans"))
+            .await?;
+        Ok(list.bans)
+    }
+}
