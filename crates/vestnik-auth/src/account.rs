@@ -18,6 +18,11 @@ use vestnik_store::{AccountCodeRow, CodePurpose, SessionAuth, StoreError, UserRo
 use crate::{password, AuthError, AuthService, RequestMeta};
 
 impl AuthService {
+    /// Counts one `account_change` for the caller: what an export costs.
+    pub async fn limit_account_change(&self, auth: &SessionAuth) -> Result<(), AuthError> {
+        self.rate_limit(Action::AccountChange, &auth.user_id).await
+    }
+
     /// Sets a new password, confirmed by the current one; optionally signs
     /// out every other device. The account's address is told.
     pub async fn change_password(

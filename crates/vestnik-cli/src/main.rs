@@ -9,7 +9,7 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use vestnik_client::{Client, FileOptions, SecondFactor};
 
-use profile::{Profile, ProfileFile};
+use profile::{write_private, Profile, ProfileFile};
 
 #[derive(Parser)]
 #[command(
@@ -139,6 +139,13 @@ enum Command {
         /// everyone, contacts or nobody
         #[arg(long)]
         presence: Option<String>,
+    },
+    /// Write your data as JSON: what the server holds about the account and
+    /// this device's decrypted history (the server has no message contents)
+    Export {
+        /// File to write (created with mode 600); stdout when absent
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Log this device out (its keys leave the server)
     Logout,
@@ -641,6 +648,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("presence: {v}");
             }
             client.close().await;
+        }
+        Command::Export { out } => {
+            let client = open(&profile).await?;
+            client.sync().await?;
+            let doc = serde_json::json!({
+                "account": client.export_account().await?,
+                "history": client.export_history().await?,
+            });
+            let text = serde_json::to_string_pretty(&doc)?;
+            client.close().await;
+            match out {
+                Some(path) => {
+                    write_private(&path, text.as_bytes())?;
+                    println!("exported to {}", path.display());
+                }
+                None => println!("{text}"),
+            }
         }
         Command::DeleteAccount {
             totp,

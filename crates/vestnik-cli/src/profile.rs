@@ -67,14 +67,7 @@ impl Profile {
         std::fs::create_dir_all(&self.dir)?;
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        opts.open(&path)?.write_all(hex::encode(key).as_bytes())?;
+        write_private(&path, hex::encode(key).as_bytes())?;
         Ok(StoreKey::secret(key.to_vec()))
     }
 
@@ -115,4 +108,20 @@ pub fn default_dir() -> PathBuf {
     std::env::var_os("HOME")
         .map(|h| Path::new(&h).join(".vestnik").join("default"))
         .unwrap_or_else(|| PathBuf::from(".vestnik"))
+}
+
+/// Writes a new file only its owner may read (a key, an export); refuses to
+/// replace an existing one.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+        .with_context(|| format!("creating {}", path.display()))?
+        .write_all(bytes)?;
+    Ok(())
 }

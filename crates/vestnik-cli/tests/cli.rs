@@ -260,6 +260,40 @@ async fn the_terminal_client_changes_resets_and_moves_the_account() {
     .status
     .success());
 
+    // Exported: the server's record of the account and this device's
+    // decrypted history, in a file only its owner reads.
+    ok(&chat(
+        &bob,
+        &server,
+        &["send", "--to", "alice@new.example.org", "hello alice"],
+    ));
+    let file = tmp("export.json");
+    let out = chat_env(
+        &desk,
+        &server,
+        &["export", "--out", file.to_str().expect("utf-8 path")],
+        &desk_env,
+    );
+    assert!(ok(&out).contains("exported to"));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("export")).expect("json");
+    assert_eq!(doc["account"]["account"]["email"], "alice@new.example.org");
+    let bodies: Vec<&str> = doc["history"]["conversations"]
+        .as_array()
+        .expect("conversations")
+        .iter()
+        .flat_map(|c| c["messages"].as_array().expect("messages").iter())
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert!(bodies.contains(&"hello alice"), "{doc}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let _ = std::fs::remove_file(&file);
+
     // Deleted for good: a wrong password deletes nothing, the right one
     // removes the account and this profile; the address is free again.
     let refused = chat_env(

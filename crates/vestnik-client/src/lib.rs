@@ -82,7 +82,9 @@ mod store;
 mod types;
 
 pub use api::MAX_POW_DIFFICULTY;
-pub use client::{Client, SecondFactor};
+pub use client::{
+    Client, ExportedConversation, ExportedFile, ExportedMessage, HistoryExport, SecondFactor,
+};
 pub use config::{
     ClientConfig, StoreKey, DEFAULT_FALLBACK_KEY_MAX_AGE, DEFAULT_ONE_TIME_KEYS, MAX_TEXT_BYTES,
 };

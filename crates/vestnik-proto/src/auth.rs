@@ -310,6 +310,32 @@ pub struct DeviceList {
     pub devices: Vec<DeviceInfo>,
 }
 
+/// The users the caller blocked.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct BlockList {
+    /// Sorted.
+    pub blocked_user_ids: Vec<String>,
+}
+
+/// Everything the server holds about the caller's account, in one document
+/// (GDPR art. 15 and 20). The server has no message contents: those are on
+/// the devices (`vestnik-chat export` writes a device's decrypted history).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AccountExport {
+    /// Unix milliseconds.
+    pub exported_at: i64,
+    /// The account and its settings.
+    pub account: Account,
+    /// Its active devices.
+    pub devices: Vec<DeviceInfo>,
+    /// Its direct chats, groups and channels, with the roles in them.
+    pub conversations: Vec<crate::Conversation>,
+    /// The users it blocked.
+    pub blocked_user_ids: Vec<String>,
+    /// Its security events, newest first (the most recent 10,000).
+    pub audit: Vec<AuditEntry>,
+}
+
 /// The caller's account.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Account {

@@ -33,6 +33,8 @@ pub const POW_NONCE_MAX_CHARS: usize = 64;
 
 /// Audit events returned per page.
 pub const AUDIT_PAGE_MAX: i64 = 200;
+/// Audit events in an account export (the most recent).
+pub const AUDIT_EXPORT_MAX: usize = 10_000;
 
 /// Longest group or channel title.
 pub const TITLE_MAX_CHARS: usize = 128;

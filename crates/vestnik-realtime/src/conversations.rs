@@ -118,4 +118,11 @@ impl Realtime {
         self.contexts.forget_user(&auth.user_id);
         Ok(())
     }
+
+    /// The users the caller blocked (not who blocked them: that is theirs).
+    pub async fn blocked_users(&self, auth: &SessionAuth) -> Result<Vec<String>, RealtimeError> {
+        let mut blocked = self.store.block_relations(&auth.user_id).await?.blocked;
+        blocked.sort();
+        Ok(blocked)
+    }
 }

@@ -28,12 +28,14 @@ mod channels;
 mod conversations;
 mod credentials;
 mod devices;
+mod export;
 mod groups;
 mod messages;
 mod moderation;
 mod presence;
 
 pub use account::SecondFactor;
+pub use export::{ExportedConversation, ExportedFile, ExportedMessage, HistoryExport};
 
 /// Where a queued text goes.
 pub(crate) enum Target<'a> {

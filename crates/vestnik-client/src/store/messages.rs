@@ -176,6 +176,19 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Every conversation with messages on this device: (id, kind, peer).
+    pub(crate) async fn history_conversations(
+        &self,
+    ) -> Result<Vec<(String, String, Option<String>)>> {
+        Ok(sqlx::query_as(
+            "SELECT DISTINCT m.conversation_id, COALESCE(c.kind, ''), c.peer_user_id
+             FROM messages m LEFT JOIN conversations c ON c.id = m.conversation_id
+             WHERE m.conversation_id IS NOT NULL ORDER BY m.conversation_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// The newest `limit` messages of a conversation, oldest first (server
     /// order; pending messages last, in the order they were written).
     pub(crate) async fn history(

@@ -3,7 +3,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::IntoParams;
-use vestnik_proto::{Account, AuditPage, DeviceList, ErrorBody};
+use vestnik_proto::{Account, AccountExport, AuditPage, BlockList, DeviceList, ErrorBody};
 
 use crate::extract::{in_range, Authed, Checked, Meta, Path, Query};
 use crate::{ApiError, Gateway};
@@ -103,4 +103,62 @@ pub async fn set_presence(
         .set_presence_visibility(&auth, req.visibility)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The users this account blocked.
+#[utoipa::path(get, path = "/v1/blocks", tag = "messages", security(("bearer" = [])),
+    responses((status = 200, body = BlockList), (status = 401, body = ErrorBody)))]
+pub async fn blocks(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+) -> Result<axum::Json<BlockList>, ApiError> {
+    Ok(axum::Json(BlockList {
+        blocked_user_ids: gw.realtime.blocked_users(&auth).await?,
+    }))
+}
+
+/// Everything the server holds about this account, as one JSON document
+/// (the account, devices, conversations and roles, blocks, the most recent
+/// 10,000 audit events). Message contents are not on the server. Counts
+/// against `account_change`.
+#[utoipa::path(get, path = "/v1/account/export", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = AccountExport), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn export(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+) -> Result<axum::Json<AccountExport>, ApiError> {
+    gw.auth.limit_account_change(&auth).await?;
+    let mut audit = Vec::new();
+    let mut before = None;
+    loop {
+        let page = gw
+            .auth
+            .audit_page(&auth, before, Some(vestnik_core::limits::AUDIT_PAGE_MAX))
+            .await?;
+        audit.extend(page.events);
+        match page.next_before {
+            Some(b) if audit.len() < vestnik_core::limits::AUDIT_EXPORT_MAX => before = Some(b),
+            _ => break,
+        }
+    }
+    audit.truncate(vestnik_core::limits::AUDIT_EXPORT_MAX);
+    // With the roles: each conversation as its detail shows it.
+    let mut conversations = Vec::new();
+    for c in gw.realtime.conversations(&auth).await?.conversations {
+        let id = vestnik_proto::ConversationId::from_trusted(c.id);
+        match gw.realtime.conversation_detail(&auth, &id).await {
+            Ok(detail) => conversations.push(detail),
+            // Left or removed meanwhile: no longer the account's.
+            Err(vestnik_realtime::RealtimeError::NotMember) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(axum::Json(AccountExport {
+        exported_at: gw.clock.now_ms(),
+        account: gw.auth.account(&auth).await?,
+        devices: gw.auth.list_devices(&auth).await?.devices,
+        conversations,
+        blocked_user_ids: gw.realtime.blocked_users(&auth).await?,
+        audit,
+    }))
 }

@@ -35,6 +35,8 @@ pub fn api() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(twofactor::disable))
         .routes(routes!(account::account))
         .routes(routes!(account::audit))
+        .routes(routes!(account::export))
+        .routes(routes!(account::blocks))
         .routes(routes!(account::set_presence))
         .routes(routes!(account::set_discovery))
         .routes(routes!(account::devices))

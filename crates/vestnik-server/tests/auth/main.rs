@@ -3,6 +3,7 @@ mod account_changes;
 #[path = "../common/mod.rs"]
 mod common;
 mod errors_and_audit;
+mod export;
 mod login;
 mod registration;
 mod sessions;
