@@ -140,6 +140,12 @@ enum Command {
         #[arg(long)]
         presence: Option<String>,
     },
+    /// Your display name, shown instead of your id to those you share a
+    /// conversation with: set it with --name ("" clears), or print it
+    Profile {
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Write your data as JSON: what the server holds about the account and
     /// this device's decrypted history (the server has no message contents)
     Export {
@@ -460,7 +466,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         println!(
                             "[{}] {} #{}: {}{file}",
                             time(m.sent_at),
-                            m.sender_user_id,
+                            name_of(&client, &m.sender_user_id).await?,
                             m.seq,
                             m.body
                         )
@@ -477,11 +483,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let peer = peer(&client, &with).await?;
             let conv = client.conversation_with(&peer).await?;
             client.sync().await?;
-            for m in client.history(&conv, limit.clamp(1, 10_000)).await? {
+            let history = client.history(&conv, limit.clamp(1, 10_000)).await?;
+            let senders: Vec<String> = history.iter().map(|m| m.sender_user_id.clone()).collect();
+            let names = client.display_names(&senders).await?;
+            for m in history {
                 let who = if m.sender_user_id == client.user_id() {
                     "me".to_owned()
                 } else {
-                    m.sender_user_id.clone()
+                    names
+                        .get(&m.sender_user_id)
+                        .cloned()
+                        .unwrap_or_else(|| m.sender_user_id.clone())
                 };
                 let when = m.sent_at.map(time).unwrap_or_else(|| "pending".into());
                 let ticks = if m.sender_user_id != client.user_id() {
@@ -521,7 +533,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chat { with } => {
             let client = open(&profile).await?;
             let peer_id = peer(&client, &with).await?;
-            tui::run(client, peer_id, with).await?;
+            let label = client
+                .display_names(std::slice::from_ref(&peer_id))
+                .await?
+                .remove(&peer_id)
+                .unwrap_or(with);
+            tui::run(client, peer_id, label).await?;
         }
         Command::TwoFactor { command } => {
             let client = open(&profile).await?;
@@ -649,6 +666,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             client.close().await;
         }
+        Command::Profile { name } => {
+            let client = open(&profile).await?;
+            match name {
+                Some(n) => {
+                    let p = client.set_display_name(&n).await?;
+                    match p.display_name {
+                        Some(n) => println!("display name: {n}"),
+                        None => println!("display name cleared"),
+                    }
+                }
+                None => {
+                    let me = client.user_id().to_owned();
+                    match client.display_names(&[me]).await?.into_values().next() {
+                        Some(n) => println!("display name: {n}"),
+                        None => println!("no display name (others see your id)"),
+                    }
+                }
+            }
+            client.close().await;
+        }
         Command::Export { out } => {
             let client = open(&profile).await?;
             client.sync().await?;
@@ -697,6 +734,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A user's display name when they have one (and we may see it), else the id.
+async fn name_of(client: &Client, user_id: &str) -> anyhow::Result<String> {
+    let id = user_id.to_owned();
+    Ok(client
+        .display_names(std::slice::from_ref(&id))
+        .await?
+        .remove(&id)
+        .unwrap_or(id))
 }
 
 fn second_factor(totp: Option<String>, recovery_code: Option<String>) -> Option<SecondFactor> {

@@ -260,6 +260,27 @@ async fn the_terminal_client_changes_resets_and_moves_the_account() {
     .status
     .success());
 
+    // A display name, shown instead of the id to those she writes to.
+    let out = chat_env(
+        &desk,
+        &server,
+        &["profile", "--name", "  Alice Liddell "],
+        &desk_env,
+    );
+    assert!(ok(&out).contains("display name: Alice Liddell"));
+    ok(&chat_env(
+        &desk,
+        &server,
+        &["send", "--to", "bob@example.org", "hi bob"],
+        &desk_env,
+    ));
+    let out = chat(
+        &bob,
+        &server,
+        &["history", "--with", "alice@new.example.org"],
+    );
+    assert!(ok(&out).contains("Alice Liddell: hi bob"), "{}", ok(&out));
+
     // Exported: the server's record of the account and this device's
     // decrypted history, in a file only its owner reads.
     ok(&chat(

@@ -113,6 +113,12 @@ pub enum ClientEvent {
     },
     /// A user sharing a conversation with this account added or removed a device.
     DevicesChanged { user_id: String },
+    /// A user sharing a conversation with this account (or this account,
+    /// from another device) changed their display name; already cached.
+    ProfileChanged {
+        user_id: String,
+        display_name: Option<String>,
+    },
     /// A group's membership or settings changed (stored and acknowledged
     /// before this event; each event once).
     System(SystemEvent),

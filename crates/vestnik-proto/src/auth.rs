@@ -310,6 +310,34 @@ pub struct DeviceList {
     pub devices: Vec<DeviceInfo>,
 }
 
+/// What others see of an account instead of its id.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Profile {
+    /// Whose.
+    pub user_id: String,
+    /// Absent when none is set (show the id, or the address one knows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// Sets the caller's display name.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdate {
+    /// 1-64 characters, no control characters, not only spaces; an empty
+    /// string clears it. Leading and trailing spaces are trimmed.
+    #[schema(max_length = 64)]
+    pub display_name: String,
+}
+
+/// The profiles asked for that the caller may see (its own, and those of
+/// users it shares a conversation with); others are left out.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ProfileList {
+    /// In id order.
+    pub profiles: Vec<Profile>,
+}
+
 /// The users the caller blocked.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct BlockList {

@@ -12,6 +12,11 @@ pub const PASSWORD_MIN_CHARS: usize = 8;
 /// Longest password accepted at registration.
 pub const PASSWORD_MAX_CHARS: usize = 128;
 
+/// Longest display name.
+pub const DISPLAY_NAME_MAX_CHARS: usize = 64;
+/// Profiles asked for in one request.
+pub const PROFILES_PER_REQUEST_MAX: usize = 100;
+
 /// Longest device name.
 pub const DEVICE_NAME_MAX_CHARS: usize = 64;
 /// Longest device platform.

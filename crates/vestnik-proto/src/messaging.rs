@@ -317,6 +317,15 @@ pub enum ServerFrame {
         /// The user whose devices changed: fetch them again before encrypting for them.
         user_id: String,
     },
+    /// A user who shares a conversation with this account (or the account
+    /// itself, from another device) changed their profile.
+    ProfileChanged {
+        /// Whose.
+        user_id: String,
+        /// The new display name; absent when cleared.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        display_name: Option<String>,
+    },
     /// The answer to a `ping`.
     Pong {
         /// The `ping`'s nonce, as sent.

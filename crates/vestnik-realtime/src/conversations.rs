@@ -75,17 +75,23 @@ impl Realtime {
     /// own devices) that the user's device list changed.
     pub async fn devices_changed(&self, user_id: &str) {
         self.contexts.forget_user(user_id);
-        let partners = match self.store.partners_of(user_id).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "devices_changed: partners lookup failed");
-                return;
-            }
-        };
         let f = ServerFrame::DevicesChanged {
             user_id: user_id.to_owned(),
         };
-        let mut users = partners;
+        self.tell_partners(user_id, f).await;
+    }
+
+    /// Pushes `f` live to the devices of everyone who shares a (non-channel)
+    /// conversation with `user_id`, and to the user's own. Best effort: a
+    /// device offline now learns on its next fetch.
+    pub(crate) async fn tell_partners(&self, user_id: &str, f: ServerFrame) {
+        let mut users = match self.store.partners_of(user_id).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "partners lookup failed");
+                return;
+            }
+        };
         users.push(user_id.to_owned());
         match self.store.active_devices(&users).await {
             Ok(devices) => {
@@ -97,7 +103,7 @@ impl Realtime {
                 )
                 .await
             }
-            Err(e) => tracing::warn!(error = %e, "devices_changed: device lookup failed"),
+            Err(e) => tracing::warn!(error = %e, "partners' device lookup failed"),
         }
     }
 

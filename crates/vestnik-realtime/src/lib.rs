@@ -19,6 +19,7 @@ mod groups;
 mod hub;
 mod invites;
 mod presence;
+mod profiles;
 mod roles;
 mod service;
 

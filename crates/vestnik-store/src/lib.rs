@@ -479,6 +479,18 @@ pub trait AuditStore: Send + Sync {
     ) -> Result<Vec<AuditRow>>;
 }
 
+/// Display names.
+#[async_trait]
+pub trait ProfileStore: Send + Sync {
+    /// Sets (or with `None` clears) the user's display name.
+    async fn set_display_name(&self, user_id: &str, name: Option<&str>, now: i64) -> Result<()>;
+    /// The profiles among `user_ids` that `viewer` may see: its own, and
+    /// those of active users it shares a conversation with (in a channel,
+    /// subscribers see the owner's and publishers' only, and are seen by
+    /// them).
+    async fn profiles(&self, viewer: &str, user_ids: &[String]) -> Result<Vec<ProfileRow>>;
+}
+
 /// Deleting an account.
 #[async_trait]
 pub trait ErasureStore: Send + Sync {
@@ -503,6 +515,7 @@ pub trait Store:
     + GroupStore
     + MediaStore
     + ErasureStore
+    + ProfileStore
 {
     /// Checks the database answers.
     async fn ping(&self) -> Result<()>;

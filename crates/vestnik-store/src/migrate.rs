@@ -86,6 +86,12 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_moderation.sql"),
         postgres: include_str!("../migrations/postgres/0012_moderation.sql"),
     },
+    Migration {
+        version: 13,
+        name: "profiles",
+        sqlite: include_str!("../migrations/sqlite/0013_profiles.sql"),
+        postgres: include_str!("../migrations/postgres/0013_profiles.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str =

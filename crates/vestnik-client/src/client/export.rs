@@ -136,10 +136,7 @@ impl Client {
         Ok(HistoryExport {
             user_id: self.user_id().to_owned(),
             device_id: self.device_id().to_owned(),
-            exported_at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0),
+            exported_at: crate::store::now_ms(),
             conversations,
         })
     }

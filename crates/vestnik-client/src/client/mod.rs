@@ -33,6 +33,7 @@ mod groups;
 mod messages;
 mod moderation;
 mod presence;
+mod profiles;
 
 pub use account::SecondFactor;
 pub use export::{ExportedConversation, ExportedFile, ExportedMessage, HistoryExport};

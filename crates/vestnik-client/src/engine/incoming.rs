@@ -227,6 +227,18 @@ impl Inner {
                 self.store.mark_group_devices_stale(None).await?;
                 self.emit(ClientEvent::DevicesChanged { user_id });
             }
+            ServerFrame::ProfileChanged {
+                user_id,
+                display_name,
+            } => {
+                self.store
+                    .save_profile(&user_id, display_name.as_deref(), crate::store::now_ms())
+                    .await?;
+                self.emit(ClientEvent::ProfileChanged {
+                    user_id,
+                    display_name,
+                });
+            }
             ServerFrame::Typing {
                 conversation_id,
                 user_id,

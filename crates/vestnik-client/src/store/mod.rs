@@ -48,6 +48,7 @@ mod devices;
 mod groups;
 mod messages;
 mod outbox;
+mod profiles;
 mod schema;
 
 pub(crate) use account::{Account, Tokens};

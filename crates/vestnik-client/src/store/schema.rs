@@ -141,6 +141,14 @@ const MIGRATIONS: &[&[&str]] = &[
         // A file's descriptor (media id, key, digest), sealed like the body.
         "ALTER TABLE messages ADD COLUMN attachment BLOB",
     ],
+    &[
+        // Display names of the users this device has met, sealed; NULL when
+        // the user has none. Refetched after a day, or when pushed.
+        "CREATE TABLE profiles (
+        user_id TEXT PRIMARY KEY,
+        display_name BLOB,
+        fetched_at INTEGER NOT NULL)",
+    ],
 ];
 
 impl Store {

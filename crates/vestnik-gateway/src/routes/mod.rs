@@ -7,6 +7,7 @@ pub mod keys;
 pub mod media;
 pub mod messages;
 pub mod ops;
+pub mod profiles;
 pub mod twofactor;
 pub mod ws;
 
@@ -37,6 +38,8 @@ pub fn api() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(account::audit))
         .routes(routes!(account::export))
         .routes(routes!(account::blocks))
+        .routes(routes!(profiles::set_profile))
+        .routes(routes!(profiles::profiles))
         .routes(routes!(account::set_presence))
         .routes(routes!(account::set_discovery))
         .routes(routes!(account::devices))

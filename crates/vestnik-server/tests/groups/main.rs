@@ -10,6 +10,7 @@ mod invites_and_live;
 mod membership;
 mod moderation;
 mod presence_and_limits;
+mod profiles;
 mod retention;
 
 use common::{Backend, TestApp};

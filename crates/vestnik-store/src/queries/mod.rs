@@ -25,6 +25,7 @@ mod groups;
 mod keys;
 mod media;
 mod messaging;
+mod profiles;
 mod users;
 
 use std::future::Future;

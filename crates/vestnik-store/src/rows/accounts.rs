@@ -182,6 +182,15 @@ pub struct RevokedDevices {
     pub access_hashes: Vec<String>,
 }
 
+/// A user's public profile.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProfileRow {
+    /// The user.
+    pub id: String,
+    /// None when not set.
+    pub display_name: Option<String>,
+}
+
 /// What deleting an account changed, for the services to announce and clean.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ErasedAccount {
