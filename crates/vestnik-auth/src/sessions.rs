@@ -412,6 +412,10 @@ impl AuthService {
                 .find_by_email
                 .parse()
                 .unwrap_or(vestnik_proto::Discoverability::Everyone),
+            group_adds: u
+                .group_adds
+                .parse()
+                .unwrap_or(vestnik_proto::GroupAdds::Everyone),
             created_at: u.created_at,
         })
     }

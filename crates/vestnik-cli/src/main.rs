@@ -131,7 +131,8 @@ enum Command {
         /// E-mail address or user id
         who: String,
     },
-    /// Who may find you by e-mail address and see when you are online
+    /// Who may find you by e-mail address, see when you are online, and add
+    /// you to groups (anyone else's add becomes an invitation)
     Privacy {
         /// everyone or nobody
         #[arg(long)]
@@ -139,6 +140,21 @@ enum Command {
         /// everyone, contacts or nobody
         #[arg(long)]
         presence: Option<String>,
+        /// everyone, contacts or nobody
+        #[arg(long)]
+        group_adds: Option<String>,
+    },
+    /// Your contacts (whom you opened a chat with, or added): list them, or
+    /// add or remove one
+    Contacts {
+        #[command(subcommand)]
+        command: Option<ContactsCommand>,
+    },
+    /// Invitations to groups and channels: list them, or accept or decline
+    /// one
+    Invitations {
+        #[command(subcommand)]
+        command: Option<InvitationsCommand>,
     },
     /// Your display name, shown instead of your id to those you share a
     /// conversation with: set it with --name ("" clears), or print it
@@ -169,6 +185,22 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ContactsCommand {
+    /// Add a contact (e-mail address or user id)
+    Add { who: String },
+    /// Remove a contact (e-mail address or user id)
+    Remove { who: String },
+}
+
+#[derive(Subcommand)]
+enum InvitationsCommand {
+    /// Join the group or channel
+    Accept { conversation_id: String },
+    /// Say no (nobody is told)
+    Decline { conversation_id: String },
 }
 
 #[derive(Subcommand)]
@@ -647,9 +679,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Privacy {
             find_by_email,
             presence,
+            group_adds,
         } => {
-            if find_by_email.is_none() && presence.is_none() {
-                bail!("nothing to set: give --find-by-email and/or --presence");
+            if find_by_email.is_none() && presence.is_none() && group_adds.is_none() {
+                bail!("nothing to set: give --find-by-email, --presence and/or --group-adds");
             }
             let client = open(&profile).await?;
             if let Some(v) = find_by_email {
@@ -663,6 +696,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let who = v.parse().map_err(|e| anyhow::anyhow!("--presence: {e}"))?;
                 client.set_presence_visibility(who).await?;
                 println!("presence: {v}");
+            }
+            if let Some(v) = group_adds {
+                let who = v
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--group-adds: {e}"))?;
+                client.set_group_adds(who).await?;
+                println!("group adds: {v}");
             }
             client.close().await;
         }
@@ -725,6 +765,63 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             client.close().await;
             std::fs::remove_dir_all(&profile.dir).ok();
             println!("{email} is deleted; {} removed", profile.dir.display());
+        }
+        Command::Contacts { command } => {
+            let client = open(&profile).await?;
+            match command {
+                None => {
+                    let ids = client.contacts().await?;
+                    let names = client.display_names(&ids).await?;
+                    for id in &ids {
+                        match names.get(id) {
+                            Some(n) => println!("{n} ({id})"),
+                            None => println!("{id}"),
+                        }
+                    }
+                    println!("{} contact(s)", ids.len());
+                }
+                Some(ContactsCommand::Add { who }) => {
+                    let user = peer(&client, &who).await?;
+                    client.set_contact(&user, true).await?;
+                    println!("{who} is a contact");
+                }
+                Some(ContactsCommand::Remove { who }) => {
+                    let user = peer(&client, &who).await?;
+                    client.set_contact(&user, false).await?;
+                    println!("{who} is no longer a contact");
+                }
+            }
+            client.close().await;
+        }
+        Command::Invitations { command } => {
+            let client = open(&profile).await?;
+            match command {
+                None => {
+                    let list = client.invitations().await?;
+                    for i in &list {
+                        let by = match &i.invited_by {
+                            Some(u) => name_of(&client, u).await?,
+                            None => "a deleted account".into(),
+                        };
+                        println!(
+                            "{} {} \"{}\" from {by}",
+                            i.conversation_id,
+                            i.kind,
+                            i.title.as_deref().unwrap_or("")
+                        );
+                    }
+                    println!("{} invitation(s)", list.len());
+                }
+                Some(InvitationsCommand::Accept { conversation_id }) => {
+                    let c = client.accept_invitation(&conversation_id).await?;
+                    println!("joined {} {}", c.kind, c.title.as_deref().unwrap_or(&c.id));
+                }
+                Some(InvitationsCommand::Decline { conversation_id }) => {
+                    client.decline_invitation(&conversation_id).await?;
+                    println!("declined");
+                }
+            }
+            client.close().await;
         }
         Command::Logout => {
             let client = open(&profile).await?;

@@ -260,6 +260,25 @@ async fn the_terminal_client_changes_resets_and_moves_the_account() {
     .status
     .success());
 
+    // Contacts and who may add her to groups.
+    let out = chat_env(
+        &desk,
+        &server,
+        &["privacy", "--group-adds", "contacts"],
+        &desk_env,
+    );
+    assert!(ok(&out).contains("group adds: contacts"));
+    ok(&chat_env(
+        &desk,
+        &server,
+        &["contacts", "add", "bob@example.org"],
+        &desk_env,
+    ));
+    let out = chat_env(&desk, &server, &["contacts"], &desk_env);
+    assert!(ok(&out).contains("1 contact(s)"), "{}", ok(&out));
+    let out = chat_env(&desk, &server, &["invitations"], &desk_env);
+    assert!(ok(&out).contains("0 invitation(s)"));
+
     // A display name, shown instead of the id to those she writes to.
     let out = chat_env(
         &desk,

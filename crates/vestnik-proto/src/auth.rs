@@ -338,6 +338,48 @@ pub struct ProfileList {
     pub profiles: Vec<Profile>,
 }
 
+/// Who may add the caller to groups and channels.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupAddSettings {
+    /// `everyone`, `contacts` or `nobody`.
+    pub who: crate::GroupAdds,
+}
+
+/// The caller's contacts: whom it opened a direct conversation with, or
+/// added by hand. They decide `contacts` for presence and group adds.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ContactList {
+    /// Sorted.
+    pub user_ids: Vec<String>,
+}
+
+/// An invitation to a group or channel, waiting for the caller's answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Invitation {
+    /// The group or channel.
+    pub conversation_id: String,
+    /// `group` or `channel`.
+    pub kind: String,
+    /// Its title, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Who tried to add the caller (absent once that account is deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invited_by: Option<String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// When it lapses, Unix milliseconds.
+    pub expires_at: i64,
+}
+
+/// The caller's pending invitations, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct InvitationList {
+    /// The invitations.
+    pub invitations: Vec<Invitation>,
+}
+
 /// The users the caller blocked.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct BlockList {
@@ -379,6 +421,8 @@ pub struct Account {
     pub is_admin: bool,
     /// Who may find the account by its address (`PUT /v1/account/discovery`).
     pub find_by_email: crate::Discoverability,
+    /// Who may add it to groups (`PUT /v1/account/group-adds`).
+    pub group_adds: crate::GroupAdds,
     /// When the account was created, Unix milliseconds.
     pub created_at: i64,
 }

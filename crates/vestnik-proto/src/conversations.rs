@@ -161,6 +161,10 @@ pub struct Conversation {
     /// With roles; listed by `GET /v1/conversations/{id}` only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<Member>,
+    /// In the answer to a create or an add only: users whose settings did
+    /// not let the caller add them, who were sent an invitation instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invited_user_ids: Vec<String>,
     /// Groups and channels: the display name; absent when none is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,

@@ -143,9 +143,10 @@ names!(
 names!(
     /// Who sees a user's presence.
     PresenceVisibility ("visibility") {
-        /// Every user who asks.
+        /// Everyone one shares a conversation with (in large groups, on asking).
         Everyone = "everyone",
-        /// People one shares a conversation with.
+        /// One's contacts only (`GET /v1/contacts`: whom one opened a direct
+        /// conversation with, or added).
         Contacts = "contacts",
         /// No one: presence frames about this user carry neither `online` nor `last_seen`.
         Nobody = "nobody",
@@ -158,6 +159,19 @@ names!(
         /// Any signed-in user who knows the address.
         Everyone = "everyone",
         /// No one: a lookup answers as for an address without an account.
+        Nobody = "nobody",
+    }
+);
+
+names!(
+    /// Who may add a user to groups and channels; anyone else's add becomes
+    /// an invitation the user accepts or declines.
+    GroupAdds ("who") {
+        /// Any group's owner or admin.
+        Everyone = "everyone",
+        /// The user's contacts.
+        Contacts = "contacts",
+        /// No one: every add is an invitation.
         Nobody = "nobody",
     }
 );

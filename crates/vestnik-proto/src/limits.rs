@@ -12,6 +12,9 @@ pub const PASSWORD_MIN_CHARS: usize = 8;
 /// Longest password accepted at registration.
 pub const PASSWORD_MAX_CHARS: usize = 128;
 
+/// An invitation to a group waits this long for its answer (7 days).
+pub const GROUP_INVITATION_TTL_SECS: i64 = 7 * 86_400;
+
 /// Longest display name.
 pub const DISPLAY_NAME_MAX_CHARS: usize = 64;
 /// Profiles asked for in one request.

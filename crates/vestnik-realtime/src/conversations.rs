@@ -30,11 +30,17 @@ impl Realtime {
             .direct_conversation(&ids::new_id(), &auth.user_id, peer, self.clock.now_ms())
             .await?;
         let member_user_ids = self.store.members(&c.id).await?;
+        // Opening a chat with someone makes them a contact: what `contacts`
+        // means for presence and group adds.
+        self.store
+            .add_contact(&auth.user_id, peer, self.clock.now_ms())
+            .await?;
         Ok(Conversation {
             id: c.id,
             kind: c.kind,
             member_user_ids,
             members: Vec::new(),
+            invited_user_ids: Vec::new(),
             title: c.title,
             topic: c.topic,
             avatar_ref: c.avatar_ref,
@@ -61,6 +67,7 @@ impl Realtime {
                 kind: c.kind,
                 member_user_ids,
                 members: Vec::new(),
+                invited_user_ids: Vec::new(),
                 title: c.title,
                 topic: c.topic,
                 avatar_ref: c.avatar_ref,

@@ -16,9 +16,6 @@ pub enum RealtimeError {
     /// A recipient has blocked the sender.
     #[error("a recipient does not accept messages from you")]
     Blocked,
-    /// The user cannot be added by the caller (their privacy settings or a block).
-    #[error("this user cannot be added by you")]
-    MayNotAdd,
     /// The caller's role does not allow this (the message says what is required).
     #[error("{0}")]
     Forbidden(String),

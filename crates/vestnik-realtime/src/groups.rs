@@ -93,13 +93,14 @@ impl Realtime {
         for u in &others {
             self.require_active_user(u).await?;
         }
-        self.require_may_add(auth, others.iter().map(String::as_str))
-            .await?;
+        let others: Vec<String> = others.into_iter().collect();
+        let adds = self.sort_adds(auth, &others).await?;
         let group = NewGroup {
             id: ids::new_id(),
             kind: kind.to_owned(),
             creator: auth.user_id.clone(),
-            members: others
+            members: adds
+                .direct
                 .iter()
                 .map(|u| (u.clone(), plain_role(kind).to_owned()))
                 .collect(),
@@ -111,8 +112,12 @@ impl Realtime {
         self.store.create_group(&group).await?;
         self.announce(&auth.user_id, &group.id, kind, "created", None, None, &[])
             .await?;
-        self.conversation_detail(auth, &ConversationId::from_trusted(group.id.clone()))
-            .await
+        self.invite_to_group(auth, &group.id, &adds.invite).await?;
+        let mut c = self
+            .conversation_detail(auth, &ConversationId::from_trusted(group.id.clone()))
+            .await?;
+        c.invited_user_ids = adds.invited();
+        Ok(c)
     }
 
     /// A conversation with its members and their roles (members only).
@@ -152,6 +157,7 @@ impl Realtime {
                     joined_at: m.joined_at,
                 })
                 .collect(),
+            invited_user_ids: Vec::new(),
             title: c.title,
             topic: c.topic,
             avatar_ref: c.avatar_ref,
@@ -226,8 +232,23 @@ impl Realtime {
         let (kind, role) = self.group_role(auth, conversation_id).await?;
         Self::require_manager(&kind, &role)?;
         self.require_active_user(user_id).await?;
-        self.require_may_add(auth, [user_id.as_str()]).await?;
         self.limit(Action::AddMembers, &auth.user_id).await?;
+        let already = self
+            .store
+            .member_role(conversation_id, user_id)
+            .await?
+            .is_some();
+        let adds = self.sort_adds(auth, &[user_id.to_string()]).await?;
+        if !already && adds.direct.is_empty() {
+            if self.store.is_banned(conversation_id, user_id).await? {
+                return Err(RealtimeError::Banned);
+            }
+            self.invite_to_group(auth, conversation_id, &adds.invite)
+                .await?;
+            let mut c = self.conversation_detail(auth, conversation_id).await?;
+            c.invited_user_ids = adds.invited();
+            return Ok(c);
+        }
         let max = self.member_limit(&kind);
         match self
             .store
@@ -408,18 +429,6 @@ impl Realtime {
         role: Option<&str>,
         also: &[String],
     ) -> Result<(), RealtimeError> {
-        let now = self.clock.now_ms();
-        let ev = SystemEvent {
-            event_id: ids::new_id(),
-            conversation_id: conversation_id.to_owned(),
-            event: event.to_owned(),
-            actor_user_id: actor.to_owned(),
-            target_user_id: target.map(str::to_owned),
-            role: role.map(str::to_owned),
-            at: now,
-        };
-        let body =
-            serde_json::to_string(&ev).map_err(|e| RealtimeError::InvalidInput(e.to_string()))?;
         let mut users = if kind == "channel" {
             self.store.managers(conversation_id).await?
         } else {
@@ -429,18 +438,40 @@ impl Realtime {
         users.extend(also.iter().cloned());
         users.sort();
         users.dedup();
+        let ev = SystemEvent {
+            event_id: ids::new_id(),
+            conversation_id: conversation_id.to_owned(),
+            event: event.to_owned(),
+            actor_user_id: actor.to_owned(),
+            target_user_id: target.map(str::to_owned),
+            role: role.map(str::to_owned),
+            at: self.clock.now_ms(),
+        };
+        self.queue_event(ev, &users).await
+    }
+
+    /// Queues a system event for every device of `users` and pushes it to
+    /// those online.
+    pub(crate) async fn queue_event(
+        &self,
+        ev: SystemEvent,
+        users: &[String],
+    ) -> Result<(), RealtimeError> {
+        let now = ev.at;
+        let body =
+            serde_json::to_string(&ev).map_err(|e| RealtimeError::InvalidInput(e.to_string()))?;
         let rows = self
             .store
             .push_system(
                 &vestnik_store::SystemEventRow {
                     event_id: ev.event_id.clone(),
-                    conversation_id: conversation_id.to_owned(),
-                    actor: actor.to_owned(),
+                    conversation_id: ev.conversation_id.clone(),
+                    actor: ev.actor_user_id.clone(),
                     body,
                     created_at: now,
                     expires_at: now + self.settings.retention_ms,
                 },
-                &users,
+                users,
             )
             .await?;
         self.deliver(

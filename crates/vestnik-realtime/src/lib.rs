@@ -17,6 +17,7 @@ mod erasure;
 mod error;
 mod groups;
 mod hub;
+mod invitations;
 mod invites;
 mod presence;
 mod profiles;

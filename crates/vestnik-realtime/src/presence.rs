@@ -148,9 +148,27 @@ impl Realtime {
             .filter(|u| partners.contains(u.as_str()))
             .map(|u| u.to_string())
             .collect();
+        let info = self.store.presence_info(&visible).await?;
+        // `contacts`: only those who have the caller among their contacts.
+        let contacts_only: Vec<String> = info
+            .iter()
+            .filter(|(_, _, v)| v == "contacts")
+            .map(|(u, _, _)| u.clone())
+            .collect();
+        let listed_by: HashSet<String> = self
+            .store
+            .having_contact(&contacts_only, &auth.user_id)
+            .await?
+            .into_iter()
+            .collect();
         let mut known = std::collections::HashMap::new();
-        for (user_id, last_seen, visibility) in self.store.presence_info(&visible).await? {
-            if visibility != "nobody" {
+        for (user_id, last_seen, visibility) in info {
+            let shown = match visibility.as_str() {
+                "everyone" => true,
+                "contacts" => listed_by.contains(&user_id),
+                _ => false,
+            };
+            if shown {
                 known.insert(user_id, last_seen);
             }
         }
@@ -220,12 +238,18 @@ impl Realtime {
                 last_seen: (!online).then_some(now),
             };
             let blocks = self.store.block_relations(user_id).await?;
+            let contacts: Option<HashSet<String>> = if visibility == "contacts" {
+                Some(self.store.contacts(user_id).await?.into_iter().collect())
+            } else {
+                None
+            };
             let partners: Vec<String> = self
                 .store
                 .presence_audience(user_id, self.settings.presence_push_max_group)
                 .await?
                 .into_iter()
                 .filter(|u| !blocks.between(u))
+                .filter(|u| contacts.as_ref().is_none_or(|c| c.contains(u)))
                 .collect();
             let devices = self.store.active_devices(&partners).await?;
             self.deliver(

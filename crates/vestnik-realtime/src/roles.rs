@@ -119,22 +119,30 @@ impl Realtime {
         }
     }
 
-    /// Someone who blocked the caller cannot be added by them to a group or
-    /// channel. The refusal is the one a privacy setting gives, so it does
-    /// not tell a block from a setting.
-    pub(crate) async fn require_may_add<'a>(
+    /// Splits users the caller adds to a group by their consent: those
+    /// whose `group_adds` lets the caller add them (everyone, or contacts
+    /// with the caller among them), those who get an invitation instead,
+    /// and those who blocked the caller, whose answer looks like an
+    /// invitation but who are sent nothing (the block is not revealed).
+    pub(crate) async fn sort_adds(
         &self,
         auth: &SessionAuth,
-        users: impl IntoIterator<Item = &'a str>,
-    ) -> Result<(), RealtimeError> {
+        users: &[String],
+    ) -> Result<Adds, RealtimeError> {
         let blocks = self.store.block_relations(&auth.user_id).await?;
-        if users
-            .into_iter()
-            .any(|u| blocks.blocked_by.iter().any(|b| b == u))
+        let mut adds = Adds::default();
+        for (user, policy, caller_is_contact) in
+            self.store.group_add_policies(users, &auth.user_id).await?
         {
-            return Err(RealtimeError::MayNotAdd);
+            if blocks.blocked_by.contains(&user) {
+                adds.silent.push(user);
+            } else if policy == "everyone" || (policy == "contacts" && caller_is_contact) {
+                adds.direct.push(user);
+            } else {
+                adds.invite.push(user);
+            }
         }
-        Ok(())
+        Ok(adds)
     }
 
     pub(crate) async fn require_active_user(&self, user_id: &str) -> Result<(), RealtimeError> {
@@ -145,5 +153,25 @@ impl Realtime {
             Some(u) if u.is_active() => Ok(()),
             _ => Err(RealtimeError::NoSuchUser),
         }
+    }
+}
+
+/// Users an add reaches, by their consent (see [`Realtime::sort_adds`]).
+#[derive(Debug, Default)]
+pub(crate) struct Adds {
+    /// Added at once.
+    pub direct: Vec<String>,
+    /// Sent an invitation.
+    pub invite: Vec<String>,
+    /// Blocked the adder: answered as invited, sent nothing.
+    pub silent: Vec<String>,
+}
+
+impl Adds {
+    /// What the adder is told was invited.
+    pub fn invited(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.invite.iter().chain(&self.silent).cloned().collect();
+        v.sort();
+        v
     }
 }

@@ -56,6 +56,16 @@ async fn messages_receipts_and_device_changes_cross_nodes() {
         .as_str()
         .expect("conversation")
         .to_owned();
+    // Bob writes back in it (his client opens it too): Alice becomes his
+    // contact, who may see his presence.
+    let back = b
+        .post_auth(
+            "/v1/conversations",
+            &tok(&bob),
+            Some(json!({"kind": "direct", "peer_user_id": alice["user_id"]})),
+        )
+        .await;
+    assert_eq!(back.body["id"].as_str(), Some(conv.as_str()));
 
     let mut alice_ws = ws(a, &tok(&alice)).await;
     let mut bob_ws = ws(b, &tok(&bob)).await;

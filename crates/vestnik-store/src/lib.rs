@@ -420,6 +420,8 @@ pub trait GroupStore: Send + Sync {
     /// Bans `user_id`, removes them if a member and deletes their invites, in
     /// one transaction; true when they were a member.
     async fn ban(&self, conversation_id: &str, user_id: &str, by: &str, now: i64) -> Result<bool>;
+    /// Whether the user is banned from the conversation.
+    async fn is_banned(&self, conversation_id: &str, user_id: &str) -> Result<bool>;
     /// Lifts a ban; true when there was one.
     async fn unban(&self, conversation_id: &str, user_id: &str) -> Result<bool>;
     /// The conversation's bans, newest first.
@@ -491,6 +493,36 @@ pub trait ProfileStore: Send + Sync {
     async fn profiles(&self, viewer: &str, user_ids: &[String]) -> Result<Vec<ProfileRow>>;
 }
 
+/// Contacts, who may add whom to groups, and the invitations that replace
+/// an add someone's setting does not allow.
+#[async_trait]
+pub trait ContactStore: Send + Sync {
+    /// Adds `contact` to `user_id`'s contacts (idempotent).
+    async fn add_contact(&self, user_id: &str, contact: &str, now: i64) -> Result<()>;
+    /// True when it was a contact.
+    async fn remove_contact(&self, user_id: &str, contact: &str) -> Result<bool>;
+    /// `user_id`'s contacts, sorted.
+    async fn contacts(&self, user_id: &str) -> Result<Vec<String>>;
+    /// Those of `owners` who have `who` among their contacts.
+    async fn having_contact(&self, owners: &[String], who: &str) -> Result<Vec<String>>;
+    /// Sets who may add the user to groups: `everyone`, `contacts`, `nobody`.
+    async fn set_group_adds(&self, user_id: &str, who: &str) -> Result<()>;
+    /// For each of `user_ids`: its `group_adds` setting and whether `adder`
+    /// is among its contacts.
+    async fn group_add_policies(
+        &self,
+        user_ids: &[String],
+        adder: &str,
+    ) -> Result<Vec<(String, String, bool)>>;
+    /// Records (or renews) an invitation to a group or channel.
+    async fn put_invitation(&self, invitation: &InvitationRow) -> Result<()>;
+    /// The user's invitations not yet expired, newest first.
+    async fn invitations(&self, user_id: &str, now: i64) -> Result<Vec<InvitationRow>>;
+    /// Deletes the invitation; true when there was one not yet expired.
+    async fn take_invitation(&self, conversation_id: &str, user_id: &str, now: i64)
+        -> Result<bool>;
+}
+
 /// Deleting an account.
 #[async_trait]
 pub trait ErasureStore: Send + Sync {
@@ -516,6 +548,7 @@ pub trait Store:
     + MediaStore
     + ErasureStore
     + ProfileStore
+    + ContactStore
 {
     /// Checks the database answers.
     async fn ping(&self) -> Result<()>;

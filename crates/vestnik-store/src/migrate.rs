@@ -92,6 +92,12 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_profiles.sql"),
         postgres: include_str!("../migrations/postgres/0013_profiles.sql"),
     },
+    Migration {
+        version: 14,
+        name: "contacts",
+        sqlite: include_str!("../migrations/sqlite/0014_contacts.sql"),
+        postgres: include_str!("../migrations/postgres/0014_contacts.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str =

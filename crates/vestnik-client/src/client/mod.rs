@@ -25,6 +25,7 @@ use crate::types::Stats;
 
 mod account;
 mod channels;
+mod consent;
 mod conversations;
 mod credentials;
 mod devices;

@@ -1,6 +1,7 @@
 //! One module per area; each handler is small and calls one service method.
 pub mod account;
 pub mod auth;
+pub mod consent;
 pub mod credentials;
 pub mod groups;
 pub mod keys;
@@ -40,6 +41,12 @@ pub fn api() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(account::blocks))
         .routes(routes!(profiles::set_profile))
         .routes(routes!(profiles::profiles))
+        .routes(routes!(consent::set_group_adds))
+        .routes(routes!(consent::contacts))
+        .routes(routes!(consent::add_contact, consent::remove_contact))
+        .routes(routes!(consent::invitations))
+        .routes(routes!(consent::accept_invitation))
+        .routes(routes!(consent::decline_invitation))
         .routes(routes!(account::set_presence))
         .routes(routes!(account::set_discovery))
         .routes(routes!(account::devices))

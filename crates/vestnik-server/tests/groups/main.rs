@@ -6,6 +6,7 @@ mod account_deletion;
 mod channels;
 #[path = "../common/mod.rs"]
 mod common;
+mod consent;
 mod invites_and_live;
 mod membership;
 mod moderation;

@@ -13,6 +13,18 @@ async fn presence_is_pushed_within_small_groups_and_asked_for_in_large_ones(back
     let carol = user(&app, "carol@example.org", 0).await;
     let dave = user(&app, "dave@example.org", 0).await;
     let erin = user(&app, "erin@example.org", 0).await;
+    // Seen by everyone they share a group with, not only contacts.
+    for u in [&alice, &bob, &carol, &dave, &erin] {
+        let r = app
+            .send(
+                Method::PUT,
+                "/v1/account/presence",
+                Some(u.token()),
+                Some(&json!({"visibility": "everyone"})),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{:?}", r.body);
+    }
     create_group(&app, &alice, &[&bob, &dave]).await;
     create_group(&app, &alice, &[&carol, &dave, &erin]).await;
     let mut a = ws(&app, alice.token()).await;

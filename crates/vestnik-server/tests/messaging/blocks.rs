@@ -40,11 +40,15 @@ async fn a_block_holds_in_groups_typing_read_markers_and_presence(app: TestApp) 
     block(&app, &alice, &bob).await;
 
     // Bob cannot put Alice in a group or channel, at creation or later; the
-    // answer is the privacy-setting one, not "blocked".
+    // answer is the one a privacy setting gives ("invited"), not "blocked",
+    // and Alice is sent nothing.
     let r = group(&app, &bob, &[&alice, &carol]).await;
-    assert_eq!((r.status, r.code()), (403, "may_not_add"));
-    let r = group(&app, &bob, &[&carol]).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["invited_user_ids"], json!([alice.id]));
+    assert!(!r.body["member_user_ids"]
+        .as_array()
+        .expect("members")
+        .contains(&json!(alice.id)));
     let bobs = r.body["id"].as_str().expect("id").to_owned();
     let r = app
         .post_auth(
@@ -53,7 +57,10 @@ async fn a_block_holds_in_groups_typing_read_markers_and_presence(app: TestApp) 
             Some(json!({"user_id": alice.id})),
         )
         .await;
-    assert_eq!((r.status, r.code()), (403, "may_not_add"));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["invited_user_ids"], json!([alice.id]));
+    let r = app.get_auth("/v1/invitations", alice.token()).await;
+    assert_eq!(r.body["invitations"], json!([]), "a block sends nothing");
     // Alice, who blocked, can still add Bob (a block is one-sided).
     let r = group(&app, &alice, &[&bob]).await;
     assert_eq!(r.status, 201, "{:?}", r.body);

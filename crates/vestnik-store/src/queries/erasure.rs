@@ -101,6 +101,7 @@ impl<S: Backend> ErasureStore for S {
             "DELETE FROM media_usage WHERE user_id = $1",
             "DELETE FROM invites WHERE created_by = $1",
             "UPDATE bans SET banned_by = NULL WHERE banned_by = $1",
+            "UPDATE group_invitations SET invited_by = NULL WHERE invited_by = $1",
             "UPDATE conversations SET created_by = NULL WHERE created_by = $1",
             "DELETE FROM read_markers WHERE user_id = $1",
             "DELETE FROM blocks WHERE user_id = $1 OR blocked_user_id = $1",

@@ -295,6 +295,16 @@ impl<S: Backend> GroupStore for S {
         Ok(removed == 1)
     }
 
+    async fn is_banned(&self, conversation_id: &str, user_id: &str) -> Result<bool> {
+        let at: Option<i64> =
+            query("SELECT created_at FROM bans WHERE conversation_id = $1 AND user_id = $2")
+                .bind(conversation_id)
+                .bind(user_id)
+                .scalar_optional(self.write())
+                .await?;
+        Ok(at.is_some())
+    }
+
     async fn unban(&self, conversation_id: &str, user_id: &str) -> Result<bool> {
         let n = query("DELETE FROM bans WHERE conversation_id = $1 AND user_id = $2")
             .bind(conversation_id)

@@ -19,6 +19,7 @@
 pub(crate) mod dialect;
 
 mod audit;
+mod contacts;
 mod devices;
 mod erasure;
 mod groups;

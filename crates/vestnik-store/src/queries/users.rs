@@ -11,7 +11,7 @@ use crate::{
 impl<S: Backend> UserStore for S {
     async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>> {
         Ok(query(
-            "SELECT id, email, password_hash, status, is_admin, totp_secret_enc, totp_last_step, totp_pending_enc, totp_pending_expires_at, created_at, find_by_email FROM users
+            "SELECT id, email, password_hash, status, is_admin, totp_secret_enc, totp_last_step, totp_pending_enc, totp_pending_expires_at, created_at, find_by_email, group_adds FROM users
              WHERE email = $1",
         )
         .bind(email)
@@ -21,7 +21,7 @@ impl<S: Backend> UserStore for S {
 
     async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
         Ok(query(
-            "SELECT id, email, password_hash, status, is_admin, totp_secret_enc, totp_last_step, totp_pending_enc, totp_pending_expires_at, created_at, find_by_email FROM users
+            "SELECT id, email, password_hash, status, is_admin, totp_secret_enc, totp_last_step, totp_pending_enc, totp_pending_expires_at, created_at, find_by_email, group_adds FROM users
              WHERE id = $1",
         )
         .bind(id)
@@ -313,7 +313,7 @@ impl<S: Backend> UserStore for S {
 
     async fn list_users(&self, after_email: Option<&str>, limit: i64) -> Result<Vec<UserRow>> {
         Ok(query(
-            "SELECT id, email, password_hash, status, is_admin, totp_secret_enc, totp_last_step, totp_pending_enc, totp_pending_expires_at, created_at, find_by_email FROM users
+            "SELECT id, email, password_hash, status, is_admin, totp_secret_enc, totp_last_step, totp_pending_enc, totp_pending_expires_at, created_at, find_by_email, group_adds FROM users
              WHERE email > $1 ORDER BY email LIMIT $2",
         )
         .bind(after_email.unwrap_or(""))

@@ -48,6 +48,8 @@ pub struct UserRow {
     pub created_at: i64,
     /// Who may find it by address: `everyone` or `nobody`.
     pub find_by_email: String,
+    /// Who may add it to groups: `everyone`, `contacts` or `nobody`.
+    pub group_adds: String,
 }
 
 impl UserRow {

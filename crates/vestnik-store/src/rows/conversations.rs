@@ -152,6 +152,21 @@ pub struct InviteListRow {
     pub created_at: i64,
 }
 
+/// An invitation to a group or channel, waiting for its user's answer.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct InvitationRow {
+    /// The group or channel.
+    pub conversation_id: String,
+    /// Who is invited.
+    pub user_id: String,
+    /// The manager who tried to add them (None once that account is deleted).
+    pub invited_by: Option<String>,
+    /// When.
+    pub created_at: i64,
+    /// When it lapses.
+    pub expires_at: i64,
+}
+
 /// A user banned from a group or channel.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct BanRow {
