@@ -192,7 +192,6 @@ impl From<RealtimeError> for ApiError {
             }
             RealtimeError::NotMember => Self::new(S::NOT_FOUND, "conversation_not_found", msg),
             RealtimeError::NoSuchUser => Self::new(S::NOT_FOUND, "user_not_found", msg),
-            RealtimeError::Blocked => Self::new(S::FORBIDDEN, "blocked", msg),
             RealtimeError::Forbidden(_) => Self::new(S::FORBIDDEN, "forbidden", msg),
             RealtimeError::GroupFull { .. } => Self::new(S::CONFLICT, "group_full", msg),
             RealtimeError::OwnerMustTransfer => Self::new(S::CONFLICT, "owner_must_transfer", msg),

@@ -187,10 +187,19 @@ impl Realtime {
         if !ctx.members.contains(&auth.user_id) {
             return Err(RealtimeError::NotMember);
         }
-        // Blocking is between two people: it stops direct messages, not a group.
-        if ctx.blocked && ctx.kind == "direct" {
-            return Err(RealtimeError::Blocked);
-        }
+        // Blocked by the other person of a direct chat: the send is accepted
+        // and answered like any other, so the block is not revealed (as
+        // Signal does), but nothing reaches them: no envelope, no receipt.
+        // Blocking is between two people: it does not silence a group.
+        let withheld: HashSet<&str> = if ctx.blocked && ctx.kind == "direct" {
+            ctx.devices
+                .iter()
+                .filter(|d| d.user_id != auth.user_id)
+                .map(|d| d.device_id.as_str())
+                .collect()
+        } else {
+            HashSet::new()
+        };
         if msg.kind == SendKind::Group && ctx.kind != "group" {
             return Err(bad(
                 "kind: group messages go to groups; direct chats use Olm envelopes",
@@ -261,6 +270,7 @@ impl Realtime {
             _ => (
                 msg.envelopes
                     .into_iter()
+                    .filter(|e| !withheld.contains(e.device_id.as_str()))
                     .map(|e| (e.device_id.into(), i64::from(e.msg_type), e.ciphertext))
                     .collect(),
                 None,

@@ -13,9 +13,6 @@ pub enum RealtimeError {
     /// The user does not exist, is inactive, or is the caller where another user is required.
     #[error("no such user")]
     NoSuchUser,
-    /// A recipient has blocked the sender.
-    #[error("a recipient does not accept messages from you")]
-    Blocked,
     /// The caller's role does not allow this (the message says what is required).
     #[error("{0}")]
     Forbidden(String),

@@ -37,6 +37,19 @@ async fn a_block_holds_in_groups_typing_read_markers_and_presence(app: TestApp) 
     assert_eq!(team.status, 201, "{:?}", team.body);
     let team = team.body["id"].as_str().expect("id").to_owned();
     direct(&app, alice.token(), &bob.id).await;
+    // Carol is a contact of both: their presence (visible to contacts) is
+    // hers to see, so only the block can hide it.
+    for u in [&alice, &bob] {
+        let r = app
+            .send(
+                Method::PUT,
+                &format!("/v1/contacts/{}", carol.id),
+                Some(u.token()),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 204, "{:?}", r.body);
+    }
     block(&app, &alice, &bob).await;
 
     // Bob cannot put Alice in a group or channel, at creation or later; the

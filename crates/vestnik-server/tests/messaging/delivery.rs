@@ -7,7 +7,7 @@ both_backends!(
     a_stale_device_list_is_refused_whole_with_the_current_list,
     a_retried_send_gets_the_same_answer_and_is_stored_once,
     a_client_msg_id_reused_for_another_conversation_is_refused,
-    non_members_and_blocked_senders_are_refused,
+    non_members_are_refused_and_blocked_senders_reach_nobody_unknowingly,
     an_offline_backlog_arrives_in_order_in_pages_and_acks_send_receipts,
 );
 
@@ -183,7 +183,7 @@ async fn a_client_msg_id_reused_for_another_conversation_is_refused(app: TestApp
     assert_eq!(again.body, first.body);
 }
 
-async fn non_members_and_blocked_senders_are_refused(app: TestApp) {
+async fn non_members_are_refused_and_blocked_senders_reach_nobody_unknowingly(app: TestApp) {
     let (alice, bob, conv) = two_users(&app).await;
     let eve = user(&app, "eve@example.org", 0).await;
     let targets = [
@@ -193,7 +193,9 @@ async fn non_members_and_blocked_senders_are_refused(app: TestApp) {
     ];
     let r = send(&app, &eve.devices[0].1, &conv, "x", &targets).await;
     assert_eq!((r.status, r.code()), (404, "conversation_not_found"));
-    // Bob blocks Alice: her sends are refused; unblocking restores them.
+    // Bob blocks Alice: her send is answered as any other (the block is
+    // not revealed) and reaches her own other device, not Bob; unblocking
+    // restores delivery.
     let r = app
         .send(
             Method::PUT,
@@ -203,8 +205,31 @@ async fn non_members_and_blocked_senders_are_refused(app: TestApp) {
         )
         .await;
     assert_eq!(r.status, 204);
+    for d in [&bob.devices[0].1, &bob.devices[1].1, &alice.devices[1].1] {
+        let items = pending(&app, d, 0, 100).await["items"].clone();
+        let cursors: Vec<i64> = items
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|i| i["cursor"].as_i64())
+            .collect();
+        let r = app
+            .post_auth("/v1/messages/ack", d, Some(json!({ "cursors": cursors })))
+            .await;
+        assert_eq!(r.status, 204, "{:?}", r.body);
+    }
     let r = send(&app, &alice.devices[0].1, &conv, "x", &targets).await;
-    assert_eq!((r.status, r.code()), (403, "blocked"));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(r.body["seq"].as_i64().is_some(), "{:?}", r.body);
+    for d in [&bob.devices[0].1, &bob.devices[1].1] {
+        assert_eq!(
+            pending(&app, d, 0, 100).await["items"],
+            json!([]),
+            "Bob gets nothing"
+        );
+    }
+    let own = pending(&app, &alice.devices[1].1, 0, 100).await;
+    assert_eq!(own["items"].as_array().map(Vec::len), Some(1), "{own:?}");
     app.send(
         Method::DELETE,
         &format!("/v1/blocks/{}", alice.id),
@@ -213,10 +238,17 @@ async fn non_members_and_blocked_senders_are_refused(app: TestApp) {
     )
     .await;
     assert_eq!(
-        send(&app, &alice.devices[0].1, &conv, "x", &targets)
+        send(&app, &alice.devices[0].1, &conv, "x2", &targets)
             .await
             .status,
         200
+    );
+    assert_eq!(
+        pending(&app, &bob.devices[0].1, 0, 100).await["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "delivered again once unblocked"
     );
     // A disabled (banned) user's sessions are gone, so they cannot send at all.
     app.gw

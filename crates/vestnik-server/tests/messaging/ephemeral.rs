@@ -105,6 +105,8 @@ async fn presence_goes_to_conversation_partners_and_respects_privacy(app: TestAp
     let bob = user(&app, "bob@example.org", 0).await;
     let carol = user(&app, "carol@example.org", 0).await;
     direct(&app, &alice.devices[0].1, &bob.id).await;
+    // Bob replies in it: alice becomes his contact, who sees his presence.
+    direct(&app, &bob.devices[0].1, &alice.id).await;
     let mut a = ws_bearer(&app, &alice.devices[0].1).await;
     let mut c = ws_bearer(&app, &carol.devices[0].1).await;
     assert_eq!(next_json(&mut a).await["type"], "synced");
