@@ -89,6 +89,9 @@ enum Command {
         with: String,
         #[arg(long, default_value_t = 50)]
         limit: i64,
+        /// Show each message's id (for `delete`)
+        #[arg(long)]
+        ids: bool,
     },
     /// This account's devices
     Devices,
@@ -155,6 +158,14 @@ enum Command {
     Invitations {
         #[command(subcommand)]
         command: Option<InvitationsCommand>,
+    },
+    /// Delete one of your messages for everyone (within the server's window)
+    Delete {
+        /// The conversation partner: e-mail address or user id
+        #[arg(long)]
+        with: String,
+        /// The message's id (`history --ids` shows them)
+        message_id: String,
     },
     /// Your display name, shown instead of your id to those you share a
     /// conversation with: set it with --name ("" clears), or print it
@@ -510,7 +521,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{n} item(s) synced");
             client.close().await;
         }
-        Command::History { with, limit } => {
+        Command::History { with, limit, ids } => {
             let client = open(&profile).await?;
             let peer = peer(&client, &with).await?;
             let conv = client.conversation_with(&peer).await?;
@@ -542,7 +553,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .as_ref()
                     .map(|a| format!(" [file {} {} bytes]", a.name, a.size))
                     .unwrap_or_default();
-                println!("[{when}] {who}: {}{file}{ticks}", m.body);
+                let body = if m.state == vestnik_client::MessageState::Deleted {
+                    "(deleted)"
+                } else {
+                    m.body.as_str()
+                };
+                let id = match (&m.message_id, ids) {
+                    (Some(id), true) => format!(" #{id}"),
+                    _ => String::new(),
+                };
+                println!("[{when}]{id} {who}: {body}{file}{ticks}");
             }
             client.close().await;
         }
@@ -704,6 +724,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 client.set_group_adds(who).await?;
                 println!("group adds: {v}");
             }
+            client.close().await;
+        }
+        Command::Delete { with, message_id } => {
+            let client = open(&profile).await?;
+            let peer = peer(&client, &with).await?;
+            let conv = client.conversation_with(&peer).await?;
+            client.delete_for_everyone(&conv, &message_id).await?;
+            println!("deleted for everyone");
             client.close().await;
         }
         Command::Profile { name } => {

@@ -299,6 +299,37 @@ async fn the_terminal_client_changes_resets_and_moves_the_account() {
         &["history", "--with", "alice@new.example.org"],
     );
     assert!(ok(&out).contains("Alice Liddell: hi bob"), "{}", ok(&out));
+    // Deleted for everyone: gone from Bob's history too.
+    let out = chat_env(
+        &desk,
+        &server,
+        &["history", "--with", "bob@example.org", "--ids"],
+        &desk_env,
+    );
+    let line = ok(&out)
+        .lines()
+        .find(|l| l.contains("hi bob"))
+        .map(str::to_owned)
+        .expect("the message");
+    let id = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix('#'))
+        .expect("an id")
+        .to_owned();
+    let out = chat_env(
+        &desk,
+        &server,
+        &["delete", "--with", "bob@example.org", &id],
+        &desk_env,
+    );
+    assert!(ok(&out).contains("deleted for everyone"));
+    let out = chat(
+        &bob,
+        &server,
+        &["history", "--with", "alice@new.example.org"],
+    );
+    assert!(ok(&out).contains("Alice Liddell: (deleted)"), "{}", ok(&out));
+    assert!(!ok(&out).contains("hi bob"));
 
     // Exported: the server's record of the account and this device's
     // decrypted history, in a file only its owner reads.

@@ -22,8 +22,11 @@ pub enum MessageState {
     Sent,
     /// Received and decrypted.
     Received,
-    /// Refused by the server for good (e.g. blocked, not a member).
+    /// Refused by the server for good (e.g. not a member, muted).
     Failed,
+    /// Deleted for everyone by its sender or a group's manager; the body is
+    /// gone from this device too.
+    Deleted,
 }
 
 impl MessageState {
@@ -32,6 +35,7 @@ impl MessageState {
             "pending" => MessageState::Pending,
             "sent" => MessageState::Sent,
             "received" => MessageState::Received,
+            "deleted" => MessageState::Deleted,
             _ => MessageState::Failed,
         }
     }

@@ -196,6 +196,8 @@ impl From<RealtimeError> for ApiError {
             RealtimeError::GroupFull { .. } => Self::new(S::CONFLICT, "group_full", msg),
             RealtimeError::OwnerMustTransfer => Self::new(S::CONFLICT, "owner_must_transfer", msg),
             RealtimeError::Banned => Self::new(S::FORBIDDEN, "banned", msg),
+            RealtimeError::Muted { .. } => Self::new(S::FORBIDDEN, "muted", msg),
+            RealtimeError::MessageNotFound => Self::new(S::NOT_FOUND, "message_not_found", msg),
             RealtimeError::InviteNotFound => Self::new(S::NOT_FOUND, "invite_not_found", msg),
             RealtimeError::DeviceListStale(devices) => {
                 let mut e = Self::new(S::CONFLICT, "device_list_stale", msg);

@@ -239,6 +239,15 @@ pub struct AddMember {
     pub user_id: UserId,
 }
 
+/// Mute a member: their sends here are refused (403 `muted`) for a while.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MuteMember {
+    /// How long, in seconds: a minute to a year.
+    #[schema(minimum = 60, maximum = 31_536_000)]
+    pub duration_secs: i64,
+}
+
 /// Change a member's role.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -348,8 +357,9 @@ pub struct SystemEvent {
     /// The conversation it happened to.
     pub conversation_id: String,
     /// `created`, `member_added`, `member_joined`, `member_left`,
-    /// `member_removed`, `member_banned`, `member_unbanned`, `role_changed`,
-    /// `owner_changed` or `updated`.
+    /// `member_removed`, `member_banned`, `member_unbanned`, `member_muted`,
+    /// `member_unmuted`, `role_changed`, `owner_changed`, `updated`,
+    /// `invited` (to the invitee only) or `message_deleted`.
     pub event: String,
     /// The user who made the change (the member themself for `member_joined`
     /// and `member_left`). Empty for a change the server made when an account
@@ -363,6 +373,13 @@ pub struct SystemEvent {
     /// The target's new role, with `role_changed` and `owner_changed` (`owner`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// With `member_muted`: until when, Unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+    /// With `message_deleted`: the message deleted for everyone (clients
+    /// remove it and show that it was deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
     /// When it happened, Unix milliseconds.
     pub at: i64,
 }

@@ -15,6 +15,11 @@ pub const PASSWORD_MAX_CHARS: usize = 128;
 /// An invitation to a group waits this long for its answer (7 days).
 pub const GROUP_INVITATION_TTL_SECS: i64 = 7 * 86_400;
 
+/// Shortest and longest mute.
+pub const MUTE_MIN_SECS: i64 = 60;
+/// A year.
+pub const MUTE_MAX_SECS: i64 = 31_536_000;
+
 /// Longest display name.
 pub const DISPLAY_NAME_MAX_CHARS: usize = 64;
 /// Profiles asked for in one request.

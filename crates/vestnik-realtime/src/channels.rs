@@ -34,6 +34,15 @@ impl Realtime {
                 "only the channel's owner and publishers may post".into(),
             ));
         }
+        if let Some(until) = self
+            .store
+            .muted_until(&msg.conversation_id, &auth.user_id)
+            .await?
+        {
+            if until > self.clock.now_ms() {
+                return Err(RealtimeError::Muted { until });
+            }
+        }
         let public = c.visibility.as_deref() == Some("public");
         let msg_type = if public {
             MSG_TYPE_PLAIN

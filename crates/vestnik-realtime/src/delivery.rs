@@ -28,6 +28,8 @@ fn frame(row: OutboxRow) -> ServerFrame {
                 actor_user_id: row.sender_user_id.clone(),
                 target_user_id: None,
                 role: None,
+                until: None,
+                message_id: None,
                 at: row.created_at,
             }
         });
@@ -186,6 +188,13 @@ impl Realtime {
         let ctx = self.send_context_for(auth, &msg).await?;
         if !ctx.members.contains(&auth.user_id) {
             return Err(RealtimeError::NotMember);
+        }
+        // A muted member may still share keys (others' sessions must keep
+        // working), not write.
+        if let Some(until) = ctx.sender_muted_until {
+            if until > self.clock.now_ms() && msg.kind != SendKind::Keys {
+                return Err(RealtimeError::Muted { until });
+            }
         }
         // Blocked by the other person of a direct chat: the send is accepted
         // and answered like any other, so the block is not revealed (as

@@ -29,6 +29,15 @@ pub enum RealtimeError {
     /// manager lifts the ban).
     #[error("banned from this conversation")]
     Banned,
+    /// The sender is muted in this group or channel.
+    #[error("you are muted here until {until} (Unix ms)")]
+    Muted {
+        /// Until when.
+        until: i64,
+    },
+    /// No such message in this conversation.
+    #[error("no such message in this conversation")]
+    MessageNotFound,
     /// The invite token is unknown, expired or used up.
     #[error("no such invite, or it expired or was used up")]
     InviteNotFound,

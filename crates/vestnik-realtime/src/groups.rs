@@ -445,6 +445,8 @@ impl Realtime {
             actor_user_id: actor.to_owned(),
             target_user_id: target.map(str::to_owned),
             role: role.map(str::to_owned),
+            until: None,
+            message_id: None,
             at: self.clock.now_ms(),
         };
         self.queue_event(ev, &users).await

@@ -40,6 +40,8 @@ impl Realtime {
                 actor_user_id: auth.user_id.clone(),
                 target_user_id: Some(user.clone()),
                 role: None,
+                until: None,
+                message_id: None,
                 at: now,
             };
             self.queue_event(ev, std::slice::from_ref(user)).await?;

@@ -19,6 +19,7 @@ mod groups;
 mod hub;
 mod invitations;
 mod invites;
+mod mutes;
 mod presence;
 mod profiles;
 mod roles;

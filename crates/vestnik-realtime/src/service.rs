@@ -39,6 +39,8 @@ pub struct RealtimeSettings {
     pub retention_ms: i64,
     /// Channel posts are deleted after this; `None` keeps them.
     pub channel_retention_ms: Option<i64>,
+    /// How long a sender may delete their message for everyone.
+    pub edit_window_ms: i64,
     /// Concurrent batch writers.
     pub writers: usize,
     /// Members a group may have.

@@ -39,6 +39,7 @@ pub const KEYS: &[&str] = &[
     "sqlite_synchronous",
     "message_retention_days",
     "channel_retention_days",
+    "message_edit_window_secs",
     "group_max_members",
     "presence_push_max_group",
     "node_id",

@@ -153,6 +153,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc
         clock.clone(),
         vestnik_realtime::RealtimeSettings {
             retention_ms: i64::from(config.message_retention_days) * 86_400_000,
+            edit_window_ms: i64::from(config.message_edit_window_secs) * 1000,
             channel_retention_ms: (config.channel_retention_days > 0)
                 .then(|| i64::from(config.channel_retention_days) * 86_400_000),
             // Two writers on PostgreSQL (each serves sends and acks): one

@@ -422,6 +422,22 @@ pub trait GroupStore: Send + Sync {
     async fn ban(&self, conversation_id: &str, user_id: &str, by: &str, now: i64) -> Result<bool>;
     /// Whether the user is banned from the conversation.
     async fn is_banned(&self, conversation_id: &str, user_id: &str) -> Result<bool>;
+    /// Mutes a member until `until` (or, with `None`, unmutes); true when
+    /// they are a member.
+    async fn set_mute(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        until: Option<i64>,
+    ) -> Result<bool>;
+    /// Until when the member is muted, if they are.
+    async fn muted_until(&self, conversation_id: &str, user_id: &str) -> Result<Option<i64>>;
+    /// A stored message's conversation, sender and time, for deleting it.
+    async fn message_meta(&self, message_id: &str) -> Result<Option<MessageMeta>>;
+    /// Deletes a message for everyone: its stored body (a group message's
+    /// or channel post's) and every envelope of it still queued to a
+    /// member's device. The record stays (retries still dedup against it).
+    async fn delete_for_everyone(&self, conversation_id: &str, message_id: &str) -> Result<()>;
     /// Lifts a ban; true when there was one.
     async fn unban(&self, conversation_id: &str, user_id: &str) -> Result<bool>;
     /// The conversation's bans, newest first.

@@ -98,6 +98,12 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0014_contacts.sql"),
         postgres: include_str!("../migrations/postgres/0014_contacts.sql"),
     },
+    Migration {
+        version: 15,
+        name: "mutes",
+        sqlite: include_str!("../migrations/sqlite/0015_mutes.sql"),
+        postgres: include_str!("../migrations/postgres/0015_mutes.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str =

@@ -1,7 +1,7 @@
 //! Keeping a group or channel clean (its managers): invite links listed and
 //! revoked, ban lists.
 use reqwest::Method;
-use vestnik_proto::{Ban, BanMember, InviteSummary};
+use vestnik_proto::{Ban, BanMember, InviteSummary, MuteMember};
 
 use super::Client;
 use crate::error::Result;
@@ -74,5 +74,56 @@ impl Client {
             .get(&format!("/v1/conversations/{id}/bans"))
             .await?;
         Ok(list.bans)
+    }
+
+    /// Mutes a member for `duration_secs` (60 s to a year): their sends
+    /// here are refused meanwhile.
+    pub async fn mute(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        duration_secs: i64,
+    ) -> Result<()> {
+        let id = path_id("conversation_id", conversation_id)?;
+        let user = path_id("user_id", user_id)?;
+        self.inner
+            .api
+            .call_unit(
+                Method::PUT,
+                &format!("/v1/conversations/{id}/members/{user}/mute"),
+                Some(&MuteMember { duration_secs }),
+            )
+            .await
+    }
+
+    /// Lifts a mute.
+    pub async fn unmute(&self, conversation_id: &str, user_id: &str) -> Result<()> {
+        let id = path_id("conversation_id", conversation_id)?;
+        let user = path_id("user_id", user_id)?;
+        self.inner
+            .api
+            .call_unit::<()>(
+                Method::DELETE,
+                &format!("/v1/conversations/{id}/members/{user}/mute"),
+                None,
+            )
+            .await
+    }
+
+    /// Deletes a message for everyone (one's own within the server's
+    /// window, anyone's as a group manager); this device erases it at once,
+    /// the others when the `message_deleted` event reaches them.
+    pub async fn delete_for_everyone(&self, conversation_id: &str, message_id: &str) -> Result<()> {
+        let id = path_id("conversation_id", conversation_id)?;
+        let message = path_id("message_id", message_id)?;
+        self.inner
+            .api
+            .call_unit::<()>(
+                Method::DELETE,
+                &format!("/v1/conversations/{id}/messages/{message}"),
+                None,
+            )
+            .await?;
+        self.inner.store.forget_message_body(message).await
     }
 }

@@ -199,6 +199,11 @@ impl Inner {
         ) {
             self.store.flag_rotation(&event.conversation_id).await?;
         }
+        if event.event == "message_deleted" {
+            if let Some(id) = &event.message_id {
+                self.store.forget_message_body(id).await?;
+            }
+        }
         if !self.store.store_system_event(&event).await? {
             self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
             return Ok(None);

@@ -176,6 +176,28 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// A message deleted for everyone: its body and attachment are erased
+    /// here too, the row stays (marked `deleted`) so the history shows it.
+    pub(crate) async fn forget_message_body(&self, message_id: &str) -> Result<()> {
+        let local: Option<String> =
+            sqlx::query_scalar("SELECT local_id FROM messages WHERE message_id = ?")
+                .bind(message_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(local_id) = local else {
+            return Ok(());
+        };
+        let empty = self.sealer.seal(&format!("message:{local_id}"), b"")?;
+        sqlx::query(
+            "UPDATE messages SET body = ?, attachment = NULL, state = 'deleted' WHERE local_id = ?",
+        )
+        .bind(empty)
+        .bind(&local_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Every conversation with messages on this device: (id, kind, peer).
     pub(crate) async fn history_conversations(
         &self,

@@ -105,6 +105,10 @@ pub struct Config {
     /// Undelivered messages expire after this many days (a channel's posts
     /// are its history and follow `channel_retention_days`). default: 30
     pub message_retention_days: u32,
+    /// How long after sending a sender may delete a message for everyone
+    /// (managers of a group or channel may at any time); 0: never.
+    /// default: 172800 (two days)
+    pub message_edit_window_secs: u32,
     /// Channel posts are deleted this many days after posting; 0 keeps them
     /// until deleted. At least `message_retention_days` when set. default: 0
     pub channel_retention_days: u32,
@@ -223,6 +227,7 @@ impl Default for Config {
             sqlite_synchronous: "full".into(),
             message_retention_days: 30,
             channel_retention_days: 0,
+            message_edit_window_secs: 172_800,
             group_max_members: 1000,
             presence_push_max_group: 100,
             node_id: None,

@@ -155,6 +155,9 @@ impl Config {
         if !(1..=3650).contains(&self.message_retention_days) {
             return Err(bad("message_retention_days", "expected 1..=3650"));
         }
+        if self.message_edit_window_secs > 31_536_000 {
+            return Err(bad("message_edit_window_secs", "expected 0..=31536000"));
+        }
         // A post must outlive the envelopes that point at its body.
         let c = self.channel_retention_days;
         if c != 0 && !(self.message_retention_days..=36500).contains(&c) {

@@ -4,8 +4,8 @@ use axum::http::StatusCode;
 use std::sync::Arc;
 use vestnik_proto::{
     AddMember, BanList, BanMember, ChannelPosts, Conversation, ConversationId, CreateInvite,
-    ErrorBody, Invite, InviteId, InviteList, PublicDeviceList, SetRole, TransferOwnership,
-    UpdateConversation, UserId,
+    ErrorBody, Invite, InviteId, InviteList, MessageId, MuteMember, PublicDeviceList, SetRole,
+    TransferOwnership, UpdateConversation, UserId,
 };
 
 use crate::extract::{in_range, Authed, Checked, Json, Path, Query};
@@ -257,5 +257,51 @@ pub async fn unban(
     Path((id, user_id)): Path<(ConversationId, UserId)>,
 ) -> Result<StatusCode, ApiError> {
     gw.realtime.unban(&auth, &id, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Mute a member for a while: their messages and posts here answer 403
+/// `muted` until then (owner; a group admin for plain members).
+#[utoipa::path(put, path = "/v1/conversations/{id}/members/{user_id}/mute", tag = "groups", security(("bearer" = [])), request_body = MuteMember,
+    params(("id" = ConversationId, Path, description = "conversation id"), ("user_id" = UserId, Path, description = "member")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn mute(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path((id, user_id)): Path<(ConversationId, UserId)>,
+    Json(req): Json<MuteMember>,
+) -> Result<StatusCode, ApiError> {
+    gw.realtime.mute(&auth, &id, &user_id, &req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lift a mute.
+#[utoipa::path(delete, path = "/v1/conversations/{id}/members/{user_id}/mute", tag = "groups", security(("bearer" = [])),
+    params(("id" = ConversationId, Path, description = "conversation id"), ("user_id" = UserId, Path, description = "member")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn unmute(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path((id, user_id)): Path<(ConversationId, UserId)>,
+) -> Result<StatusCode, ApiError> {
+    gw.realtime.unmute(&auth, &id, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete a message for everyone: its stored copy and undelivered envelopes
+/// go, and every member gets a `message_deleted` event. The sender may
+/// within `message_edit_window_secs`; a group's owner and admins (a
+/// channel's owner) at any time. 404 `message_not_found`.
+#[utoipa::path(delete, path = "/v1/conversations/{id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),
+    params(("id" = ConversationId, Path, description = "conversation id"), ("message_id" = MessageId, Path, description = "the message")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_message(
+    State(gw): State<Arc<Gateway>>,
+    Authed(auth): Authed,
+    Path((id, message_id)): Path<(ConversationId, MessageId)>,
+) -> Result<StatusCode, ApiError> {
+    gw.realtime
+        .delete_for_everyone(&auth, &id, &message_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

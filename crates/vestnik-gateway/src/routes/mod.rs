@@ -79,6 +79,8 @@ pub fn api() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(groups::revoke_invite))
         .routes(routes!(groups::ban, groups::list_bans))
         .routes(routes!(groups::unban))
+        .routes(routes!(groups::mute, groups::unmute))
+        .routes(routes!(groups::delete_message))
         .routes(routes!(groups::join_invite))
         .routes(routes!(groups::posts))
         .routes(routes!(groups::subscribe))

@@ -10,6 +10,7 @@ mod consent;
 mod invites_and_live;
 mod membership;
 mod moderation;
+mod mutes_and_deletions;
 mod presence_and_limits;
 mod profiles;
 mod retention;

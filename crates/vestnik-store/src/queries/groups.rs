@@ -5,8 +5,8 @@ use sqlx::Transaction;
 use super::dialect::{placeholders, query, Dialect};
 use super::Backend;
 use crate::{
-    BanRow, GroupStore, InviteListRow, InviteRow, JoinOutcome, LogRow, MemberRow, NewGroup,
-    OutboxRow, Result, SystemEventRow, TransferOutcome,
+    BanRow, GroupStore, InviteListRow, InviteRow, JoinOutcome, LogRow, MemberRow, MessageMeta,
+    NewGroup, OutboxRow, Result, SystemEventRow, TransferOutcome,
 };
 
 /// Roles that may create invites; a member's invites live only while they
@@ -303,6 +303,66 @@ impl<S: Backend> GroupStore for S {
                 .scalar_optional(self.write())
                 .await?;
         Ok(at.is_some())
+    }
+
+    async fn set_mute(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        until: Option<i64>,
+    ) -> Result<bool> {
+        let q = match until {
+            Some(until) => query(
+                "UPDATE members SET muted_until = $3 WHERE conversation_id = $1 AND user_id = $2",
+            )
+            .bind(conversation_id)
+            .bind(user_id)
+            .bind(until),
+            None => query(
+                "UPDATE members SET muted_until = NULL WHERE conversation_id = $1 AND user_id = $2",
+            )
+            .bind(conversation_id)
+            .bind(user_id),
+        };
+        Ok(q.execute(self.write()).await? == 1)
+    }
+
+    async fn muted_until(&self, conversation_id: &str, user_id: &str) -> Result<Option<i64>> {
+        let until: Option<Option<i64>> =
+            query("SELECT muted_until FROM members WHERE conversation_id = $1 AND user_id = $2")
+                .bind(conversation_id)
+                .bind(user_id)
+                .scalar_optional(self.write())
+                .await?;
+        Ok(until.flatten())
+    }
+
+    async fn message_meta(&self, message_id: &str) -> Result<Option<MessageMeta>> {
+        Ok(
+            query("SELECT conversation_id, sender_user_id, created_at FROM messages WHERE id = $1")
+                .bind(message_id)
+                .fetch_optional(self.write())
+                .await?,
+        )
+    }
+
+    async fn delete_for_everyone(&self, conversation_id: &str, message_id: &str) -> Result<()> {
+        let mut tx = self.write().begin().await?;
+        query("UPDATE messages SET body = NULL WHERE id = $1")
+            .bind(message_id)
+            .execute(&mut tx)
+            .await?;
+        // Through the members' devices: the outbox is indexed by device.
+        query(
+            "DELETE FROM outbox WHERE message_id = $1 AND kind IN ('message', 'group') AND device_id IN (
+               SELECT d.id FROM members m JOIN devices d ON d.user_id = m.user_id WHERE m.conversation_id = $2)",
+        )
+        .bind(message_id)
+        .bind(conversation_id)
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn unban(&self, conversation_id: &str, user_id: &str) -> Result<bool> {

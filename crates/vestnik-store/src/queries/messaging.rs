@@ -117,11 +117,12 @@ impl<S: Backend> MessageStore for S {
             Option<String>,
             bool,
             String,
+            Option<i64>,
         );
         let rows: Vec<Row> = query(
             "SELECT m.user_id, d.id, d.identity_key, d.signing_key,
                     EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = m.user_id AND b.blocked_user_id = $2),
-                    c.kind
+                    c.kind, m.muted_until
              FROM members m JOIN conversations c ON c.id = m.conversation_id
              LEFT JOIN devices d ON d.user_id = m.user_id AND d.revoked_at IS NULL
              WHERE m.conversation_id = $1 ORDER BY m.user_id, d.created_at, d.id",
@@ -131,9 +132,12 @@ impl<S: Backend> MessageStore for S {
         .fetch_all(self.read())
         .await?;
         let mut ctx = SendContext::default();
-        for (user_id, device_id, identity_key, signing_key, blocked, kind) in rows {
+        for (user_id, device_id, identity_key, signing_key, blocked, kind, muted_until) in rows {
             ctx.kind = kind;
             ctx.blocked |= blocked && user_id != sender;
+            if user_id == sender {
+                ctx.sender_muted_until = muted_until;
+            }
             if ctx.members.last() != Some(&user_id) {
                 ctx.members.push(user_id.clone());
             }

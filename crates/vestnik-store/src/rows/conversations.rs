@@ -167,6 +167,17 @@ pub struct InvitationRow {
     pub expires_at: i64,
 }
 
+/// Who sent a stored message, where and when.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MessageMeta {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The sender.
+    pub sender_user_id: String,
+    /// When it was stored.
+    pub created_at: i64,
+}
+
 /// A user banned from a group or channel.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct BanRow {
@@ -279,6 +290,8 @@ pub struct SendContext {
     pub devices: Vec<PublicDeviceRow>,
     /// Some member has blocked the sender.
     pub blocked: bool,
+    /// Until when the sender is muted here (Unix ms), if a manager muted them.
+    pub sender_muted_until: Option<i64>,
     /// `direct` or `group`; empty when the conversation does not exist.
     pub kind: String,
 }
