@@ -328,7 +328,11 @@ async fn the_terminal_client_changes_resets_and_moves_the_account() {
         &server,
         &["history", "--with", "alice@new.example.org"],
     );
-    assert!(ok(&out).contains("Alice Liddell: (deleted)"), "{}", ok(&out));
+    assert!(
+        ok(&out).contains("Alice Liddell: (deleted)"),
+        "{}",
+        ok(&out)
+    );
     assert!(!ok(&out).contains("hi bob"));
 
     // Exported: the server's record of the account and this device's

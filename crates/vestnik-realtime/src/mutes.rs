@@ -101,7 +101,8 @@ impl Realtime {
             .kind;
         let own_in_time = meta.sender_user_id == auth.user_id
             && self.clock.now_ms() - meta.created_at <= self.settings.edit_window_ms;
-        if !own_in_time && !(kind != "direct" && is_manager(&kind, &role)) {
+        let manager = kind != "direct" && is_manager(&kind, &role);
+        if !(own_in_time || manager) {
             return Err(RealtimeError::Forbidden(format!(
                 "only the sender within {} s, or a manager of the group, may delete it",
                 self.settings.edit_window_ms / 1000
