@@ -159,6 +159,17 @@ enum Command {
         #[command(subcommand)]
         command: Option<InvitationsCommand>,
     },
+    /// Edit one of your messages (within two days): every device that has it
+    /// shows the new text, marked edited
+    Edit {
+        /// The conversation partner: e-mail address or user id
+        #[arg(long)]
+        with: String,
+        /// The message's id (`history --ids` shows them)
+        message_id: String,
+        /// The new text
+        text: String,
+    },
     /// Delete one of your messages for everyone (within the server's window)
     Delete {
         /// The conversation partner: e-mail address or user id
@@ -554,9 +565,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .map(|a| format!(" [file {} {} bytes]", a.name, a.size))
                     .unwrap_or_default();
                 let body = if m.state == vestnik_client::MessageState::Deleted {
-                    "(deleted)"
+                    "(deleted)".to_owned()
+                } else if m.edited_at.is_some() {
+                    format!("{} (edited)", m.body)
                 } else {
-                    m.body.as_str()
+                    m.body.clone()
                 };
                 let id = match (&m.message_id, ids) {
                     (Some(id), true) => format!(" #{id}"),
@@ -724,6 +737,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 client.set_group_adds(who).await?;
                 println!("group adds: {v}");
             }
+            client.close().await;
+        }
+        Command::Edit {
+            with,
+            message_id,
+            text,
+        } => {
+            let client = open(&profile).await?;
+            let peer = peer(&client, &with).await?;
+            let conv = client.conversation_with(&peer).await?;
+            client.edit_message(&conv, &message_id, &text).await?;
+            println!("edited");
             client.close().await;
         }
         Command::Delete { with, message_id } => {

@@ -299,7 +299,7 @@ async fn the_terminal_client_changes_resets_and_moves_the_account() {
         &["history", "--with", "alice@new.example.org"],
     );
     assert!(ok(&out).contains("Alice Liddell: hi bob"), "{}", ok(&out));
-    // Deleted for everyone: gone from Bob's history too.
+    // Edited, then deleted for everyone: Bob's history follows.
     let out = chat_env(
         &desk,
         &server,
@@ -316,6 +316,24 @@ async fn the_terminal_client_changes_resets_and_moves_the_account() {
         .find_map(|w| w.strip_prefix('#'))
         .expect("an id")
         .to_owned();
+    // Edited first: Bob sees the new text, marked.
+    let out = chat_env(
+        &desk,
+        &server,
+        &["edit", "--with", "bob@example.org", &id, "hi bob, at six"],
+        &desk_env,
+    );
+    assert!(ok(&out).contains("edited"));
+    let out = chat(
+        &bob,
+        &server,
+        &["history", "--with", "alice@new.example.org"],
+    );
+    assert!(
+        ok(&out).contains("Alice Liddell: hi bob, at six (edited)"),
+        "{}",
+        ok(&out)
+    );
     let out = chat_env(
         &desk,
         &server,

@@ -178,9 +178,9 @@ impl Inner {
             direction,
         };
         let row = decrypted.row(None, None);
-        self.store.store_incoming(&row, &blob).await?;
+        let stored = self.store.store_incoming(&row, &blob).await?;
         drop(device);
-        Ok(Some(decrypted.event(false, None)))
+        Ok((stored != crate::store::Stored::Ignored).then(|| decrypted.event(false, None)))
     }
 
     /// Reads a channel's log from its cursor, handling (and emitting) every

@@ -91,6 +91,11 @@ pub use config::{
 pub use error::{ClientError, Result};
 pub use events::EventStream;
 pub use group::{ROTATE_AFTER, ROTATE_AFTER_MESSAGES};
+
+/// How long after sending a message its sender may edit it (two days, the
+/// server's default window for deleting): receiving clients apply an edit
+/// only when the server times of the two are at most this far apart.
+pub const EDIT_WINDOW_MS: i64 = 2 * 86_400_000;
 pub use media::{FileOptions, MAX_CAPTION_BYTES};
 pub use payload::PAYLOAD_VERSION;
 pub use types::{

@@ -3,6 +3,9 @@
 //! - `text` (Olm in direct chats, Megolm in groups):
 //!   `{"v":1,"kind":"text","body":"…","client_msg_id":"…","conversation_id":"…"}`,
 //!   with `"attachment":{…}` (see [`crate::Attachment`]) for a file message.
+//!   An edit is a `text` with `"edit_of":"<message id>"`: its body replaces
+//!   that message's, if the same sender wrote it at most
+//!   [`crate::EDIT_WINDOW_MS`] before; it is not a message of its own.
 //! - `group_key` (Olm, `kind: keys` sends): a Megolm session key for a group,
 //!   `{"v":1,"kind":"group_key","conversation_id","session_id","session_key"}`,
 //!   with `"exported":true` when it is a re-share answering a key request
@@ -41,6 +44,10 @@ pub(crate) struct Payload {
     pub(crate) exported: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) attachment: Option<crate::types::Attachment>,
+    /// A `text` that replaces the text of this earlier message of the same
+    /// sender (an edit), within [`crate::EDIT_WINDOW_MS`] of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) edit_of: Option<String>,
 }
 
 impl Payload {
@@ -55,6 +62,7 @@ impl Payload {
             session_key: None,
             exported: false,
             attachment: None,
+            edit_of: None,
         }
     }
 
@@ -64,6 +72,7 @@ impl Payload {
         conversation_id: &str,
     ) -> Result<Self, crate::ClientError> {
         let mut p = Self::text(&item.text, &item.client_msg_id, conversation_id);
+        p.edit_of = item.edit_of.clone();
         p.attachment = item
             .attachment
             .as_deref()
@@ -187,6 +196,7 @@ impl<'a> Decrypted<'a> {
                 .and_then(|a| serde_json::to_string(a).ok()),
             sent_at: self.m.sent_at,
             group,
+            edit_of: self.payload.edit_of.as_deref(),
         }
     }
 
@@ -195,6 +205,14 @@ impl<'a> Decrypted<'a> {
         prekey: bool,
         megolm_session_id: Option<String>,
     ) -> crate::types::ClientEvent {
+        if let Some(target) = &self.payload.edit_of {
+            return crate::types::ClientEvent::Edited {
+                conversation_id: self.m.conversation_id.clone(),
+                message_id: target.clone(),
+                body: self.payload.body.clone(),
+                edited_at: self.m.sent_at,
+            };
+        }
         crate::types::ClientEvent::Message(crate::types::ReceivedMessage {
             message_id: self.m.message_id.clone(),
             conversation_id: self.m.conversation_id.clone(),

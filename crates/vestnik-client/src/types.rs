@@ -117,6 +117,14 @@ pub enum ClientEvent {
     },
     /// A user sharing a conversation with this account added or removed a device.
     DevicesChanged { user_id: String },
+    /// The sender edited an earlier message; its text is replaced in history.
+    Edited {
+        conversation_id: String,
+        message_id: String,
+        body: String,
+        /// Server time of the edit, Unix milliseconds.
+        edited_at: i64,
+    },
     /// A user sharing a conversation with this account (or this account,
     /// from another device) changed their display name; already cached.
     ProfileChanged {
@@ -185,6 +193,8 @@ pub struct HistoryEntry {
     pub delivered_to: Vec<String>,
     /// A file message's attachment.
     pub attachment: Option<Attachment>,
+    /// When it was last edited (server time), if it was.
+    pub edited_at: Option<i64>,
 }
 
 /// A file sent in a message: where the (encrypted) object is, the key that

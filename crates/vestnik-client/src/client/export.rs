@@ -60,6 +60,9 @@ pub struct ExportedMessage {
     /// Devices that took delivery (outgoing messages).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub delivered_to: Vec<String>,
+    /// When it was last edited, Unix milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
     /// A file message's file, without its key (the file itself is fetched
     /// with `get-file`, while the server keeps it).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,6 +96,7 @@ impl From<HistoryEntry> for ExportedMessage {
             body: m.body,
             sent_at: m.sent_at,
             delivered_to: m.delivered_to,
+            edited_at: m.edited_at,
             file: m.attachment.map(|a| ExportedFile {
                 // Attachment zeroes its key on drop, so it is read, not taken apart.
                 media_id: a.media_id.clone(),

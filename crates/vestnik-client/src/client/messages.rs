@@ -29,6 +29,19 @@ impl Client {
         attachment: Option<&crate::types::Attachment>,
         watcher: Option<crate::engine::SendWatcher>,
     ) -> Result<String> {
+        self.queue_edit(target, text, attachment, watcher, None)
+            .await
+    }
+
+    /// [`Self::queue`], for an edit of `edit_of` when given.
+    pub(crate) async fn queue_edit(
+        &self,
+        target: Target<'_>,
+        text: &str,
+        attachment: Option<&crate::types::Attachment>,
+        watcher: Option<crate::engine::SendWatcher>,
+        edit_of: Option<&str>,
+    ) -> Result<String> {
         if text.is_empty() || text.len() > MAX_TEXT_BYTES {
             return Err(ClientError::InvalidInput(format!(
                 "text: expected 1-{MAX_TEXT_BYTES} bytes, got {}",
@@ -81,6 +94,7 @@ impl Client {
                     .transpose()
                     .map_err(|e| ClientError::Protocol(e.to_string()))?
                     .as_deref(),
+                edit_of,
                 self.user_id(),
                 self.device_id(),
             )
@@ -108,8 +122,21 @@ impl Client {
         text: &str,
         attachment: Option<&crate::types::Attachment>,
     ) -> Result<SentMessage> {
+        self.send_and_wait_edit(target, text, attachment, None)
+            .await
+    }
+
+    /// [`Self::send_and_wait`], for an edit of `edit_of` when given.
+    pub(crate) async fn send_and_wait_edit(
+        &self,
+        target: Target<'_>,
+        text: &str,
+        attachment: Option<&crate::types::Attachment>,
+        edit_of: Option<&str>,
+    ) -> Result<SentMessage> {
         let (tx, rx) = oneshot::channel();
-        self.queue(target, text, attachment, Some(tx)).await?;
+        self.queue_edit(target, text, attachment, Some(tx), edit_of)
+            .await?;
         match rx.await {
             Ok(Ok(sent)) => Ok(sent),
             Ok(Err(f)) => Err(ClientError::Api {

@@ -126,4 +126,47 @@ impl Client {
             .await?;
         self.inner.store.forget_message_body(message).await
     }
+
+    /// Edits one of this account's messages: the new text goes end-to-end
+    /// encrypted like any message, and every device that has the original
+    /// replaces its text (shown edited) if the edit comes within
+    /// [`crate::EDIT_WINDOW_MS`] of it. Waits until the server has taken
+    /// the edit (offline, until the connection is back).
+    pub async fn edit_message(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<crate::SentMessage> {
+        let id = path_id("conversation_id", conversation_id)?;
+        let message = path_id("message_id", message_id)?;
+        let entry = self
+            .inner
+            .store
+            .own_sent_message(id, message, self.user_id())
+            .await?
+            .ok_or_else(|| {
+                crate::error::ClientError::InvalidInput(
+                    "message_id: not a message this account sent here".into(),
+                )
+            })?;
+        if crate::store::now_ms() - entry.sent_at > crate::EDIT_WINDOW_MS {
+            return Err(crate::error::ClientError::InvalidInput(
+                "message_id: too old to edit (two days)".into(),
+            ));
+        }
+        let kind = self.inner.store.conversation_kind(id).await?;
+        let target = match (kind.as_deref(), entry.peer_user_id.as_deref()) {
+            (Some("group"), _) => super::Target::Group(id),
+            (Some("channel"), _) => super::Target::Channel(id),
+            (_, Some(peer)) => super::Target::Peer(peer),
+            _ => {
+                return Err(crate::error::ClientError::InvalidInput(
+                    "conversation_id: unknown on this device".into(),
+                ))
+            }
+        };
+        self.send_and_wait_edit(target, text, None, Some(message))
+            .await
+    }
 }

@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use super::{lock, Flow, Inner, SendReply, MEGOLM_MSG_TYPE};
 use crate::error::{ClientError, Result};
 use crate::payload::{Decrypted, Payload, KIND_GROUP_KEY, KIND_KEY_REQUEST, KIND_TEXT};
+use crate::store::Stored;
 use crate::types::{ClientEvent, DeliveryReceipt, Direction};
 
 impl Inner {
@@ -125,16 +126,19 @@ impl Inner {
             (direction == Direction::Incoming).then_some(m.sender_user_id.as_str()),
             None,
         );
-        if let Err(e) = self.store.store_incoming(&row, &blob).await {
-            self.reload_device(&mut device).await;
-            return Err(e);
-        }
+        let stored = match self.store.store_incoming(&row, &blob).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.reload_device(&mut device).await;
+                return Err(e);
+            }
+        };
         drop(device);
         if envelope.is_pre_key() {
             // It may have used one of our one-time keys.
             self.schedule_key_check();
         }
-        Ok(Some(decrypted.event(envelope.is_pre_key(), None)))
+        Ok((stored != Stored::Ignored).then(|| decrypted.event(envelope.is_pre_key(), None)))
     }
 
     /// The sending device of a message: Ok(Err(reason)) when it can never

@@ -260,13 +260,15 @@ impl Inner {
             direction,
         };
         let row = decrypted.row(None, Some((&envelope.session_id, index)));
-        if let Err(e) = self.store.store_incoming(&row, &blob).await {
-            self.reload_device(&mut device).await;
-            return Err(e);
-        }
+        let stored = match self.store.store_incoming(&row, &blob).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.reload_device(&mut device).await;
+                return Err(e);
+            }
+        };
         drop(device);
-        Ok(Some(
-            decrypted.event(false, Some(envelope.session_id.clone())),
-        ))
+        Ok((stored != crate::store::Stored::Ignored)
+            .then(|| decrypted.event(false, Some(envelope.session_id.clone()))))
     }
 }

@@ -25,6 +25,28 @@ pub(crate) struct IncomingRow<'a> {
     /// For a group message: its Megolm session and ratchet index (recorded
     /// so the same index is never accepted twice).
     pub(crate) group: Option<(&'a str, u32)>,
+    /// An edit: the message whose text this replaces.
+    pub(crate) edit_of: Option<&'a str>,
+}
+
+/// One of this account's sent messages, as an edit needs it.
+pub(crate) struct OwnMessage {
+    /// The other user, in a direct chat.
+    pub(crate) peer_user_id: Option<String>,
+    /// Server time.
+    pub(crate) sent_at: i64,
+}
+
+/// What storing a decrypted message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// A new history row.
+    Message,
+    /// An edit applied to an earlier message.
+    Edit,
+    /// An edit refused (not the sender's, unknown, or too late): recorded
+    /// as seen, nothing shown.
+    Ignored,
 }
 
 fn direction_str(d: Direction) -> &'static str {
@@ -48,7 +70,7 @@ impl Store {
         &self,
         m: &IncomingRow<'_>,
         device_blob: &str,
-    ) -> Result<()> {
+    ) -> Result<Stored> {
         let local_id = uuid::Uuid::new_v4().simple().to_string();
         let body = self
             .sealer
@@ -78,6 +100,12 @@ impl Store {
                 .bind(m.message_id)
                 .execute(&mut *tx)
                 .await?;
+        }
+        if let Some(target) = m.edit_of {
+            let stored = self.apply_edit(&mut tx, m, target).await?;
+            Self::put_device(&mut tx, device_blob).await?;
+            tx.commit().await?;
+            return Ok(stored);
         }
         sqlx::query(
             "INSERT INTO messages (local_id, message_id, client_msg_id, conversation_id, peer_user_id, seq,
@@ -115,7 +143,49 @@ impl Store {
         .await?;
         Self::put_device(&mut tx, device_blob).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Stored::Message)
+    }
+
+    /// Replaces the text of `target` with an edit's, if the edit's sender
+    /// wrote it in the same conversation at most `EDIT_WINDOW_MS` before
+    /// (server times, which the sender cannot choose).
+    async fn apply_edit(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        m: &IncomingRow<'_>,
+        target: &str,
+    ) -> Result<Stored> {
+        let row = sqlx::query(
+            "SELECT local_id, sent_at FROM messages WHERE message_id = ? AND sender_user_id = ?
+             AND conversation_id = ? AND state <> 'deleted'",
+        )
+        .bind(target)
+        .bind(m.sender_user_id)
+        .bind(m.conversation_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Stored::Ignored);
+        };
+        let local_id: String = row.try_get(0)?;
+        let sent_at: Option<i64> = row.try_get(1)?;
+        if sent_at.is_none_or(|t| m.sent_at - t > crate::EDIT_WINDOW_MS || m.sent_at < t) {
+            return Ok(Stored::Ignored);
+        }
+        let body = self
+            .sealer
+            .seal(&format!("message:{local_id}"), m.body.as_bytes())?;
+        // Edits may arrive out of order: the latest one wins.
+        sqlx::query(
+            "UPDATE messages SET body = ?, edited_at = ? WHERE local_id = ? AND COALESCE(edited_at, 0) <= ?",
+        )
+        .bind(body)
+        .bind(m.sent_at)
+        .bind(&local_id)
+        .bind(m.sent_at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(Stored::Edit)
     }
 
     /// Records a message that will never be readable (or, as `outcome`
@@ -176,6 +246,46 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// One of `me`'s sent messages in a conversation: its peer (direct
+    /// chats) and server time.
+    pub(crate) async fn own_sent_message(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        me: &str,
+    ) -> Result<Option<OwnMessage>> {
+        let row = sqlx::query(
+            "SELECT m.peer_user_id, m.sent_at, c.peer_user_id FROM messages m
+             LEFT JOIN conversations c ON c.id = m.conversation_id
+             WHERE m.message_id = ? AND m.conversation_id = ? AND m.sender_user_id = ?
+               AND m.sent_at IS NOT NULL AND m.state <> 'deleted'",
+        )
+        .bind(message_id)
+        .bind(conversation_id)
+        .bind(me)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| -> Result<OwnMessage> {
+            let own: Option<String> = r.try_get(0)?;
+            let conv: Option<String> = r.try_get(2)?;
+            Ok(OwnMessage {
+                peer_user_id: own.or(conv),
+                sent_at: r.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The kind of a known conversation (`direct`, `group`, `channel`).
+    pub(crate) async fn conversation_kind(&self, conversation_id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT kind FROM conversations WHERE id = ?")
+                .bind(conversation_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// A message deleted for everyone: its body and attachment are erased
     /// here too, the row stays (marked `deleted`) so the history shows it.
     pub(crate) async fn forget_message_body(&self, message_id: &str) -> Result<()> {
@@ -205,7 +315,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT DISTINCT m.conversation_id, COALESCE(c.kind, ''), c.peer_user_id
              FROM messages m LEFT JOIN conversations c ON c.id = m.conversation_id
-             WHERE m.conversation_id IS NOT NULL ORDER BY m.conversation_id",
+             WHERE m.conversation_id IS NOT NULL AND m.edit_of IS NULL ORDER BY m.conversation_id",
         )
         .fetch_all(&self.pool)
         .await?)
@@ -223,8 +333,9 @@ impl Store {
                 SELECT m.local_id, m.message_id, m.client_msg_id, m.conversation_id, m.seq, m.sender_user_id,
                     m.sender_device_id, m.direction, m.state, m.body, m.sent_at, m.pos,
                     (SELECT group_concat(device_id, ',') FROM (SELECT device_id FROM receipts r
-                        WHERE r.message_id = m.message_id ORDER BY device_id)) AS delivered, m.attachment
-                FROM messages m WHERE m.conversation_id = ?
+                        WHERE r.message_id = m.message_id ORDER BY device_id)) AS delivered, m.attachment,
+                    m.edited_at
+                FROM messages m WHERE m.conversation_id = ? AND m.edit_of IS NULL
                 ORDER BY (m.seq IS NULL) DESC, m.seq DESC, m.pos DESC LIMIT ?
              ) ORDER BY (seq IS NULL), seq, pos",
         )
@@ -245,6 +356,7 @@ impl Store {
                     .transpose()
                     .map_err(|e| ClientError::Protocol(format!("stored attachment: {e}")))?;
                 Ok(HistoryEntry {
+                    edited_at: r.try_get(14)?,
                     attachment,
                     body: self
                         .sealer

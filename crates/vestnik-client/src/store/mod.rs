@@ -54,7 +54,7 @@ mod schema;
 pub(crate) use account::{Account, Tokens};
 pub(crate) use conversations::ConversationRow;
 pub(crate) use groups::GroupSessionRow;
-pub(crate) use messages::IncomingRow;
+pub(crate) use messages::{IncomingRow, Stored};
 pub(crate) use outbox::{OutboxItem, OutboxKind};
 use schema::SCHEMA;
 
@@ -261,6 +261,7 @@ mod tests {
                 None,
                 "a very secret body",
                 Some(r#"{"media_id":"m1","key":"a secret key"}"#),
+                None,
                 "me",
                 "dev",
             )

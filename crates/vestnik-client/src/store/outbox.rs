@@ -52,6 +52,8 @@ pub(crate) struct OutboxItem {
     pub(crate) text: Zeroizing<String>,
     /// The attachment descriptor (JSON) of a file message.
     pub(crate) attachment: Option<Zeroizing<String>>,
+    /// An edit: the message it replaces.
+    pub(crate) edit_of: Option<String>,
 }
 
 impl Store {
@@ -66,6 +68,7 @@ impl Store {
         conversation_id: Option<&str>,
         text: &str,
         attachment: Option<&str>,
+        edit_of: Option<&str>,
         me_user: &str,
         me_device: &str,
     ) -> Result<()> {
@@ -77,8 +80,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO messages (local_id, client_msg_id, conversation_id, peer_user_id, sender_user_id,
-                 sender_device_id, direction, state, body, stored_at, attachment)
-             VALUES (?, ?, ?, ?, ?, ?, 'out', 'pending', ?, ?, ?)",
+                 sender_device_id, direction, state, body, stored_at, attachment, edit_of)
+             VALUES (?, ?, ?, ?, ?, ?, 'out', 'pending', ?, ?, ?, ?)",
         )
         .bind(local_id)
         .bind(client_msg_id)
@@ -89,8 +92,26 @@ impl Store {
         .bind(body)
         .bind(now)
         .bind(attachment)
+        .bind(edit_of)
         .execute(&mut *tx)
         .await?;
+        if let Some(target) = edit_of {
+            // Shown edited here at once; other devices when it arrives.
+            let target_local: String =
+                sqlx::query_scalar("SELECT local_id FROM messages WHERE message_id = ?")
+                    .bind(target)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let body = self
+                .sealer
+                .seal(&format!("message:{target_local}"), text.as_bytes())?;
+            sqlx::query("UPDATE messages SET body = ?, edited_at = ? WHERE local_id = ?")
+                .bind(body)
+                .bind(now)
+                .bind(&target_local)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO outbox (local_id, client_msg_id, kind, peer_user_id, conversation_id, created_at)
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -111,7 +132,7 @@ impl Store {
     pub(crate) async fn outbox_head(&self) -> Result<Option<OutboxItem>> {
         let Some(r) = sqlx::query(
             "SELECT o.local_id, o.client_msg_id, o.peer_user_id, o.conversation_id, o.envelopes, m.body,
-                 o.kind, o.ciphertext, o.session_id, m.attachment
+                 o.kind, o.ciphertext, o.session_id, m.attachment, m.edit_of
              FROM outbox o JOIN messages m ON m.local_id = o.local_id ORDER BY o.pos LIMIT 1",
         )
         .fetch_optional(&self.pool)
@@ -127,6 +148,7 @@ impl Store {
         let session_id: Option<String> = r.try_get(8)?;
         let attachment = self.open_attachment(&local_id, r.try_get(9)?)?;
         Ok(Some(OutboxItem {
+            edit_of: r.try_get(10)?,
             attachment,
             kind: OutboxKind::parse(&kind),
             ciphertext: ciphertext.zip(session_id),

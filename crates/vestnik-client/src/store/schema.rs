@@ -149,6 +149,12 @@ const MIGRATIONS: &[&[&str]] = &[
         display_name BLOB,
         fetched_at INTEGER NOT NULL)",
     ],
+    &[
+        // An outgoing edit's row names the message it replaces (the row is
+        // sent, never shown); an edited message has the edit's server time.
+        "ALTER TABLE messages ADD COLUMN edit_of TEXT",
+        "ALTER TABLE messages ADD COLUMN edited_at INTEGER",
+    ],
 ];
 
 impl Store {

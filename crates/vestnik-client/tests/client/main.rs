@@ -5,6 +5,7 @@ mod common;
 
 mod account_and_keys;
 mod delivery;
+mod edits;
 mod sessions;
 
 use anyhow::{ensure, Context};
