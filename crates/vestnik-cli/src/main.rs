@@ -1,5 +1,6 @@
 //! `vestnik-chat`: the terminal client. One-shot commands for scripts and an
 //! interactive chat (`vestnik-chat chat --with bob@example.org`).
+mod groups;
 mod profile;
 mod tui;
 
@@ -190,6 +191,17 @@ enum Command {
         /// File to write (created with mode 600); stdout when absent
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Groups: list conversations, create, members, add, remove, roles,
+    /// invites, bans, mutes, send, history
+    Group {
+        #[command(subcommand)]
+        command: groups::GroupCommand,
+    },
+    /// Channels: create, subscribe, post, read
+    Channel {
+        #[command(subcommand)]
+        command: groups::ChannelCommand,
     },
     /// Log this device out (its keys leave the server)
     Logout,
@@ -876,6 +888,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             client.close().await;
         }
+        Command::Group { command } => groups::group(&profile, command).await?,
+        Command::Channel { command } => groups::channel(&profile, command).await?,
         Command::Logout => {
             let client = open(&profile).await?;
             client.logout().await?;

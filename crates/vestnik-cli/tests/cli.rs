@@ -411,6 +411,100 @@ async fn the_terminal_client_changes_resets_and_moves_the_account() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_terminal_client_runs_groups_and_channels() {
+    let Some(server) = server(false).await else {
+        return;
+    };
+    let (alice, bob, carol) = (tmp("g-alice"), tmp("g-bob"), tmp("g-carol"));
+    register(&alice, &server, "alice@example.org");
+    register(&bob, &server, "bob@example.org");
+    register(&carol, &server, "carol@example.org");
+    ok(&chat(&alice, &server, &["profile", "--name", "Alice"]));
+
+    let out = ok(&chat(
+        &alice,
+        &server,
+        &[
+            "group",
+            "create",
+            "--title",
+            "Team",
+            "--member",
+            "bob@example.org",
+        ],
+    ));
+    assert!(out.contains("with 2 member(s)"), "{out}");
+    let group = out
+        .split_whitespace()
+        .nth(2)
+        .expect("the group id")
+        .to_owned();
+    let out = ok(&chat(
+        &alice,
+        &server,
+        &["group", "send", &group, "hello team"],
+    ));
+    assert!(out.contains("sent #"), "{out}");
+    let out = ok(&chat(&bob, &server, &["group", "history", &group]));
+    assert!(out.contains("Alice: hello team"), "{out}");
+
+    // An invite link brings Carol in; roles and the member list follow.
+    let token = ok(&chat(
+        &alice,
+        &server,
+        &["group", "invite", &group, "--uses", "1"],
+    ))
+    .trim()
+    .to_owned();
+    let out = ok(&chat(&carol, &server, &["group", "join", &token]));
+    assert!(out.contains("joined group Team"), "{out}");
+    ok(&chat(
+        &alice,
+        &server,
+        &["group", "role", &group, "bob@example.org", "admin"],
+    ));
+    let out = ok(&chat(&alice, &server, &["group", "members", &group]));
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.contains("owner") && out.contains("admin"), "{out}");
+    let out = ok(&chat(&carol, &server, &["group", "send", &group, "hi all"]));
+    assert!(out.contains("sent #"), "{out}");
+    let out = ok(&chat(&bob, &server, &["group", "history", &group]));
+    assert!(out.contains("hi all"), "{out}");
+    let out = ok(&chat(&alice, &server, &["group", "list"]));
+    assert!(out.contains("Team"), "{out}");
+
+    // Banned: out, and no sending.
+    ok(&chat(
+        &bob,
+        &server,
+        &["group", "ban", &group, "carol@example.org"],
+    ));
+    let refused = chat(&carol, &server, &["group", "send", &group, "still here?"]);
+    assert!(!refused.status.success());
+
+    // A public channel: subscribed, posted, read.
+    let out = ok(&chat(
+        &alice,
+        &server,
+        &["channel", "create", "--title", "News", "--public"],
+    ));
+    let news = out.split_whitespace().last().expect("id").to_owned();
+    ok(&chat(&bob, &server, &["channel", "subscribe", &news]));
+    ok(&chat(
+        &alice,
+        &server,
+        &["channel", "post", &news, "first post"],
+    ));
+    let out = ok(&chat(&bob, &server, &["channel", "read", &news]));
+    assert!(out.contains("first post"), "{out}");
+    let refused = chat(&bob, &server, &["channel", "post", &news, "not mine"]);
+    assert!(!refused.status.success());
+    for p in [alice, bob, carol] {
+        let _ = std::fs::remove_dir_all(p);
+    }
+}
+
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!(
         "vestnik-cli-{name}-{}",
