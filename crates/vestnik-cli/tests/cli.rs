@@ -640,45 +640,58 @@ async fn two_people_talk(postgres_redis: bool) {
     }
 }
 
-/// The TUI in a real terminal (tmux): it shows what arrives and sends what is typed.
-fn interactive_chat(alice: &Path, bob: &Path, server: &Server) {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        assert!(std::env::var("CI").is_err(), "tmux is required in CI");
-        eprintln!("SKIPPED: tmux is not installed");
-        return;
+/// A command running in a real terminal (a detached tmux session), read
+/// off the screen and typed into as a person would.
+struct Tmux {
+    session: String,
+}
+
+impl Tmux {
+    /// None (and a note) when tmux is missing outside CI.
+    fn start(cmd: &str) -> Option<Self> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            assert!(std::env::var("CI").is_err(), "tmux is required in CI");
+            eprintln!("SKIPPED: tmux is not installed");
+            return None;
+        }
+        let session = format!("vestnik-{}", uuid::Uuid::new_v4().simple());
+        // `remain-on-exit` keeps the last screen of a command that ended.
+        let st = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &session,
+                "-x",
+                "100",
+                "-y",
+                "30",
+                cmd,
+                ";",
+                "set-option",
+                "-t",
+                &session,
+                "remain-on-exit",
+                "on",
+            ])
+            .status()
+            .expect("tmux");
+        assert!(st.success());
+        Some(Self { session })
     }
-    let session = format!("vestnik-{}", uuid::Uuid::new_v4().simple());
-    let cmd = format!(
-        "{BIN} --profile {} --server {} chat --with bob@example.org",
-        alice.display(),
-        server.base
-    );
-    let st = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "100",
-            "-y",
-            "30",
-            &cmd,
-        ])
-        .status()
-        .expect("tmux");
-    assert!(st.success());
-    let screen = || {
+
+    fn screen(&self) -> String {
         let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &session])
+            .args(["capture-pane", "-p", "-t", &self.session])
             .output()
             .expect("capture");
         String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let wait_for = |what: &str| {
+    }
+
+    fn wait_for(&self, what: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let s = screen();
+            let s = self.screen();
             if s.contains(what) {
                 return s;
             }
@@ -688,20 +701,44 @@ fn interactive_chat(alice: &Path, bob: &Path, server: &Server) {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", self.session.as_str()];
+        args.extend_from_slice(keys);
+        let st = Command::new("tmux").args(&args).status().expect("keys");
+        assert!(st.success());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
+    }
+}
+
+/// The TUI in a real terminal (tmux): it shows what arrives and sends what is typed.
+fn interactive_chat(alice: &Path, bob: &Path, server: &Server) {
+    let cmd = format!(
+        "{BIN} --profile {} --server {} chat --with bob@example.org",
+        alice.display(),
+        server.base
+    );
+    let Some(tui) = Tmux::start(&cmd) else {
+        return;
     };
-    wait_for("hi alice");
-    wait_for("connected");
+    tui.wait_for("hi alice");
+    tui.wait_for("connected");
     ok(&chat(
         bob,
         server,
         &["send", "--to", "alice@example.org", "live from bob"],
     ));
-    wait_for("live from bob");
-    Command::new("tmux")
-        .args(["send-keys", "-t", &session, "typed in the tui", "Enter"])
-        .status()
-        .expect("keys");
-    wait_for("me: typed in the tui");
+    tui.wait_for("live from bob");
+    tui.keys(&["typed in the tui", "Enter"]);
+    tui.wait_for("me: typed in the tui");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let hist = ok(&chat(
@@ -718,14 +755,72 @@ fn interactive_chat(alice: &Path, bob: &Path, server: &Server) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    Command::new("tmux")
-        .args(["send-keys", "-t", &session, "Escape"])
-        .status()
-        .expect("keys");
+    tui.keys(&["Escape"]);
     std::thread::sleep(Duration::from_millis(300));
-    let _ = Command::new("tmux")
-        .args(["kill-session", "-t", &session])
-        .status();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn passwords_are_typed_unseen_and_a_mistyped_confirmation_changes_nothing() {
+    let Some(server) = server(false).await else {
+        return;
+    };
+    let alice = tmp("tty-alice");
+    register(&alice, &server, "alice@example.org");
+    const NEW: &str = "a much newer horse";
+    let cmd = format!(
+        // Typed, not taken from the environment.
+        "env -u VESTNIK_PASSWORD -u VESTNIK_NEW_PASSWORD {BIN} --profile {} --server {} password change",
+        alice.display(),
+        server.base
+    );
+    // The confirmation differs: refused, and the old password still works.
+    let Some(tty) = Tmux::start(&cmd) else {
+        return;
+    };
+    tty.wait_for("password:");
+    tty.keys(&[PW, "Enter"]);
+    tty.wait_for("new password:");
+    tty.keys(&[NEW, "Enter"]);
+    tty.wait_for("new password again:");
+    tty.keys(&["a much newer hors", "Enter"]);
+    let screen = tty.wait_for("the two passwords differ; nothing was changed");
+    for typed in [PW, NEW, "newer"] {
+        assert!(!screen.contains(typed), "echoed {typed:?}:\n{screen}");
+    }
+    drop(tty);
+    let phone = tmp("tty-phone");
+    assert!(ok(&chat(
+        &phone,
+        &server,
+        &["login", "--email", "alice@example.org"]
+    ))
+    .contains("logged in"));
+    let _ = std::fs::remove_dir_all(&phone);
+
+    // Typed the same twice: changed.
+    let Some(tty) = Tmux::start(&cmd) else {
+        return;
+    };
+    tty.wait_for("password:");
+    tty.keys(&[PW, "Enter"]);
+    tty.wait_for("new password:");
+    tty.keys(&[NEW, "Enter"]);
+    tty.wait_for("new password again:");
+    tty.keys(&[NEW, "Enter"]);
+    let screen = tty.wait_for("password changed");
+    assert!(!screen.contains(NEW), "echoed the new password:\n{screen}");
+    drop(tty);
+    let phone = tmp("tty-phone2");
+    let out = chat_env(
+        &phone,
+        &server,
+        &["login", "--email", "alice@example.org"],
+        &[("VESTNIK_PASSWORD", NEW)],
+    );
+    assert!(ok(&out).contains("logged in"));
+    for p in [alice, phone] {
+        let _ = std::fs::remove_dir_all(p);
+    }
 }
 
 /// Streams a file's SHA-256 without reading it whole.

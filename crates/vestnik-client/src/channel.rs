@@ -59,6 +59,13 @@ fn to_incoming(post: &ChannelPost) -> IncomingMessage {
 }
 
 impl Inner {
+    /// Remembers a conversation the server returned (and, for a channel,
+    /// that this device reads it).
+    pub(crate) async fn remember(&self, c: &Conversation, me: &str) -> Result<()> {
+        self.store.save_conversation(c, me).await?;
+        self.note_channel(c).await
+    }
+
     /// Remembers a channel this device reads (from a conversation the
     /// server returned); anything else is left alone.
     pub(crate) async fn note_channel(&self, c: &Conversation) -> Result<()> {

@@ -41,11 +41,7 @@ impl Client {
                 None,
             )
             .await?;
-        self.inner
-            .store
-            .save_conversation(&c, self.user_id())
-            .await?;
-        self.inner.note_channel(&c).await?;
+        self.inner.remember(&c, self.user_id()).await?;
         Ok(c)
     }
 

@@ -53,11 +53,7 @@ impl Client {
             .api
             .call::<(), _>(Method::POST, &format!("/v1/invitations/{id}/accept"), None)
             .await?;
-        self.inner
-            .store
-            .save_conversation(&c, self.user_id())
-            .await?;
-        self.inner.note_channel(&c).await?;
+        self.inner.remember(&c, self.user_id()).await?;
         Ok(c)
     }
 

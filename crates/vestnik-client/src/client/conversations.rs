@@ -55,11 +55,7 @@ impl Client {
                 &new_conversation(kind, title, visibility, member_user_ids)?,
             )
             .await?;
-        self.inner
-            .store
-            .save_conversation(&c, self.user_id())
-            .await?;
-        self.inner.note_channel(&c).await?;
+        self.inner.remember(&c, self.user_id()).await?;
         Ok(c)
     }
 }

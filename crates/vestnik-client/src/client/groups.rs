@@ -33,11 +33,7 @@ impl Client {
             .api
             .get(&format!("/v1/conversations/{id}"))
             .await?;
-        self.inner
-            .store
-            .save_conversation(&c, self.user_id())
-            .await?;
-        self.inner.note_channel(&c).await?;
+        self.inner.remember(&c, self.user_id()).await?;
         Ok(c)
     }
 
@@ -172,11 +168,7 @@ impl Client {
             .api
             .call::<(), _>(Method::POST, &format!("/v1/invites/{token}/join"), None)
             .await?;
-        self.inner
-            .store
-            .save_conversation(&c, self.user_id())
-            .await?;
-        self.inner.note_channel(&c).await?;
+        self.inner.remember(&c, self.user_id()).await?;
         Ok(c)
     }
 

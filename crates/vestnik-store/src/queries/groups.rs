@@ -94,14 +94,9 @@ impl<S: Backend> GroupStore for S {
 
     async fn remove_member(&self, conversation_id: &str, user_id: &str) -> Result<bool> {
         let mut tx = self.write().begin().await?;
-        let removed = query("DELETE FROM members WHERE conversation_id = $1 AND user_id = $2")
-            .bind(conversation_id)
-            .bind(user_id)
-            .execute(&mut tx)
-            .await?;
-        prune_invites(&mut tx, conversation_id, user_id).await?;
+        let removed = remove_tx(&mut tx, conversation_id, user_id).await?;
         tx.commit().await?;
-        Ok(removed == 1)
+        Ok(removed)
     }
 
     async fn set_role(&self, conversation_id: &str, user_id: &str, role: &str) -> Result<bool> {
@@ -285,14 +280,9 @@ impl<S: Backend> GroupStore for S {
         .bind(now)
         .execute(&mut tx)
         .await?;
-        let removed = query("DELETE FROM members WHERE conversation_id = $1 AND user_id = $2")
-            .bind(conversation_id)
-            .bind(user_id)
-            .execute(&mut tx)
-            .await?;
-        prune_invites(&mut tx, conversation_id, user_id).await?;
+        let removed = remove_tx(&mut tx, conversation_id, user_id).await?;
         tx.commit().await?;
-        Ok(removed == 1)
+        Ok(removed)
     }
 
     async fn is_banned(&self, conversation_id: &str, user_id: &str) -> Result<bool> {
@@ -514,4 +504,19 @@ async fn prune_invites<DB: Dialect>(
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// Removes a member and the invites they made; true when they were one.
+async fn remove_tx<DB: Dialect>(
+    tx: &mut Transaction<'_, DB>,
+    conversation_id: &str,
+    user_id: &str,
+) -> Result<bool> {
+    let removed = query("DELETE FROM members WHERE conversation_id = $1 AND user_id = $2")
+        .bind(conversation_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    prune_invites(tx, conversation_id, user_id).await?;
+    Ok(removed == 1)
 }
