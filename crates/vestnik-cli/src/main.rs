@@ -101,10 +101,12 @@ enum Command {
         #[arg(long)]
         with: String,
     },
-    /// Interactive chat in the terminal
+    /// Interactive chat in the terminal: your conversations on the left
+    /// (Tab moves between them), the open one on the right
     Chat {
+        /// Open the chat with this person (e-mail address or user id) first
         #[arg(long)]
-        with: String,
+        with: Option<String>,
     },
     /// Two-factor authentication
     #[command(name = "2fa")]
@@ -609,13 +611,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Chat { with } => {
             let client = open(&profile).await?;
-            let peer_id = peer(&client, &with).await?;
-            let label = client
-                .display_names(std::slice::from_ref(&peer_id))
-                .await?
-                .remove(&peer_id)
-                .unwrap_or(with);
-            tui::run(client, peer_id, label).await?;
+            let mut list = Vec::new();
+            for c in client.conversations().await? {
+                let other = (c.kind == "direct")
+                    .then(|| {
+                        c.member_user_ids
+                            .iter()
+                            .find(|u| u.as_str() != client.user_id())
+                            .cloned()
+                    })
+                    .flatten();
+                let label = match (&c.title, &other) {
+                    (Some(t), _) => t.clone(),
+                    (None, Some(p)) => name_of(&client, p).await?,
+                    _ => c.id.clone(),
+                };
+                list.push(tui::Entry {
+                    id: c.id,
+                    kind: c.kind,
+                    label,
+                    peer: other,
+                });
+            }
+            let current = match with {
+                Some(who) => {
+                    let peer_id = peer(&client, &who).await?;
+                    let conv = client.conversation_with(&peer_id).await?;
+                    match list.iter().position(|e| e.id == conv) {
+                        Some(i) => i,
+                        None => {
+                            let label = name_of(&client, &peer_id).await?;
+                            list.insert(
+                                0,
+                                tui::Entry {
+                                    id: conv,
+                                    kind: "direct".into(),
+                                    label,
+                                    peer: Some(peer_id),
+                                },
+                            );
+                            0
+                        }
+                    }
+                }
+                None => list.iter().position(tui::Entry::writable).ok_or_else(|| {
+                    anyhow::anyhow!("no conversation yet: start one with --with <who>")
+                })?,
+            };
+            tui::run(client, list, current).await?;
         }
         Command::TwoFactor { command } => {
             let client = open(&profile).await?;

@@ -721,6 +721,25 @@ impl Drop for Tmux {
 
 /// The TUI in a real terminal (tmux): it shows what arrives and sends what is typed.
 fn interactive_chat(alice: &Path, bob: &Path, server: &Server) {
+    // A group besides the direct chat: the screen lists both.
+    let out = ok(&chat(
+        bob,
+        server,
+        &[
+            "group",
+            "create",
+            "--title",
+            "Team",
+            "--member",
+            "alice@example.org",
+        ],
+    ));
+    let team = out.split_whitespace().nth(2).expect("group id").to_owned();
+    ok(&chat(
+        bob,
+        server,
+        &["group", "send", &team, "said in the group"],
+    ));
     let cmd = format!(
         "{BIN} --profile {} --server {} chat --with bob@example.org",
         alice.display(),
@@ -755,6 +774,24 @@ fn interactive_chat(alice: &Path, bob: &Path, server: &Server) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The list, and Tab to the group and back.
+    tui.wait_for(" conversations ");
+    tui.wait_for("#Team");
+    tui.keys(&["Tab"]);
+    tui.wait_for("said in the group");
+    tui.keys(&["from alice to the team", "Enter"]);
+    tui.wait_for("me: from alice to the team");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let hist = ok(&chat(bob, server, &["group", "history", &team]));
+        if hist.contains("from alice to the team") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "bob never got it: {hist}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    tui.keys(&["Tab"]);
+    tui.wait_for("typed in the tui");
     tui.keys(&["Escape"]);
     std::thread::sleep(Duration::from_millis(300));
 }
