@@ -25,11 +25,10 @@ impl Realtime {
         }
         self.require_active_user(user_id).await?;
         let target = self.store.member_role(conversation_id, user_id).await?;
-        let allowed = match target.as_deref() {
-            None => true,
-            Some(t) => role == "owner" || t == plain_role(&kind),
-        };
-        if !allowed {
+        if !target
+            .as_deref()
+            .is_none_or(|t| may_act_on(&kind, &role, t))
+        {
             return Err(RealtimeError::Forbidden(
                 "the owner may ban anyone; a group admin only plain members".into(),
             ));

@@ -301,8 +301,7 @@ impl Realtime {
                 .member_role(conversation_id, user_id)
                 .await?
                 .ok_or(RealtimeError::NoSuchUser)?;
-            let allowed = role == "owner" || (is_manager(&kind, &role) && target == "member");
-            if !allowed {
+            if !may_act_on(&kind, &role, &target) {
                 return Err(RealtimeError::Forbidden(
                     "the owner may remove anyone; a group admin only plain members".into(),
                 ));
@@ -429,15 +428,7 @@ impl Realtime {
         role: Option<&str>,
         also: &[String],
     ) -> Result<(), RealtimeError> {
-        let mut users = if kind == "channel" {
-            self.store.managers(conversation_id).await?
-        } else {
-            self.store.members(conversation_id).await?
-        };
-        users.push(actor.to_owned());
-        users.extend(also.iter().cloned());
-        users.sort();
-        users.dedup();
+        let users = self.audience(conversation_id, kind, actor, also).await?;
         let ev = SystemEvent {
             event_id: ids::new_id(),
             conversation_id: conversation_id.to_owned(),
@@ -450,6 +441,27 @@ impl Realtime {
             at: self.clock.now_ms(),
         };
         self.queue_event(ev, &users).await
+    }
+
+    /// Who hears of a change: every member (a channel's owner and
+    /// publishers), the actor, and `also`.
+    pub(crate) async fn audience(
+        &self,
+        conversation_id: &str,
+        kind: &str,
+        actor: &str,
+        also: &[String],
+    ) -> Result<Vec<String>, RealtimeError> {
+        let mut users = if kind == "channel" {
+            self.store.managers(conversation_id).await?
+        } else {
+            self.store.members(conversation_id).await?
+        };
+        users.push(actor.to_owned());
+        users.extend(also.iter().cloned());
+        users.sort();
+        users.dedup();
+        Ok(users)
     }
 
     /// Queues a system event for every device of `users` and pushes it to

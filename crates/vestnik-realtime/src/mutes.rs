@@ -144,7 +144,7 @@ impl Realtime {
             .member_role(conversation_id, user_id)
             .await?
             .ok_or(RealtimeError::NoSuchUser)?;
-        if role != "owner" && target != plain_role(&kind) {
+        if !may_act_on(&kind, &role, &target) {
             return Err(RealtimeError::Forbidden(
                 "the owner may mute anyone; a group admin only plain members".into(),
             ));
@@ -161,14 +161,9 @@ impl Realtime {
         user_id: &UserId,
         until: Option<i64>,
     ) -> Result<(), RealtimeError> {
-        let mut users = if kind == "channel" {
-            self.store.managers(conversation_id).await?
-        } else {
-            self.store.members(conversation_id).await?
-        };
-        users.push(user_id.to_string());
-        users.sort();
-        users.dedup();
+        let users = self
+            .audience(conversation_id, kind, &auth.user_id, &[user_id.to_string()])
+            .await?;
         let ev = SystemEvent {
             event_id: ids::new_id(),
             conversation_id: conversation_id.to_owned(),

@@ -10,6 +10,12 @@ pub(crate) fn is_manager(kind: &str, role: &str) -> bool {
     role == "owner" || (kind == "group" && role == "admin")
 }
 
+/// Whether a member with `role` may remove, ban or mute a member whose role
+/// is `target`: the owner anyone, a manager plain members only.
+pub(crate) fn may_act_on(kind: &str, role: &str, target: &str) -> bool {
+    role == "owner" || (is_manager(kind, role) && target == plain_role(kind))
+}
+
 /// The role of someone added or joining.
 pub(crate) fn plain_role(kind: &str) -> &'static str {
     if kind == "channel" {
