@@ -11,7 +11,9 @@ mod baseline;
 mod common;
 mod connections;
 mod fanout;
+mod measure;
 mod messaging;
+mod report;
 mod session;
 mod storm;
 

@@ -299,6 +299,45 @@ async fn the_terminal_client_changes_resets_and_moves_the_account() {
         &["history", "--with", "alice@new.example.org"],
     );
     assert!(ok(&out).contains("Alice Liddell: hi bob"), "{}", ok(&out));
+    // A profile picture: Alice sets it, Bob (who shares a chat) saves it as
+    // the server's JPEG; removed, Alice's profile shows none.
+    let picture = tmp("picture.png");
+    std::fs::write(&picture, hex::decode(PNG_1X1).expect("hex")).expect("write");
+    let out = chat_env(
+        &desk,
+        &server,
+        &["profile", "--avatar", picture.to_str().expect("path")],
+        &desk_env,
+    );
+    assert!(ok(&out).contains("picture: "), "{}", ok(&out));
+    let saved = tmp("saved.jpg");
+    let out = chat(
+        &bob,
+        &server,
+        &[
+            "avatar",
+            "alice@new.example.org",
+            "--out",
+            saved.to_str().expect("path"),
+        ],
+    );
+    assert!(ok(&out).contains("saved "), "{}", ok(&out));
+    assert!(std::fs::read(&saved)
+        .expect("saved")
+        .starts_with(&[0xFF, 0xD8, 0xFF]));
+    let out = chat_env(&desk, &server, &["profile", "--no-avatar"], &desk_env);
+    assert!(ok(&out).contains("no picture"), "{}", ok(&out));
+    let out = chat_env(
+        &desk,
+        &server,
+        &[
+            "profile",
+            "--avatar",
+            saved.with_extension("none").to_str().expect("path"),
+        ],
+        &desk_env,
+    );
+    assert!(!out.status.success(), "a missing file is an error");
     // Edited, then deleted for everyone: Bob's history follows.
     let out = chat_env(
         &desk,
@@ -504,6 +543,9 @@ async fn the_terminal_client_runs_groups_and_channels() {
         let _ = std::fs::remove_dir_all(p);
     }
 }
+
+/// A valid 1×1 PNG.
+const PNG_1X1: &str = "89504e470d0a1a0a0000000d4948445200000001000000010804000000b51c0c020000000b4944415478da6364600000000600023081d02f0000000049454e44ae426082";
 
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!(

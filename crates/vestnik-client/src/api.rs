@@ -232,27 +232,31 @@ impl Api {
         &self,
         method: &Method,
         path: &str,
-        body: Option<&serde_json::Value>,
+        body: Option<&ReqBody>,
         token: &str,
     ) -> Result<(StatusCode, Vec<u8>)> {
         let mut req = self
             .http
             .request(method.clone(), format!("{}{path}", self.base))
             .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(b);
+        match body {
+            Some(ReqBody::Json(b)) => req = req.json(b),
+            Some(ReqBody::Raw {
+                bytes,
+                content_type,
+            }) => {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, *content_type)
+                    .body(bytes.clone())
+            }
+            None => {}
         }
         let res = req.send().await?;
         let status = res.status();
         Ok((status, res.bytes().await?.to_vec()))
     }
 
-    async fn call_raw(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> Result<Vec<u8>> {
+    async fn call_raw(&self, method: Method, path: &str, body: Option<ReqBody>) -> Result<Vec<u8>> {
         let token = self.access_token().await?;
         let (status, bytes) = self.send_once(&method, path, body.as_ref(), &token).await?;
         let (status, bytes) = if status == StatusCode::UNAUTHORIZED {
@@ -284,11 +288,32 @@ impl Api {
         path: &str,
         body: Option<&B>,
     ) -> Result<T> {
-        let body = body.map(Self::to_value).transpose()?;
+        let body = body.map(Self::to_value).transpose()?.map(ReqBody::Json);
         let bytes = self.call_raw(method, path, body).await?;
-        serde_json::from_slice(&bytes).map_err(|e| {
+        Self::answer(path, &bytes)
+    }
+
+    fn answer<T: DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T> {
+        serde_json::from_slice(bytes).map_err(|e| {
             ClientError::Protocol(format!("{path}: expected its JSON answer, got: {e}"))
         })
+    }
+
+    /// An authenticated call whose body is `bytes` of `content_type` (an
+    /// image), with a JSON answer.
+    pub(crate) async fn call_bytes<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        bytes: bytes::Bytes,
+        content_type: &'static str,
+    ) -> Result<T> {
+        let body = ReqBody::Raw {
+            bytes,
+            content_type,
+        };
+        let answer = self.call_raw(method, path, Some(body)).await?;
+        Self::answer(path, &answer)
     }
 
     /// An authenticated call whose answer has no body.
@@ -298,7 +323,7 @@ impl Api {
         path: &str,
         body: Option<&B>,
     ) -> Result<()> {
-        let body = body.map(Self::to_value).transpose()?;
+        let body = body.map(Self::to_value).transpose()?.map(ReqBody::Json);
         self.call_raw(method, path, body).await.map(|_| ())
     }
 
@@ -313,4 +338,15 @@ impl Api {
     ) -> Result<T> {
         self.call(Method::POST, path, Some(body)).await
     }
+}
+
+/// What an authenticated call sends.
+pub(crate) enum ReqBody {
+    /// A JSON document.
+    Json(serde_json::Value),
+    /// Bytes of a declared type (cheap to clone for the retry after a refresh).
+    Raw {
+        bytes: bytes::Bytes,
+        content_type: &'static str,
+    },
 }

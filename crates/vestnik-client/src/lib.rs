@@ -103,6 +103,6 @@ pub use types::{
     ReceivedMessage, SentMessage, Stats, Thumbnail,
 };
 pub use vestnik_proto::{
-    Conversation, DeviceInfo, Invite, Member, PublicDevice, RecoveryCodes, SystemEvent, TotpSetup,
-    UpdateConversation,
+    Conversation, DeviceInfo, Invite, Member, Profile, PublicDevice, RecoveryCodes, SystemEvent,
+    TotpSetup, UpdateConversation,
 };

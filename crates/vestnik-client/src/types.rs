@@ -126,10 +126,13 @@ pub enum ClientEvent {
         edited_at: i64,
     },
     /// A user sharing a conversation with this account (or this account,
-    /// from another device) changed their display name; already cached.
+    /// from another device) changed their display name or picture; already
+    /// cached (`Client::avatar` fetches a new picture when asked).
     ProfileChanged {
         user_id: String,
         display_name: Option<String>,
+        /// The picture's id now; absent when none is set.
+        avatar: Option<String>,
     },
     /// A group's membership or settings changed (stored and acknowledged
     /// before this event; each event once).

@@ -45,6 +45,7 @@ media_backends!(
     files_travel_encrypted_to_every_device_and_decrypt_to_the_same_bytes,
     a_changed_object_is_refused_and_leaves_no_file_behind,
     public_channel_media_is_plain_and_private_group_media_is_not,
+    profile_pictures_are_fetched_once_cached_sealed_and_follow_pushed_changes,
 );
 
 fn scratch(s: &Server, name: &str) -> PathBuf {
@@ -250,5 +251,90 @@ async fn public_channel_media_is_plain_and_private_group_media_is_not(
         .download_attachment(got[0].attachment.as_deref().context("attachment")?, &out)
         .await?;
     assert_eq!(std::fs::read(&out)?, std::fs::read(&file)?);
+    Ok(())
+}
+
+/// Every byte of a client's store file (and its WAL).
+fn store_bytes(s: &Server, name: &str) -> Vec<u8> {
+    let mut all = Vec::new();
+    for suffix in ["", "-wal"] {
+        let mut p = s.store_path(name).into_os_string();
+        p.push(suffix);
+        if let Ok(b) = std::fs::read(PathBuf::from(p)) {
+            all.extend(b);
+        }
+    }
+    all
+}
+
+async fn profile_pictures_are_fetched_once_cached_sealed_and_follow_pushed_changes(
+    s: Server,
+) -> anyhow::Result<()> {
+    let alice = s.register("alice@example.com", "alice").await?;
+    let bob = s.register("bob@example.com", "bob").await?;
+    let eve = s.register("eve@example.com", "eve").await?;
+    let _a = synced(&alice).await?;
+    let mut ev_bob = synced(&bob).await?;
+    alice.send_text(bob.user_id(), "hi").await?;
+    messages(&mut ev_bob, 1).await?;
+    assert_eq!(bob.avatar(alice.user_id()).await?, None, "none set yet");
+
+    let photo = scratch(&s, "me.png");
+    write_png(&photo)?;
+    let set = alice.set_avatar(&std::fs::read(&photo)?).await?;
+    let id = set.avatar.clone().context("a picture id")?;
+    // Bob's client learns of it from the push, and caches the new id.
+    let pushed = common::wait_for(&mut ev_bob, "the new picture", |e| {
+        matches!(
+            e,
+            vestnik_client::ClientEvent::ProfileChanged {
+                avatar: Some(_),
+                ..
+            }
+        )
+    })
+    .await?;
+    assert!(matches!(
+        pushed,
+        vestnik_client::ClientEvent::ProfileChanged { avatar: Some(ref a), .. } if *a == id
+    ));
+    let jpeg = bob
+        .avatar(alice.user_id())
+        .await?
+        .context("alice's picture")?;
+    let pic = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)?;
+    assert_eq!((pic.width(), pic.height()), (480, 480), "the centre square");
+    // Sealed at rest: no run of the picture's bytes is in Bob's store.
+    let middle = &jpeg[jpeg.len() / 2..jpeg.len() / 2 + 64];
+    assert!(
+        !find(&store_bytes(&s, "bob"), middle),
+        "the picture is sealed"
+    );
+
+    // A second ask is answered from the store: with the object gone from
+    // the media store, Bob still has it (and the same bytes).
+    s.gw.media.blobs().delete(&format!("m/{id}")).await?;
+    assert_eq!(
+        bob.avatar(alice.user_id()).await?.as_deref(),
+        Some(&jpeg[..])
+    );
+
+    // Eve shares no conversation with Alice: nothing to see.
+    assert_eq!(eve.avatar(alice.user_id()).await?, None);
+    // Not an image: refused before any request.
+    assert!(matches!(
+        alice.set_avatar(b"plain text").await,
+        Err(ClientError::InvalidInput(_))
+    ));
+
+    alice.clear_avatar().await?;
+    common::wait_for(&mut ev_bob, "the picture removed", |e| {
+        matches!(
+            e,
+            vestnik_client::ClientEvent::ProfileChanged { avatar: None, .. }
+        )
+    })
+    .await?;
+    assert_eq!(bob.avatar(alice.user_id()).await?, None);
     Ok(())
 }

@@ -280,7 +280,7 @@ impl Action {
             ),
             Action::AccountChange => row(
                 "account_change",
-                "password change, e-mail change and password reset attempts, per account",
+                "password change, e-mail change and password reset attempts, profile changes and exports, per account",
                 Rate::new(10, 3600),
                 Cluster,
                 FailClosed,

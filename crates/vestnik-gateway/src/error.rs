@@ -237,6 +237,7 @@ impl From<vestnik_media::MediaError> for ApiError {
             M::Mismatch(_) => Self::new(S::UNPROCESSABLE_ENTITY, "media_mismatch", msg),
             M::UploadExpired => Self::new(S::GONE, "upload_expired", msg),
             M::NotReady => Self::new(S::CONFLICT, "media_not_ready", msg),
+            M::NotAnImage => Self::new(S::UNPROCESSABLE_ENTITY, "not_an_image", msg),
             M::Infected(_) => Self::new(S::UNPROCESSABLE_ENTITY, "media_infected", msg),
             M::ScannerUnavailable => Self::new(S::SERVICE_UNAVAILABLE, "scanner_unavailable", msg),
             M::Blob(err) => {

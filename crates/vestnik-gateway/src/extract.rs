@@ -145,22 +145,58 @@ where
     }
 }
 
-/// `application/json` or any `+json` type, as axum's own `Json` accepts.
-fn is_json(headers: &axum::http::HeaderMap) -> bool {
-    let Some(ct) = headers
+/// The media type without parameters, lowercased; empty when absent.
+fn content_type(headers: &axum::http::HeaderMap) -> String {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = ct
-        .split(';')
-        .next()
+        .and_then(|ct| ct.split(';').next())
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+/// `application/json` or any `+json` type, as axum's own `Json` accepts.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let essence = content_type(headers);
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The image types an image body may declare (the bytes decide in the end).
+pub const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+/// A raw image body of at most `AVATAR_UPLOAD_MAX_BYTES`: another declared
+/// type is a 415, a larger body a 413, both in the one error shape.
+pub struct ImageBody(pub Vec<u8>);
+
+impl<S: Send + Sync> FromRequest<S> for ImageBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !IMAGE_TYPES.contains(&content_type(req.headers()).as_str()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("expected Content-Type: one of {}", IMAGE_TYPES.join(", ")),
+            ));
+        }
+        let max = vestnik_core::limits::AVATAR_UPLOAD_MAX_BYTES;
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        format!("expected an image of at most {max} bytes"),
+                    )
+                } else {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
+                }
+            })?;
+        Ok(ImageBody(bytes.into()))
+    }
 }
 
 /// The body with every float that is a whole number in i64's range turned

@@ -71,6 +71,10 @@ pub enum MediaError {
     /// A download was asked for before the upload was completed.
     #[error("the media is not completed yet")]
     NotReady,
+    /// The bytes are not an image the server can decode (JPEG, PNG, GIF or
+    /// WebP within 16,384 pixels a side).
+    #[error("expected a JPEG, PNG, GIF or WebP image of at most 16384×16384 pixels")]
+    NotAnImage,
     /// The virus scanner found the named signature in public media; the object was deleted.
     #[error("the file was refused by the virus scanner ({0}); it was deleted")]
     Infected(String),

@@ -31,12 +31,12 @@ pub struct MediaSettings {
 
 /// The media rules: upload grants, completion checks, downloads, quotas and the reaper's passes.
 pub struct MediaService {
-    store: Arc<dyn Store>,
-    blobs: Arc<dyn BlobStore>,
-    clock: Arc<dyn Clock>,
-    settings: MediaSettings,
-    scanner: Option<ClamdScanner>,
-    limits: Arc<vestnik_bus::Limits>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: MediaSettings,
+    pub(crate) scanner: Option<ClamdScanner>,
+    pub(crate) limits: Arc<vestnik_bus::Limits>,
 }
 
 fn info(m: &MediaRow) -> MediaInfo {
@@ -53,7 +53,7 @@ fn info(m: &MediaRow) -> MediaInfo {
     }
 }
 
-fn secs(s: i64) -> Duration {
+pub(crate) fn secs(s: i64) -> Duration {
     Duration::from_secs(u64::try_from(s).unwrap_or(0))
 }
 
@@ -74,6 +74,21 @@ impl MediaService {
             settings,
             scanner,
             limits,
+        }
+    }
+
+    /// Counts one `action` by `user_id` against its rate limit.
+    pub(crate) async fn limit(
+        &self,
+        action: vestnik_core::Action,
+        user_id: &str,
+    ) -> Result<(), MediaError> {
+        match self.limits.check(action, user_id).await {
+            Ok(()) => Ok(()),
+            Err(vestnik_bus::LimitError::Limited { retry_after_ms }) => {
+                Err(MediaError::RateLimited { retry_after_ms })
+            }
+            Err(vestnik_bus::LimitError::Unavailable) => Err(MediaError::Busy),
         }
     }
 
@@ -137,17 +152,8 @@ impl MediaService {
         req: &MediaUploadRequest,
     ) -> Result<MediaUploadGrant, MediaError> {
         let ttl = self.validate(req)?;
-        match self
-            .limits
-            .check(vestnik_core::Action::UploadGrant, user_id)
-            .await
-        {
-            Ok(()) => {}
-            Err(vestnik_bus::LimitError::Limited { retry_after_ms }) => {
-                return Err(MediaError::RateLimited { retry_after_ms })
-            }
-            Err(vestnik_bus::LimitError::Unavailable) => return Err(MediaError::Busy),
-        }
+        self.limit(vestnik_core::Action::UploadGrant, user_id)
+            .await?;
         self.check_uploader(user_id, &req.conversation_id).await?;
         let now = self.clock.now_ms();
         let id = vestnik_core::ids::new_id();
@@ -330,7 +336,7 @@ impl MediaService {
     }
 
     /// The object and its preview; missing ones count as deleted.
-    async fn delete_objects(&self, m: &MediaRow) -> Result<(), MediaError> {
+    pub(crate) async fn delete_objects(&self, m: &MediaRow) -> Result<(), MediaError> {
         if let Some(t) = &m.thumbnail_key {
             self.blobs.delete(t).await?;
         }
@@ -386,6 +392,10 @@ impl MediaService {
     /// The owner deletes their media (e.g. with the message that carried it).
     pub async fn delete(&self, user_id: &str, id: &MediaId) -> Result<(), MediaError> {
         let m = self.owned(user_id, id).await?;
+        // The profile points at it: that goes through `clear_avatar`.
+        if m.class == "avatar" {
+            return Err(MediaError::NotFound);
+        }
         self.discard(&m).await
     }
 

@@ -318,6 +318,25 @@ pub struct Profile {
     /// Absent when none is set (show the id, or the address one knows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// The profile picture's id, absent when none is set; it changes
+    /// whenever the picture does, so clients cache the bytes under it
+    /// (`GET /v1/profiles/{user_id}/avatar`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+}
+
+/// Where to fetch a profile picture: a square JPEG the server made from the
+/// uploaded image (metadata stripped).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AvatarDownload {
+    /// Whose.
+    pub user_id: String,
+    /// The picture's id (as in `Profile.avatar`).
+    pub avatar: String,
+    /// Bytes of the JPEG.
+    pub size: i64,
+    /// The request that downloads it (short-lived).
+    pub download: crate::SignedRequest,
 }
 
 /// Sets the caller's display name.
@@ -396,6 +415,8 @@ pub struct AccountExport {
     pub exported_at: i64,
     /// The account and its settings.
     pub account: Account,
+    /// What others see of it: display name and picture id.
+    pub profile: Profile,
     /// Its active devices.
     pub devices: Vec<DeviceInfo>,
     /// Its direct chats, groups and channels, with the roles in them.

@@ -24,6 +24,10 @@ pub const MUTE_MAX_SECS: i64 = 31_536_000;
 pub const DISPLAY_NAME_MAX_CHARS: usize = 64;
 /// Profiles asked for in one request.
 pub const PROFILES_PER_REQUEST_MAX: usize = 100;
+/// Largest image accepted as a profile picture (it is re-encoded smaller).
+pub const AVATAR_UPLOAD_MAX_BYTES: usize = 4 << 20;
+/// Edge of the square JPEG the server makes of a profile picture.
+pub const AVATAR_EDGE_PX: u32 = 512;
 
 /// Longest device name.
 pub const DEVICE_NAME_MAX_CHARS: usize = 64;

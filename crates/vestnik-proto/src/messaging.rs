@@ -322,9 +322,12 @@ pub enum ServerFrame {
     ProfileChanged {
         /// Whose.
         user_id: String,
-        /// The new display name; absent when cleared.
+        /// The display name now; absent when none is set.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         display_name: Option<String>,
+        /// The profile picture's id now; absent when none is set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        avatar: Option<String>,
     },
     /// The answer to a `ping`.
     Pong {

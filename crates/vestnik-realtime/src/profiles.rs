@@ -1,10 +1,10 @@
-//! Display names: set by their owner, seen by those who share a
+//! Display names (and the profile as a whole): set by their owner, seen by those who share a
 //! conversation with them, and pushed to those when they change.
 
 use vestnik_core::limits::{DISPLAY_NAME_MAX_CHARS, PROFILES_PER_REQUEST_MAX};
 use vestnik_core::Action;
 use vestnik_proto::{Profile, ProfileList, ProfileUpdate, ServerFrame, UserId};
-use vestnik_store::SessionAuth;
+use vestnik_store::{ProfileRow, SessionAuth};
 
 use crate::service::bad;
 use crate::{Realtime, RealtimeError};
@@ -31,6 +31,14 @@ fn parse_display_name(raw: &str) -> Result<Option<String>, RealtimeError> {
     Ok(Some(name.to_owned()))
 }
 
+fn profile(r: ProfileRow) -> Profile {
+    Profile {
+        user_id: r.id,
+        display_name: r.display_name,
+        avatar: r.avatar_media_id,
+    }
+}
+
 impl Realtime {
     /// Sets (or, with an empty name, clears) the caller's display name and
     /// pushes the change to everyone who shares a conversation with them.
@@ -44,15 +52,41 @@ impl Realtime {
         self.store
             .set_display_name(&auth.user_id, name.as_deref(), self.clock.now_ms())
             .await?;
+        self.profile_changed(&auth.user_id).await
+    }
+
+    /// Pushes the user's profile as it is now to everyone who shares a
+    /// conversation with them, and returns it (after a name or picture
+    /// change; the whole profile travels, so a partner that missed an
+    /// earlier change is current after any later one).
+    pub async fn profile_changed(&self, user_id: &str) -> Result<Profile, RealtimeError> {
+        let profile = self.own_profile(user_id).await?;
         let frame = ServerFrame::ProfileChanged {
-            user_id: auth.user_id.clone(),
-            display_name: name.clone(),
+            user_id: profile.user_id.clone(),
+            display_name: profile.display_name.clone(),
+            avatar: profile.avatar.clone(),
         };
-        self.tell_partners(&auth.user_id, frame).await;
-        Ok(Profile {
-            user_id: auth.user_id.clone(),
-            display_name: name,
-        })
+        self.tell_partners(user_id, frame).await;
+        Ok(profile)
+    }
+
+    /// The user's own profile.
+    pub async fn own_profile(&self, user_id: &str) -> Result<Profile, RealtimeError> {
+        let own = [user_id.to_owned()];
+        Ok(self
+            .store
+            .profiles(user_id, &own)
+            .await?
+            .into_iter()
+            .next()
+            .map_or_else(
+                || Profile {
+                    user_id: user_id.to_owned(),
+                    display_name: None,
+                    avatar: None,
+                },
+                profile,
+            ))
     }
 
     /// The profiles among `ids` the caller may see.
@@ -69,13 +103,7 @@ impl Realtime {
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         let rows = self.store.profiles(&auth.user_id, &ids).await?;
         Ok(ProfileList {
-            profiles: rows
-                .into_iter()
-                .map(|r| Profile {
-                    user_id: r.id,
-                    display_name: r.display_name,
-                })
-                .collect(),
+            profiles: rows.into_iter().map(profile).collect(),
         })
     }
 }

@@ -104,6 +104,12 @@ pub static MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0015_mutes.sql"),
         postgres: include_str!("../migrations/postgres/0015_mutes.sql"),
     },
+    Migration {
+        version: 16,
+        name: "avatars",
+        sqlite: include_str!("../migrations/sqlite/0016_avatars.sql"),
+        postgres: include_str!("../migrations/postgres/0016_avatars.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str =

@@ -234,13 +234,20 @@ impl Inner {
             ServerFrame::ProfileChanged {
                 user_id,
                 display_name,
+                avatar,
             } => {
                 self.store
-                    .save_profile(&user_id, display_name.as_deref(), crate::store::now_ms())
+                    .save_profile(
+                        &user_id,
+                        display_name.as_deref(),
+                        avatar.as_deref(),
+                        crate::store::now_ms(),
+                    )
                     .await?;
                 self.emit(ClientEvent::ProfileChanged {
                     user_id,
                     display_name,
+                    avatar,
                 });
             }
             ServerFrame::Typing {

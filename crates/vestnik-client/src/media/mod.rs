@@ -94,7 +94,7 @@ fn part_path(out: &Path) -> PathBuf {
 }
 
 impl Client {
-    fn transfer_client(&self) -> Result<reqwest::Client> {
+    pub(crate) fn transfer_client(&self) -> Result<reqwest::Client> {
         // No total timeout: a large file on a slow link takes what it takes;
         // a stalled one is cut by the read timeout.
         reqwest::Client::builder()
@@ -106,7 +106,7 @@ impl Client {
     }
 
     /// A signed URL as given (S3) or relative to the server (local store).
-    fn signed_url(&self, r: &SignedRequest) -> String {
+    pub(crate) fn signed_url(&self, r: &SignedRequest) -> String {
         if r.url.starts_with('/') {
             format!("{}{}", self.inner.api.base().trim_end_matches('/'), r.url)
         } else {

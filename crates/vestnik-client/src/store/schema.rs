@@ -155,6 +155,16 @@ const MIGRATIONS: &[&[&str]] = &[
         "ALTER TABLE messages ADD COLUMN edit_of TEXT",
         "ALTER TABLE messages ADD COLUMN edited_at INTEGER",
     ],
+    &[
+        // The profile picture's id as the server last said; its bytes are
+        // kept (sealed) under that id, one picture per user.
+        "ALTER TABLE profiles ADD COLUMN avatar TEXT",
+        "CREATE TABLE avatars (
+        avatar_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        image BLOB NOT NULL)",
+        "CREATE INDEX avatars_user ON avatars (user_id)",
+    ],
 ];
 
 impl Store {

@@ -156,6 +156,7 @@ pub async fn export(
     Ok(axum::Json(AccountExport {
         exported_at: gw.clock.now_ms(),
         account: gw.auth.account(&auth).await?,
+        profile: gw.realtime.own_profile(&auth.user_id).await?,
         devices: gw.auth.list_devices(&auth).await?.devices,
         conversations,
         blocked_user_ids: gw.realtime.blocked_users(&auth).await?,

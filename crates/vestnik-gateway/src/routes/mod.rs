@@ -41,6 +41,15 @@ pub fn api() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(account::blocks))
         .routes(routes!(profiles::set_profile))
         .routes(routes!(profiles::profiles))
+        .routes(routes!(profiles::avatar))
+        .merge(
+            // The image itself is the body.
+            OpenApiRouter::new()
+                .routes(routes!(profiles::set_avatar, profiles::clear_avatar))
+                .layer(DefaultBodyLimit::max(
+                    vestnik_core::limits::AVATAR_UPLOAD_MAX_BYTES,
+                )),
+        )
         .routes(routes!(consent::set_group_adds))
         .routes(routes!(consent::contacts))
         .routes(routes!(consent::add_contact, consent::remove_contact))

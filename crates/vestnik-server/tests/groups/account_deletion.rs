@@ -195,6 +195,26 @@ async fn a_deleted_account_leaves_nothing_that_points_at_it_and_its_groups_pass_
     assert_eq!(group_send(&app, a, &kept, "g1").await.status, 200);
     let attachment = upload(&app, a, &kept).await;
     let object = format!("m/{attachment}");
+    // And a profile picture (its own media row, in no conversation).
+    let png = {
+        let img = image::RgbImage::from_pixel(64, 64, image::Rgb([1, 2, 3]));
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .expect("png");
+        png
+    };
+    let r = app
+        .http
+        .put(format!("{}/v1/account/avatar", app.base))
+        .bearer_auth(a)
+        .header("content-type", "image/png")
+        .body(png)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status().as_u16(), 200);
+    let picture: Value = r.json().await.expect("profile");
+    let picture = format!("m/{}", picture["avatar"].as_str().expect("avatar"));
     assert!(app
         .gw
         .media
@@ -350,14 +370,16 @@ async fn a_deleted_account_leaves_nothing_that_points_at_it_and_its_groups_pass_
         .is_none());
 
     // Its media: the rows with the account, the objects right after.
-    assert!(app
-        .gw
-        .media
-        .blobs()
-        .head(&object)
-        .await
-        .expect("head")
-        .is_none());
+    for object in [&object, &picture] {
+        assert!(app
+            .gw
+            .media
+            .blobs()
+            .head(object)
+            .await
+            .expect("head")
+            .is_none());
+    }
 
     // Nothing points at it, in any table, but the audit trail's ids.
     let mut needles = vec![alice.id.clone(), "alice@example.org".to_owned()];

@@ -29,6 +29,7 @@ macro_rules! media_backends {
     };
 }
 
+mod avatars;
 mod public_media;
 mod quota_and_reaper;
 mod transfers;

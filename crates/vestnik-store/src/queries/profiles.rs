@@ -1,4 +1,4 @@
-//! Display names and who may see them: `ProfileStore`.
+//! Display names, profile pictures, and who may see them: `ProfileStore`.
 
 use super::dialect::{placeholders, query};
 use super::Backend;
@@ -21,7 +21,7 @@ impl<S: Backend> ProfileStore for S {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT u.id, u.display_name FROM users u
+            "SELECT u.id, u.display_name, u.avatar_media_id FROM users u
              WHERE u.id IN ({}) AND u.status = 'active' AND (u.id = $1 OR EXISTS (
                SELECT 1 FROM members a
                JOIN members b ON b.conversation_id = a.conversation_id

@@ -191,6 +191,8 @@ pub struct ProfileRow {
     pub id: String,
     /// None when not set.
     pub display_name: Option<String>,
+    /// The media id of the profile picture; None when not set.
+    pub avatar_media_id: Option<String>,
 }
 
 /// What deleting an account changed, for the services to announce and clean.

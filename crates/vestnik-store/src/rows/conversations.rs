@@ -337,6 +337,23 @@ pub enum MediaCreate {
     },
 }
 
+/// What replacing a profile picture did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AvatarSwap {
+    /// Done; the previous picture's row (now deleted), if there was one.
+    Replaced {
+        /// Its objects are still to be deleted.
+        previous: Option<Box<MediaRow>>,
+    },
+    /// The new picture would pass the owner's quota; nothing changed.
+    OverQuota {
+        /// Bytes the owner holds without the previous picture.
+        used: i64,
+    },
+    /// No such user (deleted meanwhile); nothing changed.
+    NoSuchUser,
+}
+
 /// A user's blocks, both ways.
 #[derive(Debug, Clone, Default)]
 pub struct BlockRelations {
