@@ -16,6 +16,7 @@ pub mod kinds;
 pub mod limits;
 pub mod media;
 pub mod messaging;
+pub mod people;
 pub mod schema;
 pub mod secret;
 
@@ -28,4 +29,5 @@ pub use keys::*;
 pub use kinds::*;
 pub use media::*;
 pub use messaging::*;
+pub use people::*;
 pub use secret::Secret;

@@ -188,3 +188,168 @@ fn fail<R>(replies: Vec<Reply<R>>, database_away: bool) {
         let _ = reply.send(Err(e));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vestnik_core::SystemClock;
+
+    /// Users ua, ub and the direct conversations `c0`, `c1`, `c2` of them.
+    async fn store(url: &str) -> Arc<dyn Store> {
+        let store = vestnik_store::open(url, 4).await.expect("open");
+        store.migrate().await.expect("migrate");
+        for (id, email) in [("ua", "a@x.org"), ("ub", "b@x.org")] {
+            store.create_pending_user(id, email, 0).await.expect("user");
+        }
+        store
+    }
+
+    async fn conversations(store: &Arc<dyn Store>, n: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        // Each pair of users has one direct conversation: the others are
+        // groups of the same two.
+        let first = store
+            .direct_conversation("c0", "ua", "ub", 0)
+            .await
+            .expect("direct")
+            .id;
+        ids.push(first);
+        for i in 1..n {
+            let id = format!("c{i}");
+            store
+                .create_group(&vestnik_store::NewGroup {
+                    id: id.clone(),
+                    kind: "group".into(),
+                    creator: "ua".into(),
+                    members: vec![("ub".into(), "member".into())],
+                    title: Some(format!("g{i}")),
+                    topic: None,
+                    visibility: None,
+                    created_at: 0,
+                })
+                .await
+                .expect("group");
+            ids.push(id);
+        }
+        ids
+    }
+
+    fn message(n: usize, conversation: &str) -> NewMessage {
+        NewMessage {
+            id: format!("m{n}"),
+            conversation_id: conversation.into(),
+            sender_user_id: "ua".into(),
+            sender_device_id: "da".into(),
+            client_msg_id: format!("x{n}"),
+            created_at: 1_000,
+            envelopes: vec![("db".into(), 1, format!("Q0lQSEVS{n}"))],
+            group_body: None,
+        }
+    }
+
+    fn writers(store: &Arc<dyn Store>) -> (SendQueues, Queue<AckBatchItem, Vec<OutboxRow>>) {
+        spawn(store.clone(), 86_400_000, Arc::new(SystemClock), 2)
+    }
+
+    /// A burst of sends over three conversations, all queued before any is
+    /// answered: each caller gets its answer, and each conversation numbers
+    /// its messages in the order they were submitted, whatever the batches.
+    async fn every_caller_of_a_burst_is_answered_in_submission_order(store: Arc<dyn Store>) {
+        let convs = conversations(&store, 3).await;
+        let (sends, _acks) = writers(&store);
+        let mut replies = Vec::new();
+        for n in 0..300 {
+            let conv = &convs[n % 3];
+            let (tx, rx) = oneshot::channel();
+            sends.submit(message(n, conv), tx).expect("queued");
+            replies.push((n, rx));
+        }
+        let mut last_seq = std::collections::HashMap::new();
+        for (n, rx) in replies {
+            let stored = rx.await.expect("answered").expect("stored");
+            let prev = last_seq.insert(n % 3, stored.seq).unwrap_or(0);
+            assert_eq!(stored.seq, prev + 1, "message {n} numbered in order");
+            assert_eq!(stored.outbox.len(), 1);
+        }
+        assert_eq!(last_seq.values().copied().collect::<Vec<_>>(), vec![100; 3]);
+    }
+
+    /// A turn the database refuses (here: a message to a conversation that
+    /// does not exist) answers each of its callers with an error rather
+    /// than dropping them, keeps nothing, and the next turn goes on.
+    async fn a_failed_turn_answers_each_caller_and_keeps_nothing(store: Arc<dyn Store>) {
+        let convs = conversations(&store, 1).await;
+        let (sends, _acks) = writers(&store);
+        let mut replies = Vec::new();
+        for n in 0..40 {
+            let conv = if n % 10 == 5 { "missing" } else { &convs[0] };
+            let (tx, rx) = oneshot::channel();
+            sends.submit(message(n, conv), tx).expect("queued");
+            replies.push((n, rx));
+        }
+        let mut seqs = Vec::new();
+        for (n, rx) in replies {
+            match rx.await.expect("every caller is answered") {
+                Ok(stored) => {
+                    assert_ne!(n % 10, 5, "a send to no conversation is refused");
+                    seqs.push(stored.seq);
+                }
+                Err(e) => assert!(matches!(e, RealtimeError::Unavailable), "{e:?}"),
+            }
+        }
+        // What was stored is numbered without a gap: a failed turn kept nothing.
+        let expected: Vec<i64> = (1..=seqs.len() as i64).collect();
+        assert_eq!(seqs, expected);
+        let (tx, rx) = oneshot::channel();
+        sends.submit(message(99, &convs[0]), tx).expect("queued");
+        let stored = rx
+            .await
+            .expect("answered")
+            .expect("stored after the failure");
+        assert_eq!(stored.seq, seqs.len() as i64 + 1);
+    }
+
+    /// Dropping the queues is the writers' shutdown: their loops end and
+    /// let go of the store.
+    async fn the_writers_stop_when_their_queues_close(store: Arc<dyn Store>) {
+        let (sends, acks) = writers(&store);
+        assert!(Arc::strong_count(&store) > 1, "the writers hold the store");
+        drop((sends, acks));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&store) > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writers did not stop"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    macro_rules! both_backends {
+        ($($name:ident),*) => {
+            mod sqlite {
+                $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                   async fn $name() {
+                       let dir = std::env::temp_dir().join(format!("vestnik-batcher-{}", vestnik_core::ids::new_id()));
+                       std::fs::create_dir_all(&dir).expect("dir");
+                       let url = format!("sqlite:{}", dir.join("db.sqlite").display());
+                       super::$name(super::store(&url).await).await;
+                       let _ = std::fs::remove_dir_all(&dir);
+                   } )*
+            }
+            mod postgres {
+                $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                   async fn $name() {
+                       let Some(url) = vestnik_testkit::fresh_pg_database("vestnik_test_batcher").await else { return };
+                       super::$name(super::store(&url).await).await;
+                   } )*
+            }
+        };
+    }
+
+    both_backends!(
+        every_caller_of_a_burst_is_answered_in_submission_order,
+        a_failed_turn_answers_each_caller_and_keeps_nothing,
+        the_writers_stop_when_their_queues_close
+    );
+}
