@@ -26,6 +26,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use vestnik_proto::{
     ChannelPost, ChannelPosts, Conversation, IncomingMessage, SendKind, SendMessage, Sent,
+    SystemEvent,
 };
 
 use crate::engine::Inner;
@@ -39,6 +40,8 @@ use crate::types::{ClientEvent, Direction};
 pub(crate) const MSG_TYPE_CHANNEL_ENCRYPTED: u8 = 2;
 /// A plaintext post, base64 (public channels).
 pub(crate) const MSG_TYPE_PLAIN: u8 = 3;
+/// A deletion record: the post whose id is the body was deleted.
+pub(crate) const MSG_TYPE_DELETION: u8 = 4;
 /// Posts per log page (the server's maximum is 500).
 const LOG_PAGE: i64 = 500;
 /// Pages per log read: one read catches up by at most this many pages, so
@@ -131,13 +134,30 @@ impl Inner {
         match post.msg_type {
             MSG_TYPE_CHANNEL_ENCRYPTED => self.handle_group_message(&m, false).await,
             MSG_TYPE_PLAIN => self.handle_public_post(&m).await,
+            // Handled as groups' `message_deleted` events are (the record's
+            // id makes it once only); the server wrote it, as it writes
+            // those events.
+            MSG_TYPE_DELETION => {
+                let event = SystemEvent {
+                    event_id: post.message_id.clone(),
+                    conversation_id: post.conversation_id.clone(),
+                    event: "message_deleted".into(),
+                    actor_user_id: post.sender_user_id.clone(),
+                    target_user_id: None,
+                    role: None,
+                    until: None,
+                    message_id: Some(post.ciphertext.clone()),
+                    at: post.sent_at,
+                };
+                self.handle_system(event).await
+            }
             other => {
                 if self.store.is_seen(&m.message_id).await? {
                     return Ok(None);
                 }
                 self.reject(
                     &m,
-                    format!("channel post: expected msg_type 2 or 3, got {other}"),
+                    format!("channel post: expected msg_type 2, 3 or 4, got {other}"),
                     None,
                 )
                 .await

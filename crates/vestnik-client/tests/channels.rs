@@ -6,8 +6,10 @@ mod common;
 use std::time::Duration;
 
 use anyhow::Context;
-use common::{contains, messages, no_more_messages, synced, system_event, unique, Server};
-use vestnik_client::{ClientError, Direction};
+use common::{
+    contains, eventually, messages, no_more_messages, synced, system_event, unique, Server,
+};
+use vestnik_client::{ClientError, Direction, MessageState};
 
 both_backends!(
     public_posts_reach_live_subscribers_once_and_the_log_fills_what_an_offline_one_missed,
@@ -37,10 +39,12 @@ async fn public_posts_reach_live_subscribers_once_and_the_log_fills_what_an_offl
 
     let texts: Vec<String> = (0..3).map(|i| unique(&format!("post {i}"))).collect();
     let mut seqs = Vec::new();
+    let mut ids = Vec::new();
     for t in &texts {
         let sent = owner.post(&channel.id, t).await?;
         assert_eq!(sent.conversation_id, channel.id);
         seqs.push(sent.seq);
+        ids.push(sent.message_id);
     }
     // Live: the online subscriber and the owner's other device, each post once, in order.
     let got = messages(&mut ev_online, 3).await.context("online")?;
@@ -64,6 +68,24 @@ async fn public_posts_reach_live_subscribers_once_and_the_log_fills_what_an_offl
     let history = offline.history(&channel.id, 10).await?;
     assert_eq!(history.len(), 3);
     assert_eq!(offline.read_channel(&channel.id).await?, 0);
+
+    // Deleted for everyone by the owner: the deletion record in the log
+    // reaches both subscribers (live), and each erases the post.
+    owner.delete_for_everyone(&channel.id, &ids[0]).await?;
+    for (name, c) in [("online", &online), ("offline", &offline)] {
+        eventually(&format!("{name} erases the post"), || async {
+            let history = c.history(&channel.id, 10).await?;
+            let entry = history
+                .iter()
+                .find(|h| h.message_id.as_deref() == Some(ids[0].as_str()))
+                .context("the post")?;
+            Ok(entry.state == MessageState::Deleted && entry.body.is_empty())
+        })
+        .await?;
+    }
+    // Reading the log again finds no post: the record is not one.
+    assert_eq!(online.read_channel(&channel.id).await?, 0);
+    no_more_messages(&mut ev_online, Duration::from_millis(300)).await?;
 
     // Subscribers read; they do not post.
     let e = online

@@ -194,9 +194,12 @@ pub struct ChannelPost {
     pub sender_user_id: String,
     /// The author's device that sent it.
     pub sender_device_id: String,
-    /// 2 = encrypted with the channel key (private), 3 = plaintext (public).
+    /// 2 = encrypted with the channel key (private), 3 = plaintext
+    /// (public), 4 = a deletion record: the post whose id is `ciphertext`
+    /// was deleted for everyone (its sender is who deleted it).
     pub msg_type: u8,
-    /// Base64 (of the plaintext, in a public channel).
+    /// Base64 (of the plaintext, in a public channel); with `msg_type` 4,
+    /// the deleted post's id.
     pub ciphertext: String,
     /// When the server stored it, Unix milliseconds.
     pub sent_at: i64,

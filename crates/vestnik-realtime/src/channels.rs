@@ -15,6 +15,10 @@ use crate::{Realtime, RealtimeError};
 pub const MSG_TYPE_CHANNEL_ENCRYPTED: i64 = 2;
 /// Plaintext, base64 (public channels).
 pub const MSG_TYPE_PLAIN: i64 = 3;
+/// A deletion record: the post whose id is its body was deleted for
+/// everyone. It takes its own seq, so a subscriber reading the log from
+/// where it left off learns of deletions of posts it already has.
+pub const MSG_TYPE_DELETION: i64 = 4;
 /// Posts per page of a log read.
 pub const LOG_PAGE_MAX: i64 = 500;
 
@@ -93,6 +97,54 @@ impl Realtime {
             seq: stored.seq,
             sent_at: stored.created_at,
         })
+    }
+
+    /// Appends a deletion record for `message_id` to the channel's log and
+    /// pushes it to the members' devices online: fan-out on read, like
+    /// posts, so a deletion costs O(1) writes however many subscribe.
+    pub(crate) async fn log_deletion(
+        &self,
+        auth: &SessionAuth,
+        conversation_id: &ConversationId,
+        message_id: &str,
+    ) -> Result<(), RealtimeError> {
+        let new = NewMessage {
+            id: ids::new_id(),
+            conversation_id: conversation_id.to_string(),
+            sender_user_id: auth.user_id.clone(),
+            sender_device_id: auth.device_id.clone(),
+            // A retry of the same deletion is answered with the first record.
+            client_msg_id: format!("deleted:{message_id}"),
+            created_at: self.clock.now_ms(),
+            envelopes: Vec::new(),
+            group_body: Some((MSG_TYPE_DELETION, message_id.to_owned())),
+        };
+        let (tx, rx) = oneshot::channel();
+        self.writer.submit(new, tx)?;
+        let stored = rx.await.map_err(|_| RealtimeError::Unavailable)??;
+        if stored.duplicate {
+            return Ok(());
+        }
+        let frame = ServerFrame::ChannelPost(ChannelPost {
+            message_id: stored.message_id,
+            conversation_id: conversation_id.to_string(),
+            seq: stored.seq,
+            sender_user_id: auth.user_id.clone(),
+            sender_device_id: auth.device_id.clone(),
+            msg_type: MSG_TYPE_DELETION as u8,
+            ciphertext: message_id.to_owned(),
+            sent_at: stored.created_at,
+        });
+        let devices = self.store.member_devices(conversation_id).await?;
+        self.deliver(
+            devices
+                .into_iter()
+                .filter(|d| *d != auth.device_id)
+                .map(|d| (d, frame.clone()))
+                .collect(),
+        )
+        .await;
+        Ok(())
     }
 
     /// A page of a channel's log after `after` (a seq), for its members.

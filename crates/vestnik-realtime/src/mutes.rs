@@ -74,7 +74,7 @@ impl Realtime {
 
     /// Deletes a message for everyone: its stored copy and queued envelopes
     /// go, and members get a `message_deleted` event (their clients remove
-    /// it). The sender may within `message_edit_window_secs`; a group's
+    /// it); in a channel, a deletion record in the log instead. The sender may within `message_edit_window_secs`; a group's
     /// owner and admins (a channel's owner) at any time.
     pub async fn delete_for_everyone(
         &self,
@@ -111,6 +111,11 @@ impl Realtime {
         self.store
             .delete_for_everyone(conversation_id, message_id)
             .await?;
+        if kind == "channel" {
+            // Subscribers read the log: the deletion goes there, not to
+            // every subscriber's queue.
+            return self.log_deletion(auth, conversation_id, message_id).await;
+        }
         let ev = SystemEvent {
             event_id: ids::new_id(),
             conversation_id: conversation_id.to_string(),
@@ -122,7 +127,6 @@ impl Realtime {
             message_id: Some(message_id.to_string()),
             at: self.clock.now_ms(),
         };
-        // Every member: a channel's subscribers hold its posts too.
         let users = self.store.members(conversation_id).await?;
         self.queue_event(ev, &users).await
     }

@@ -204,21 +204,7 @@ impl Client {
                 grant.size
             )));
         }
-        let res = self
-            .transfer_client()?
-            .get(self.signed_url(&grant.download))
-            .send()
-            .await
-            .map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
-        if !res.status().is_success() {
-            return Err(ClientError::Api {
-                status: res.status().as_u16(),
-                code: "download_refused".into(),
-                message: "the media store refused the download".into(),
-                devices: None,
-                pow: None,
-            });
-        }
+        let res = self.get_signed(&grant.download).await?;
         let image = res
             .bytes()
             .await

@@ -60,21 +60,7 @@ impl Client {
             .as_ref()
             .map(|k| AttachmentOpener::new(k, a.stored_size))
             .transpose()?;
-        let res = self
-            .transfer_client()?
-            .get(self.signed_url(download))
-            .send()
-            .await
-            .map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
-        if !res.status().is_success() {
-            return Err(ClientError::Api {
-                status: res.status().as_u16(),
-                code: "download_refused".into(),
-                message: "the media store refused the download".into(),
-                devices: None,
-                pow: None,
-            });
-        }
+        let res = self.get_signed(download).await?;
         let mut file = tokio::fs::File::create(part)
             .await
             .map_err(|e| io_error("creating", part, e))?;
@@ -134,5 +120,26 @@ impl Client {
             .await
             .map_err(|e| io_error("writing", part, e))?;
         Ok(written)
+    }
+
+    /// Starts a download at a signed URL; a refusal is an `Api` error
+    /// `download_refused` with the store's status.
+    pub(crate) async fn get_signed(&self, download: &SignedRequest) -> Result<reqwest::Response> {
+        let res = self
+            .transfer_client()?
+            .get(self.signed_url(download))
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
+        if !res.status().is_success() {
+            return Err(ClientError::Api {
+                status: res.status().as_u16(),
+                code: "download_refused".into(),
+                message: "the media store refused the download".into(),
+                devices: None,
+                pow: None,
+            });
+        }
+        Ok(res)
     }
 }

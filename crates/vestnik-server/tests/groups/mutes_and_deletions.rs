@@ -179,22 +179,67 @@ async fn messages_are_deleted_for_everyone_by_their_sender_in_time_or_by_a_manag
     let r = delete(&app, &owner_now, &other, &bobs).await;
     assert_eq!((r.status, r.code()), (404, "message_not_found"));
 
-    // A channel post deleted by its owner leaves the channel's history.
+    // A channel post deleted by its owner leaves the channel's log, and a
+    // deletion record takes its place at the end of it: subscribers learn
+    // of it by reading on (or live), not through a queued event each.
     let news = channel(&app, &owner, "public").await;
+    let reader = fresh(&app, "alice@example.org").await;
+    let r = app
+        .post_auth(
+            &format!("/v1/conversations/{news}/subscribe"),
+            &reader,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    ack_all(&app, &reader).await;
     let p = post(&app, &owner_now, &news, "p1").await;
     let post_id = p.body["message_id"].as_str().expect("id").to_owned();
     assert_eq!(post(&app, &owner_now, &news, "p2").await.status, 200);
+    let mut readers_socket = ws(&app, &reader).await;
+    assert_eq!(next(&mut readers_socket).await["type"], "synced");
     assert_eq!(delete(&app, &owner_now, &news, &post_id).await.status, 204);
+    let live = next_where(&mut readers_socket, |v| v["type"] == "channel_post").await;
+    assert_eq!(
+        (
+            live["msg_type"].as_i64(),
+            live["ciphertext"].as_str(),
+            live["seq"].as_i64()
+        ),
+        (Some(4), Some(post_id.as_str()), Some(3)),
+        "{live:?}"
+    );
     let log = app
-        .get_auth(&format!("/v1/conversations/{news}/posts"), &owner_now)
+        .get_auth(&format!("/v1/conversations/{news}/posts"), &reader)
         .await;
-    let seqs: Vec<i64> = log.body["posts"]
+    let entries: Vec<(i64, i64)> = log.body["posts"]
         .as_array()
         .expect("posts")
         .iter()
-        .filter_map(|p| p["seq"].as_i64())
+        .map(|p| {
+            (
+                p["seq"].as_i64().expect("seq"),
+                p["msg_type"].as_i64().expect("type"),
+            )
+        })
         .collect();
-    assert_eq!(seqs, [2]);
+    assert_eq!(entries, [(2, 3), (3, 4)]);
+    assert!(
+        of_type(&pending(&app, &reader).await, "system").is_empty(),
+        "nothing queued per subscriber"
+    );
+    // The record is not a post to delete; deleting again changes nothing.
+    let record = log.body["posts"][1]["message_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let r = delete(&app, &owner_now, &news, &record).await;
+    assert_eq!((r.status, r.code()), (404, "message_not_found"));
+    assert_eq!(delete(&app, &owner_now, &news, &post_id).await.status, 204);
+    let log = app
+        .get_auth(&format!("/v1/conversations/{news}/posts"), &reader)
+        .await;
+    assert_eq!(log.body["posts"].as_array().map(Vec::len), Some(2));
 }
 
 async fn fresh(app: &TestApp, email: &str) -> String {

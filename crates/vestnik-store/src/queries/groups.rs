@@ -329,7 +329,8 @@ impl<S: Backend> GroupStore for S {
 
     async fn message_meta(&self, message_id: &str) -> Result<Option<MessageMeta>> {
         Ok(
-            query("SELECT conversation_id, sender_user_id, created_at FROM messages WHERE id = $1")
+            // A channel's deletion records (msg_type 4) are not messages to delete.
+            query("SELECT conversation_id, sender_user_id, created_at FROM messages WHERE id = $1 AND COALESCE(msg_type, 0) <> 4")
                 .bind(message_id)
                 .fetch_optional(self.write())
                 .await?,
