@@ -83,10 +83,15 @@ impl<S: Backend> ErasureStore for S {
             .bind(user_id)
             .execute(&mut tx)
             .await?;
-        query("DELETE FROM messages WHERE sender_user_id = $1")
-            .bind(user_id)
-            .execute(&mut tx)
-            .await?;
+        // By device: (sender_device_id, client_msg_id) is indexed, the
+        // sender's user id is not (a scan of every message ever stored).
+        // Devices are never deleted before this, so every one is here.
+        for device_id in &erased.device_ids {
+            query("DELETE FROM messages WHERE sender_device_id = $1")
+                .bind(device_id)
+                .execute(&mut tx)
+                .await?;
+        }
 
         let media: Vec<(String, Option<String>)> =
             query("DELETE FROM media WHERE owner_id = $1 RETURNING object_key, thumbnail_key")
