@@ -79,16 +79,7 @@ impl Realtime {
                 ciphertext: body,
                 sent_at: stored.created_at,
             };
-            let devices = self.store.member_devices(&msg.conversation_id).await?;
-            let frame = ServerFrame::ChannelPost(post);
-            self.deliver(
-                devices
-                    .into_iter()
-                    .filter(|d| *d != auth.device_id)
-                    .map(|d| (d, frame.clone()))
-                    .collect(),
-            )
-            .await;
+            self.push_to_members(auth, post).await?;
         }
         Ok(Sent {
             client_msg_id: msg.client_msg_id,
@@ -125,7 +116,7 @@ impl Realtime {
         if stored.duplicate {
             return Ok(());
         }
-        let frame = ServerFrame::ChannelPost(ChannelPost {
+        let record = ChannelPost {
             message_id: stored.message_id,
             conversation_id: conversation_id.to_string(),
             seq: stored.seq,
@@ -134,8 +125,19 @@ impl Realtime {
             msg_type: MSG_TYPE_DELETION as u8,
             ciphertext: message_id.to_owned(),
             sent_at: stored.created_at,
-        });
-        let devices = self.store.member_devices(conversation_id).await?;
+        };
+        self.push_to_members(auth, record).await
+    }
+
+    /// Pushes a log entry to the channel members' devices that are online,
+    /// but the one that wrote it.
+    async fn push_to_members(
+        &self,
+        auth: &SessionAuth,
+        entry: ChannelPost,
+    ) -> Result<(), RealtimeError> {
+        let devices = self.store.member_devices(&entry.conversation_id).await?;
+        let frame = ServerFrame::ChannelPost(entry);
         self.deliver(
             devices
                 .into_iter()
